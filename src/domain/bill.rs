@@ -1,0 +1,221 @@
+//! What a hospital sends: the visit, the bill's four buckets and what insurance paid; its validation and its
+//! canonical form (what "the same request" means for idempotency, API.md).
+
+use chrono::{Days, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use super::money::{is_valid_fen, MAX_FEN};
+use super::rules::VisitType;
+use super::{is_valid_id, FieldError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Visit {
+    #[serde(rename = "type")]
+    pub visit_type: VisitType,
+    /// Local date of the visit; picks the ruleset in force and the calendar year of caps and deductibles.
+    pub date: NaiveDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amounts {
+    pub total_fen: i64,
+    pub in_scope_fen: i64,
+    pub pre_self_pay_fen: i64,
+    pub over_limit_fen: i64,
+    pub self_pay_fen: i64,
+}
+
+/// What insurance already paid; every field optional, absent = 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Insurance {
+    #[serde(default)]
+    pub basic_fen: i64,
+    #[serde(default)]
+    pub critical_illness_fen: i64,
+    #[serde(default)]
+    pub other_fen: i64,
+}
+
+impl Insurance {
+    pub fn total_fen(&self) -> i64 {
+        self.basic_fen + self.critical_illness_fen + self.other_fen
+    }
+}
+
+/// The bill part shared by settle and quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    pub card_id: String,
+    pub visit: Visit,
+    pub amounts: Amounts,
+    #[serde(default)]
+    pub insurance: Insurance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    pub hospital_settlement_id: String,
+    pub card_id: String,
+    pub visit: Visit,
+    pub amounts: Amounts,
+    #[serde(default)]
+    pub insurance: Insurance,
+}
+
+impl SettleRequest {
+    pub fn bill(&self) -> Bill<'_> {
+        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
+    }
+}
+
+impl QuoteRequest {
+    pub fn bill(&self) -> Bill<'_> {
+        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
+    }
+}
+
+/// A borrowed view of the fields that define "the same request".
+#[derive(Debug, Clone, Copy)]
+pub struct Bill<'a> {
+    pub card_id: &'a str,
+    pub visit: Visit,
+    pub amounts: Amounts,
+    pub insurance: Insurance,
+}
+
+impl Bill<'_> {
+    /// The API.md checks of a bill. `today` is the gateway's local date: a visit may lie at most one day ahead.
+    pub fn validate(&self, today: NaiveDate) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !is_valid_id(self.card_id) {
+            errors.push(FieldError::new("card_id", "must be 1-64 chars of A-Za-z0-9._:-"));
+        }
+        if today.checked_add_days(Days::new(1)).is_some_and(|limit| self.visit.date > limit) {
+            errors.push(FieldError::new(
+                "visit.date",
+                format!("must not be after {} (today + 1 day)", today + Days::new(1)),
+            ));
+        }
+        let a = &self.amounts;
+        let i = &self.insurance;
+        let fields = [
+            ("amounts.total_fen", a.total_fen),
+            ("amounts.in_scope_fen", a.in_scope_fen),
+            ("amounts.pre_self_pay_fen", a.pre_self_pay_fen),
+            ("amounts.over_limit_fen", a.over_limit_fen),
+            ("amounts.self_pay_fen", a.self_pay_fen),
+            ("insurance.basic_fen", i.basic_fen),
+            ("insurance.critical_illness_fen", i.critical_illness_fen),
+            ("insurance.other_fen", i.other_fen),
+        ];
+        let mut in_range = true;
+        for (field, value) in fields {
+            if !is_valid_fen(value) {
+                errors.push(FieldError::new(field, "must be an integer in 0..=9007199254740991"));
+                in_range = false;
+            }
+        }
+        if in_range {
+            // Each term is at most 2^53 - 1, so these sums cannot overflow i64.
+            let buckets = a.in_scope_fen + a.pre_self_pay_fen + a.over_limit_fen + a.self_pay_fen;
+            if buckets != a.total_fen {
+                errors.push(FieldError::new(
+                    "amounts.total_fen",
+                    format!("must equal in_scope + pre_self_pay + over_limit + self_pay = {buckets}"),
+                ));
+            }
+            if i.total_fen() > a.in_scope_fen {
+                errors.push(FieldError::new(
+                    "insurance",
+                    format!("insurance paid {} in total, more than in_scope_fen {}", i.total_fen(), a.in_scope_fen),
+                ));
+            }
+        }
+        debug_assert!(!in_range || a.total_fen <= MAX_FEN);
+        errors
+    }
+
+    /// The canonical form: two requests are "the same" exactly when their canonical forms are equal. Stored with the
+    /// settlement and compared in the settle script; kept readable on purpose (no hash, so no collisions and easy
+    /// to inspect in Redis).
+    pub fn canonical(&self) -> String {
+        let a = &self.amounts;
+        let i = &self.insurance;
+        format!(
+            "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            self.card_id,
+            self.visit.visit_type.as_str(),
+            self.visit.date,
+            a.total_fen,
+            a.in_scope_fen,
+            a.pre_self_pay_fen,
+            a.over_limit_fen,
+            a.self_pay_fen,
+            i.basic_fen,
+            i.critical_illness_fen,
+            i.other_fen
+        )
+    }
+
+    /// The residual buckets after insurance (RULES.md): `[in_scope, pre_self_pay, over_limit, self_pay]`.
+    pub fn residual(&self) -> [i64; 4] {
+        let a = &self.amounts;
+        [a.in_scope_fen - self.insurance.total_fen(), a.pre_self_pay_fen, a.over_limit_fen, a.self_pay_fen]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bill(total: i64, in_scope: i64, basic: i64) -> SettleRequest {
+        SettleRequest {
+            hospital_settlement_id: "H1-1".into(),
+            card_id: "C1".into(),
+            visit: Visit { visit_type: VisitType::Inpatient, date: "2026-11-29".parse().unwrap() },
+            amounts: Amounts {
+                total_fen: total,
+                in_scope_fen: in_scope,
+                pre_self_pay_fen: 0,
+                over_limit_fen: 0,
+                self_pay_fen: 0,
+            },
+            insurance: Insurance { basic_fen: basic, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn checks_sums_and_insurance() {
+        let today = "2026-11-29".parse().unwrap();
+        assert!(bill(100, 100, 100).bill().validate(today).is_empty());
+        assert_eq!(bill(99, 100, 0).bill().validate(today)[0].field, "amounts.total_fen");
+        assert_eq!(bill(100, 100, 101).bill().validate(today)[0].field, "insurance");
+        assert_eq!(bill(-1, -1, 0).bill().validate(today)[0].field, "amounts.total_fen");
+        let mut late = bill(1, 1, 0);
+        late.visit.date = "2026-12-01".parse().unwrap();
+        assert_eq!(late.bill().validate(today)[0].field, "visit.date");
+        late.visit.date = "2026-11-30".parse().unwrap();
+        assert!(late.bill().validate(today).is_empty());
+    }
+
+    #[test]
+    fn absent_insurance_equals_zero() {
+        let a: SettleRequest = serde_json::from_str(
+            r#"{"hospital_settlement_id":"x","card_id":"C1","visit":{"type":"outpatient","date":"2026-01-02"},
+            "amounts":{"total_fen":1,"in_scope_fen":1,"pre_self_pay_fen":0,"over_limit_fen":0,"self_pay_fen":0}}"#,
+        )
+        .unwrap();
+        let b: SettleRequest = serde_json::from_str(
+            r#"{"hospital_settlement_id":"y","card_id":"C1","visit":{"type":"outpatient","date":"2026-01-02"},
+            "amounts":{"total_fen":1,"in_scope_fen":1,"pre_self_pay_fen":0,"over_limit_fen":0,"self_pay_fen":0},
+            "insurance":{"basic_fen":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.bill().canonical(), b.bill().canonical());
+    }
+}

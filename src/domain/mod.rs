@@ -1,0 +1,43 @@
+//! The domain, pure: money, cardholders, rulesets, bills and the split algorithm of RULES.md.
+//!
+//! Nothing here does I/O or awaits. The HTTP layer turns JSON into these types (and back); the store records what
+//! the split decided. Validation errors name the offending field with a JSON-ish path (`programs[2].categories.
+//! dibao.ratio_bp`), the same path a client sees in `problem+json` `errors[].field`.
+
+pub mod bill;
+pub mod card;
+pub mod money;
+pub mod rules;
+pub mod settlement;
+pub mod split;
+
+/// One validation failure: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Identifiers chosen by the relief office (program ids, categories, tags): 1–64 chars of `a-z0-9_`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Identifiers chosen by hospitals and the card system (`hospital_settlement_id`, `card_id`, hospital ids):
+/// 1–64 chars of `A-Za-z0-9._:-`. No braces, so an id can never break a Redis Cluster hash tag.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}

@@ -1,0 +1,63 @@
+//! A recorded settlement (or quote) as the gateway answers it, and the tombstone of a cancelled id.
+
+use super::bill::{Amounts, Insurance, Visit};
+use super::split::Payment;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementStatus {
+    Settled,
+    Reversed,
+    Quote,
+}
+
+impl SettlementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettlementStatus::Settled => "settled",
+            SettlementStatus::Reversed => "reversed",
+            SettlementStatus::Quote => "quote",
+        }
+    }
+}
+
+/// A settlement as recorded: what the bill was and how it was split. Quotes use the same shape with no ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Opaque id, `None` for a quote.
+    pub settlement_id: Option<String>,
+    pub hospital_settlement_id: Option<String>,
+    /// The hospital that settled it (never shown to clients; it scopes who may see it).
+    pub hospital_id: Option<String>,
+    pub status: SettlementStatus,
+    pub card_id: String,
+    pub category: String,
+    pub visit: Visit,
+    pub amounts: Amounts,
+    pub insurance: Insurance,
+    pub ruleset_version: u64,
+    pub insurance_fen: i64,
+    pub payments: Vec<Payment>,
+    pub relief_fen: i64,
+    pub patient_fen: i64,
+    pub settled_at: Option<String>,
+    pub reversed_at: Option<String>,
+}
+
+impl Settlement {
+    /// The invariant of every settlement (RULES.md).
+    pub fn check_invariants(&self) -> bool {
+        self.insurance_fen + self.relief_fen + self.patient_fen == self.amounts.total_fen
+            && self.payments.iter().map(|p| p.paid_fen).sum::<i64>() == self.relief_fen
+            && self.insurance_fen >= 0
+            && self.relief_fen >= 0
+            && self.patient_fen >= 0
+    }
+}
+
+/// The record of a cancellation that arrived before (or instead of) its settlement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub card_id: String,
+    pub hospital_settlement_id: String,
+    pub reversed_at: String,
+}

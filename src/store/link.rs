@@ -1,0 +1,104 @@
+//! The one shared Redis connection and its supervisor: a circuit breaker that makes "Redis down" a fast 503.
+//!
+//! Requests clone the current `MultiplexedConnection` (cheap) under a short, never-awaited lock. When there is no
+//! healthy connection, a call fails at once with `Unavailable`, *before* anything is sent, which is what lets the
+//! API promise "503: nothing was changed". The supervisor task pings every `health_check_interval_ms`; a failed
+//! ping or an I/O error on a request drops the connection (breaker open) and the supervisor reconnects with the
+//! configured connect timeout (breaker closed again). redis-rs's `ConnectionManager` reconnects too, but a call
+//! made while it reconnects waits for the reconnect and cannot tell "not sent" from "sent, no answer", which is
+//! the distinction this gateway must report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
+use tokio::sync::Notify;
+
+pub struct Link {
+    client: Client,
+    config: AsyncConnectionConfig,
+    /// Bounds every health ping; also the per-request response timeout.
+    response_timeout: Duration,
+    connection: RwLock<Option<MultiplexedConnection>>,
+    /// Wakes the supervisor early after a request saw the connection break.
+    broken: Notify,
+    /// Counts breaker openings, for /metrics and tests.
+    pub openings: AtomicU64,
+}
+
+impl Link {
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        max_queued_commands: usize,
+    ) -> redis::RedisResult<Arc<Link>> {
+        let client = Client::open(url)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+            .set_pipeline_buffer_size(max_queued_commands);
+        Ok(Arc::new(Link {
+            client,
+            config,
+            response_timeout,
+            connection: RwLock::new(None),
+            broken: Notify::new(),
+            openings: AtomicU64::new(0),
+        }))
+    }
+
+    /// The healthy connection, or `None` while the breaker is open.
+    pub fn current(&self) -> Option<MultiplexedConnection> {
+        self.connection.read().expect("link lock").clone()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.connection.read().expect("link lock").is_some()
+    }
+
+    /// Opens the breaker: later calls fail fast until the supervisor has reconnected.
+    pub fn mark_broken(&self) {
+        if self.connection.write().expect("link lock").take().is_some() {
+            self.openings.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("redis connection lost; failing fast until it is back");
+        }
+        self.broken.notify_one();
+    }
+
+    /// Connects once (used at start-up and by the supervisor).
+    pub async fn connect(&self) -> redis::RedisResult<()> {
+        let conn = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
+        *self.connection.write().expect("link lock") = Some(conn);
+        Ok(())
+    }
+
+    async fn ping(&self, mut conn: MultiplexedConnection) -> bool {
+        let ping = redis::cmd("PING");
+        matches!(tokio::time::timeout(self.response_timeout, ping.query_async::<String>(&mut conn)).await, Ok(Ok(_)))
+    }
+
+    /// Runs forever: ping the healthy connection, reconnect a broken one.
+    pub async fn supervise(self: Arc<Self>, interval: Duration) {
+        loop {
+            match self.current() {
+                Some(conn) => {
+                    if !self.ping(conn).await {
+                        self.mark_broken();
+                        continue;
+                    }
+                }
+                None => match self.connect().await {
+                    Ok(()) => tracing::info!("redis connection (re)established"),
+                    Err(e) => tracing::debug!(error = %e, "redis reconnect failed"),
+                },
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.broken.notified() => {}
+            }
+        }
+    }
+}
