@@ -17,3 +17,6 @@
 
 pub mod domain;
 pub mod store;
+pub mod config;
+pub mod rulebook;
+pub mod app;

@@ -62,18 +62,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What the settle script decided.
 #[derive(Debug)]
 pub enum SettleOutcome {
-    /// Applied now. `before` holds the counters each covering program read, for the engine cross-check.
-    Settled {
-        settlement: Settlement,
-        before: Vec<ProgramUsage>,
-    },
+    /// Applied now. `check` is what the script read, for the engine cross-check.
+    Settled { settlement: Settlement, check: ScriptReads },
     /// The same request was settled before: the settlement as it stands now.
     Replayed(Settlement),
     /// A quote: what a settlement would be now.
-    Quoted {
-        settlement: Settlement,
-        before: Vec<ProgramUsage>,
-    },
+    Quoted { settlement: Settlement, check: ScriptReads },
     IdempotencyConflict,
     AlreadyReversed,
     CardNotFound,
@@ -93,6 +87,14 @@ pub enum ReverseOutcome {
     NotFound,
     /// The id is held by a settlement of another card.
     Conflict,
+}
+
+/// What the settle script read before splitting: the card's tags and, per covering program in order, its counters.
+/// The gateway re-runs the pure engine on these and must get the same split.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptReads {
+    pub card_tags: Vec<String>,
+    pub usage: Vec<(String, ProgramUsage)>,
 }
 
 /// Everything the settle script needs besides the keys.
@@ -424,12 +426,17 @@ impl Store {
         };
         Ok(match tag.as_str() {
             "settled" | "quote" | "replay" => {
-                let before = parse_before(reply.get(1).map(String::as_str).unwrap_or("")).map_err(corrupt)?;
-                let record = pairs(&reply[2..]);
-                let settlement = parse_settlement(&record).map_err(corrupt)?;
+                if reply.len() < 3 {
+                    return Err(corrupt(format!("short reply {reply:?}")));
+                }
+                let check = ScriptReads {
+                    usage: parse_before(&reply[1]).map_err(corrupt)?,
+                    card_tags: reply[2].split(',').filter(|t| !t.is_empty()).map(String::from).collect(),
+                };
+                let settlement = parse_settlement(&pairs(&reply[3..])).map_err(corrupt)?;
                 match tag.as_str() {
-                    "settled" => SettleOutcome::Settled { settlement, before },
-                    "quote" => SettleOutcome::Quoted { settlement, before },
+                    "settled" => SettleOutcome::Settled { settlement, check },
+                    "quote" => SettleOutcome::Quoted { settlement, check },
                     _ => SettleOutcome::Replayed(settlement),
                 }
             }
@@ -618,20 +625,22 @@ fn parse_card(fields: &HashMap<String, String>) -> Result<Option<Cardholder>, St
     }))
 }
 
-fn parse_before(s: &str) -> Result<Vec<ProgramUsage>, String> {
+fn parse_before(s: &str) -> Result<Vec<(String, ProgramUsage)>, String> {
     if s.is_empty() {
         return Ok(Vec::new());
     }
     s.split(';')
         .map(|line| {
-            let n: Vec<i64> = line
+            let (id, rest) = line.split_once(',').ok_or_else(|| format!("before {line:?}"))?;
+            let n: Vec<i64> = rest
                 .split(',')
                 .map(|x| x.parse::<i64>().map_err(|e| format!("before {line:?}: {e}")))
                 .collect::<Result<_, _>>()?;
             match n[..] {
-                [paid, ded, program] => {
-                    Ok(ProgramUsage { paid_fen: paid, deductible_met_fen: ded, program_paid_fen: program })
-                }
+                [paid, ded, program] => Ok((
+                    id.to_string(),
+                    ProgramUsage { paid_fen: paid, deductible_met_fen: ded, program_paid_fen: program },
+                )),
                 _ => Err(format!("before {line:?}")),
             }
         })

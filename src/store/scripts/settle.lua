@@ -43,7 +43,7 @@ if settle then
     if holder ~= ARGV[2] then return {'conflict'} end
     local rec = redis.call('HGETALL', KEYS[4])
     if field(rec, 'req') ~= ARGV[3] then return {'conflict'} end
-    return {'replay', '', unpack(rec)}
+    return {'replay', '', '', unpack(rec)}
   end
 end
 
@@ -105,7 +105,7 @@ for i = 1, tonumber(ARGV[17]) do
     relief = relief + pay
     pays[#pays + 1] = {id, pay, ded}
     lines[#lines + 1] = id .. ',' .. fmt(pay) .. ',' .. fmt(ded) .. ',' .. capped
-    befores[#befores + 1] = fmt(paid_before) .. ',' .. fmt(ded_met) .. ',' .. fmt(program_paid)
+    befores[#befores + 1] = id .. ',' .. fmt(paid_before) .. ',' .. fmt(ded_met) .. ',' .. fmt(program_paid)
   end
 end
 local patient = residual[1] + residual[2] + residual[3] + residual[4]
@@ -118,7 +118,7 @@ local rec = {
   'payments', table.concat(lines, ';'),
 }
 local before = table.concat(befores, ';')
-if not settle then return {'quote', before, unpack(rec)} end
+if not settle then return {'quote', before, card_tags, unpack(rec)} end
 
 -- 8. record: counters, the settlement, the id claim, the day's reconciliation
 for _, p in ipairs(pays) do
@@ -141,4 +141,4 @@ redis.call('HINCRBY', KEYS[6], 'patient_fen', fmt(patient))
 for _, p in ipairs(pays) do redis.call('HINCRBY', KEYS[6], 'p:' .. p[1], fmt(p[2])) end
 redis.call('RPUSH', KEYS[7], table.concat({'S', ARGV[14], ARGV[16], ARGV[13], ARGV[2], ARGV[10], fmt(insurance),
   fmt(relief), fmt(patient), table.concat(lines, ';')}, '|'))
-return {'settled', before, unpack(rec)}
+return {'settled', before, card_tags, unpack(rec)}

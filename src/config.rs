@@ -1,0 +1,384 @@
+//! Configuration: TOML (`config/gateway.toml` documents every key), overridden by environment variables
+//! `SETTLEGATE_<SECTION>_<KEY>` (top-level keys: `SETTLEGATE_<KEY>`). Unknown keys are refused, every limit has an
+//! explicit default, and [`Config::validate`] checks what types cannot. Secrets (a password in the Redis URL) are
+//! masked in `Debug`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The mTLS API address.
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[serde(default = "defaults::ops_listen")]
+    pub ops_listen: SocketAddr,
+    /// IANA zone of "local" dates: today's date, settlement days, the default year.
+    #[serde(default = "defaults::timezone")]
+    pub timezone: String,
+    pub tls: TlsConfig,
+    pub redis: RedisConfig,
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Server private key, PEM.
+    pub key: PathBuf,
+    /// The CA that signs hospital and relief-office client certificates, PEM.
+    pub client_ca: PathBuf,
+    /// Optional certificate revocation list(s), PEM.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`.
+    pub url: String,
+    /// Bound on establishing a connection.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Bound on every call; past it a write is an unknown outcome (504), a read is unavailable (503).
+    #[serde(default = "defaults::response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    /// How often the supervisor pings Redis; a failed ping opens the breaker (fast 503s) until it reconnects.
+    #[serde(default = "defaults::health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
+    /// Commands queued on the shared connection before callers wait (the pipeline's queue depth).
+    #[serde(default = "defaults::max_queued_commands")]
+    pub max_queued_commands: usize,
+    /// How often the gateway checks for a newly published ruleset (API.md: used within 1 s).
+    #[serde(default = "defaults::rules_refresh_ms")]
+    pub rules_refresh_ms: u64,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &mask_url_password(&self.url))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .field("health_check_interval_ms", &self.health_check_interval_ms)
+            .field("max_queued_commands", &self.max_queued_commands)
+            .field("rules_refresh_ms", &self.rules_refresh_ms)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+pub fn mask_url_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Certificate CNs with the relief-office (admin) role.
+    pub identities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per hospital (per gateway instance).
+    #[serde(default = "defaults::per_second")]
+    pub per_second: u32,
+    /// Requests a hospital may send at once above the sustained rate.
+    #[serde(default = "defaults::burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig { per_second: defaults::per_second(), burst: defaults::burst() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest JSON body (413 above).
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest cardholder import body (413 above).
+    #[serde(default = "defaults::max_import_bytes")]
+    pub max_import_bytes: usize,
+    /// Longest single line of an import.
+    #[serde(default = "defaults::max_import_line_bytes")]
+    pub max_import_line_bytes: usize,
+    /// Open client connections; further connections wait in the kernel backlog.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Bound on reading a request's headers (HTTP/1.1).
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Bound on the TLS handshake.
+    #[serde(default = "defaults::tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
+    /// Bound on handling one request (body read included), import excepted.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Bound on a cardholder import.
+    #[serde(default = "defaults::import_timeout_ms")]
+    pub import_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    /// How long SIGTERM waits for requests in flight before exiting anyway.
+    #[serde(default = "defaults::shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults deserialize")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `settlegate=debug,info`; `RUST_LOG` wins when set.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default = "defaults::log_format")]
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: defaults::log_level(), format: defaults::log_format() }
+    }
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    pub fn ops_listen() -> SocketAddr {
+        "127.0.0.1:9090".parse().expect("literal")
+    }
+    pub fn timezone() -> String {
+        "Asia/Shanghai".into()
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        1000
+    }
+    pub fn response_timeout_ms() -> u64 {
+        250
+    }
+    pub fn health_check_interval_ms() -> u64 {
+        500
+    }
+    pub fn max_queued_commands() -> usize {
+        4096
+    }
+    pub fn rules_refresh_ms() -> u64 {
+        250
+    }
+    pub fn per_second() -> u32 {
+        500
+    }
+    pub fn burst() -> u32 {
+        1000
+    }
+    pub fn max_body_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn max_import_bytes() -> usize {
+        64 * 1024 * 1024
+    }
+    pub fn max_import_line_bytes() -> usize {
+        4096
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn header_read_timeout_ms() -> u64 {
+        5000
+    }
+    pub fn tls_handshake_timeout_ms() -> u64 {
+        5000
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn import_timeout_ms() -> u64 {
+        600_000
+    }
+    pub fn max_concurrent_streams() -> u32 {
+        256
+    }
+    pub fn shutdown_grace_ms() -> u64 {
+        10_000
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+    pub fn log_format() -> String {
+        "text".into()
+    }
+}
+
+const SECTIONS: [&str; 6] = ["rate_limit", "limits", "redis", "admin", "tls", "log"];
+pub const ENV_PREFIX: &str = "SETTLEGATE_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Parse(String),
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, applies `SETTLEGATE_*` overrides from `env`, deserializes and validates.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_toml(&text, env)
+    }
+
+    pub fn from_toml(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let rest = rest.to_ascii_lowercase();
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw.clone()));
+            match SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) {
+                Some(section) => {
+                    let key = rest[section.len() + 1..].to_string();
+                    let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+                    let toml::Value::Table(t) = entry else {
+                        return Err(ConfigError::Invalid(format!("{name}: [{section}] is not a table")));
+                    };
+                    t.insert(key, value);
+                }
+                None => {
+                    table.insert(rest, value);
+                }
+            }
+        }
+        let config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return bad(format!("timezone {:?} is not an IANA zone", self.timezone));
+        }
+        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+            return bad("redis.url must start with redis:// or rediss://".into());
+        }
+        if self.admin.identities.is_empty() {
+            return bad("admin.identities must name at least one certificate CN".into());
+        }
+        for (name, v, lo, hi) in [
+            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms, 1, 60_000),
+            ("redis.response_timeout_ms", self.redis.response_timeout_ms, 1, 60_000),
+            ("redis.health_check_interval_ms", self.redis.health_check_interval_ms, 10, 600_000),
+            ("redis.rules_refresh_ms", self.redis.rules_refresh_ms, 10, 1000),
+            ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms, 1, 600_000),
+            ("limits.tls_handshake_timeout_ms", self.limits.tls_handshake_timeout_ms, 1, 600_000),
+            ("limits.request_timeout_ms", self.limits.request_timeout_ms, 1, 600_000),
+            ("limits.import_timeout_ms", self.limits.import_timeout_ms, 1, 86_400_000),
+            ("limits.shutdown_grace_ms", self.limits.shutdown_grace_ms, 0, 600_000),
+            ("rate_limit.per_second", self.rate_limit.per_second as u64, 1, 10_000_000),
+            ("rate_limit.burst", self.rate_limit.burst as u64, 1, 10_000_000),
+            ("limits.max_body_bytes", self.limits.max_body_bytes as u64, 1024, 64 << 20),
+            ("limits.max_import_bytes", self.limits.max_import_bytes as u64, 1024, 16 << 30),
+            ("limits.max_import_line_bytes", self.limits.max_import_line_bytes as u64, 256, 1 << 20),
+            ("limits.max_connections", self.limits.max_connections as u64, 1, 1_000_000),
+            ("limits.max_concurrent_streams", self.limits.max_concurrent_streams as u64, 1, 10_000),
+            ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return bad(format!("{name} = {v} must be in {lo}..={hi}"));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad(format!("log.format {:?} must be \"text\" or \"json\"", self.log.format));
+        }
+        Ok(())
+    }
+
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().expect("validated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen = "127.0.0.1:8443"
+[tls]
+cert = "s.pem"
+key = "s.key"
+client_ca = "ca.pem"
+[redis]
+url = "redis://:hunter2@127.0.0.1:6380"
+[admin]
+identities = ["relief-office"]
+"#;
+
+    #[test]
+    fn defaults_env_overrides_and_masking() {
+        let env = vec![
+            ("SETTLEGATE_REDIS_RESPONSE_TIMEOUT_MS".to_string(), "99".to_string()),
+            ("SETTLEGATE_RATE_LIMIT_BURST".to_string(), "7".to_string()),
+            ("SETTLEGATE_OPS_LISTEN".to_string(), "127.0.0.1:9999".to_string()),
+            ("SETTLEGATE_ADMIN_IDENTITIES".to_string(), r#"["a","b"]"#.to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::from_toml(MINIMAL, env).unwrap();
+        assert_eq!(c.redis.response_timeout_ms, 99);
+        assert_eq!(c.redis.connect_timeout_ms, 1000);
+        assert_eq!(c.rate_limit.burst, 7);
+        assert_eq!(c.ops_listen.port(), 9999);
+        assert_eq!(c.admin.identities, vec!["a", "b"]);
+        assert_eq!(c.limits.max_body_bytes, 65536);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2") && debug.contains(":***@"), "{debug}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_toml(&format!("{MINIMAL}\n[limits]\nmax_bodee = 1\n"), vec![]).unwrap_err();
+        assert!(err.to_string().contains("max_bodee"), "{err}");
+        let env = vec![("SETTLEGATE_REDIS_URLL".to_string(), "x".to_string())];
+        assert!(Config::from_toml(MINIMAL, env).unwrap_err().to_string().contains("urll"));
+        let bad = Config::from_toml(&MINIMAL.replace("Asia", "x"), vec![("SETTLEGATE_TIMEZONE".into(), "Mars/Base".into())]);
+        assert!(bad.unwrap_err().to_string().contains("Mars/Base"));
+    }
+}

@@ -1,0 +1,100 @@
+//! The published rulesets, cached in memory and refreshed from Redis.
+//!
+//! Every `rules_refresh_ms` (default 250 ms) each gateway instance reads one counter (`HGET sg:rulesets latest`)
+//! and reloads the rulesets when it moved, so a ruleset published on any instance is in use everywhere within
+//! 1 s. A poll rather than pub/sub: it needs no dedicated connection, cannot miss a message across a reconnect, and
+//! costs one tiny read per instance per interval.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::domain::rules::{in_force, Ruleset, VisitType};
+use crate::store::{script_specs, Store};
+
+/// A ruleset with its settle-script program specs, one list per visit type.
+pub struct CompiledRuleset {
+    pub ruleset: Ruleset,
+    specs: [Vec<String>; 3],
+}
+
+impl CompiledRuleset {
+    pub fn new(ruleset: Ruleset) -> CompiledRuleset {
+        let specs = VisitType::ALL.map(|v| script_specs(&ruleset, v));
+        CompiledRuleset { ruleset, specs }
+    }
+
+    pub fn specs(&self, visit_type: VisitType) -> &[String] {
+        &self.specs[visit_type as usize]
+    }
+}
+
+/// An immutable snapshot of all published rulesets.
+#[derive(Default)]
+pub struct Rulebook {
+    pub rulesets: Vec<Arc<CompiledRuleset>>,
+    plain: Vec<Ruleset>,
+}
+
+impl Rulebook {
+    pub fn new(mut rulesets: Vec<Ruleset>) -> Rulebook {
+        rulesets.sort_by_key(|r| r.version);
+        let compiled = rulesets.iter().cloned().map(|r| Arc::new(CompiledRuleset::new(r))).collect();
+        Rulebook { rulesets: compiled, plain: rulesets }
+    }
+
+    pub fn latest_version(&self) -> u64 {
+        self.plain.last().map(|r| r.version).unwrap_or(0)
+    }
+
+    pub fn all(&self) -> &[Ruleset] {
+        &self.plain
+    }
+
+    /// RULES.md: the ruleset in force for a visit on `date`.
+    pub fn in_force(&self, date: NaiveDate) -> Option<Arc<CompiledRuleset>> {
+        let version = in_force(&self.plain, date)?.version;
+        self.rulesets.iter().find(|r| r.ruleset.version == version).cloned()
+    }
+}
+
+#[derive(Default)]
+pub struct RulebookCache {
+    current: RwLock<Arc<Rulebook>>,
+}
+
+impl RulebookCache {
+    pub fn snapshot(&self) -> Arc<Rulebook> {
+        self.current.read().expect("rulebook lock").clone()
+    }
+
+    pub fn replace(&self, rulesets: Vec<Ruleset>) {
+        let book = Arc::new(Rulebook::new(rulesets));
+        *self.current.write().expect("rulebook lock") = book;
+    }
+
+    /// Loads the rulesets when Redis has a newer version than the snapshot. Returns the version now in use.
+    pub async fn refresh(&self, store: &Store) -> Result<u64, crate::store::StoreError> {
+        let latest = store.latest_ruleset_version().await?;
+        let have = self.snapshot().latest_version();
+        if latest != have {
+            let rulesets = store.load_rulesets().await?;
+            let version = rulesets.last().map(|r| r.version).unwrap_or(0);
+            self.replace(rulesets);
+            tracing::info!(ruleset_version = version, "rulesets reloaded");
+            return Ok(version);
+        }
+        Ok(have)
+    }
+
+    /// Runs forever, refreshing every `interval`.
+    pub async fn keep_fresh(self: Arc<Self>, store: Arc<Store>, interval: Duration) {
+        loop {
+            if let Err(e) = self.refresh(&store).await {
+                tracing::debug!(error = %e, "ruleset refresh failed");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
