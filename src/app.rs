@@ -15,7 +15,9 @@ use crate::domain::split::{covering_programs, split, ProgramUsage};
 use crate::domain::{is_valid_id, FieldError};
 use crate::rulebook::{CompiledRuleset, RulebookCache};
 use crate::store::keys::SettlementRef;
-use crate::store::{DayTotals, ReverseOutcome, ScriptReads, SettleCall, SettleOutcome, Store, StoreError, StoreErrorKind};
+use crate::store::{
+    DayTotals, ReverseOutcome, ScriptReads, SettleCall, SettleOutcome, Store, StoreError, StoreErrorKind,
+};
 
 /// Every failure a client can see, one variant per API.md error code.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e.kind {
-            StoreErrorKind::Unavailable => ApiError::Unavailable("the settlement store is unavailable; nothing was changed".into()),
+            StoreErrorKind::Unavailable => {
+                ApiError::Unavailable("the settlement store is unavailable; nothing was changed".into())
+            }
             StoreErrorKind::OutcomeUnknown => ApiError::OutcomeUnknown(
                 "the settlement store did not answer in time; the request may still be applied. \
                  Retrying with the same hospital_settlement_id is safe"
@@ -168,12 +172,15 @@ impl App {
             return Err(ApiError::Invalid(errors));
         }
         let (settled_at, settled_day) = self.stamp();
-        let outcome = self.run_settle(Some((hospital_id, &req.hospital_settlement_id)), req.bill(), &settled_at, &settled_day).await?;
+        let outcome = self
+            .run_settle(Some((hospital_id, &req.hospital_settlement_id)), req.bill(), &settled_at, &settled_day)
+            .await?;
         match outcome {
             SettleOutcome::Settled { settlement, .. } => {
                 metrics::counter!("settlegate_settlements_total", "outcome" => "settled").increment(1);
                 for p in &settlement.payments {
-                    metrics::counter!("settlegate_relief_paid_fen_total", "program" => p.program.clone()).increment(p.paid_fen as u64);
+                    metrics::counter!("settlegate_relief_paid_fen_total", "program" => p.program.clone())
+                        .increment(p.paid_fen as u64);
                 }
                 tracing::info!(card = %mask_card(&req.card_id), hsid = %req.hospital_settlement_id,
                     relief_fen = settlement.relief_fen, patient_fen = settlement.patient_fen, "settled");
@@ -242,10 +249,8 @@ impl App {
             return Err(ApiError::Invalid(errors));
         }
         let compiled = self.rules.snapshot().in_force(req.visit.date);
-        let names: Vec<&str> = compiled
-            .as_deref()
-            .map(|c| c.ruleset.programs.iter().map(|p| p.id.as_str()).collect())
-            .unwrap_or_default();
+        let names: Vec<&str> =
+            compiled.as_deref().map(|c| c.ruleset.programs.iter().map(|p| p.id.as_str()).collect()).unwrap_or_default();
         let year = req.visit.date.year();
         let Some((card, usage)) = self.store.card_and_usage(&req.card_id, year, &names).await? else {
             return Err(ApiError::CardNotFound(req.card_id.clone()));
@@ -306,7 +311,10 @@ impl App {
         let (at, by_hsid) = match (&req.hospital_settlement_id, &req.settlement_id) {
             (Some(hsid), None) => {
                 check_ids(&req.card_id, Some(hsid))?;
-                (SettlementRef { card_id: req.card_id.clone(), hospital_id: hospital_id.into(), hsid: hsid.clone() }, true)
+                (
+                    SettlementRef { card_id: req.card_id.clone(), hospital_id: hospital_id.into(), hsid: hsid.clone() },
+                    true,
+                )
             }
             (None, Some(sid)) => {
                 check_ids(&req.card_id, None)?;
@@ -364,7 +372,11 @@ impl App {
         Ok(card)
     }
 
-    pub async fn get_cardholder(&self, card_id: &str, year: Option<i32>) -> ApiResult<(Cardholder, i32, Vec<(String, i64, i64)>)> {
+    pub async fn get_cardholder(
+        &self,
+        card_id: &str,
+        year: Option<i32>,
+    ) -> ApiResult<(Cardholder, i32, Vec<(String, i64, i64)>)> {
         check_ids(card_id, None)?;
         let year = year.unwrap_or_else(|| self.today().year());
         let (card, usage) = self
@@ -410,7 +422,12 @@ impl App {
         let pools = programs
             .into_iter()
             .zip(paid)
-            .map(|((program, budget_fen), paid_fen)| Pool { program, budget_fen, paid_fen, left_fen: (budget_fen - paid_fen).max(0) })
+            .map(|((program, budget_fen), paid_fen)| Pool {
+                program,
+                budget_fen,
+                paid_fen,
+                left_fen: (budget_fen - paid_fen).max(0),
+            })
             .collect();
         Ok((year, Some(c.ruleset.version), pools))
     }
@@ -451,8 +468,12 @@ fn refusal(outcome: SettleOutcome, card_id: &str) -> ApiError {
             ApiError::AlreadyReversed("this hospital_settlement_id was reversed before it was settled".into())
         }
         SettleOutcome::CardNotFound => ApiError::CardNotFound(card_id.to_string()),
-        SettleOutcome::NotEligible(why) => ApiError::NotEligible(format!("card {card_id} is {}", why.as_str().replace('_', " "))),
-        SettleOutcome::NoRulesInForce => ApiError::NoRulesInForce("no published ruleset is in force on the visit date".into()),
+        SettleOutcome::NotEligible(why) => {
+            ApiError::NotEligible(format!("card {card_id} is {}", why.as_str().replace('_', " ")))
+        }
+        SettleOutcome::NoRulesInForce => {
+            ApiError::NoRulesInForce("no published ruleset is in force on the visit date".into())
+        }
         SettleOutcome::Settled { .. } | SettleOutcome::Replayed(_) | SettleOutcome::Quoted { .. } => {
             ApiError::Internal("unexpected store outcome".into())
         }

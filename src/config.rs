@@ -274,7 +274,8 @@ impl Config {
             match SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) {
                 Some(section) => {
                     let key = rest[section.len() + 1..].to_string();
-                    let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+                    let entry =
+                        table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
                     let toml::Value::Table(t) = entry else {
                         return Err(ConfigError::Invalid(format!("{name}: [{section}] is not a table")));
                     };
@@ -378,7 +379,8 @@ identities = ["relief-office"]
         assert!(err.to_string().contains("max_bodee"), "{err}");
         let env = vec![("SETTLEGATE_REDIS_URLL".to_string(), "x".to_string())];
         assert!(Config::from_toml(MINIMAL, env).unwrap_err().to_string().contains("urll"));
-        let bad = Config::from_toml(&MINIMAL.replace("Asia", "x"), vec![("SETTLEGATE_TIMEZONE".into(), "Mars/Base".into())]);
+        let bad =
+            Config::from_toml(&MINIMAL.replace("Asia", "x"), vec![("SETTLEGATE_TIMEZONE".into(), "Mars/Base".into())]);
         assert!(bad.unwrap_err().to_string().contains("Mars/Base"));
     }
 }

@@ -15,8 +15,13 @@
 //! * [`config`] — TOML + environment overrides, validated, with explicit defaults for every limit.
 //! * [`certs`], [`demo`] — development certificates (rcgen) and the one-command demo.
 
-pub mod domain;
-pub mod store;
-pub mod config;
-pub mod rulebook;
 pub mod app;
+pub mod certs;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod ops;
+pub mod rulebook;
+pub mod store;

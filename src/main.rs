@@ -1,1 +1,173 @@
-fn main() {}
+//! The `settlegate` command line. Everything else lives in the library; see `lib.rs` for the module map.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use settlegate::config::Config;
+
+/// settlegate — real-time medical settlement gateway: splits a hospital bill between insurance, relief programs,
+/// a charity fund and the patient, atomically, over mutual TLS.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the mTLS API and the ops listener until SIGTERM/SIGINT (requests in flight finish, then exit 0).
+    Serve {
+        /// Gateway config (TOML); every key can be overridden by SETTLEGATE_<SECTION>_<KEY>.
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Try it: dev certificates, a private redis-server if none is configured and reachable, the example ruleset
+    /// and cardholders, the gateway on https://localhost:8443, and curl commands to paste.
+    Demo {
+        /// Where certificates and the generated config go.
+        #[arg(long, default_value = ".demo")]
+        dir: PathBuf,
+        /// Use this Redis if it answers (else a private redis-server is started).
+        #[arg(long, env = "SETTLEGATE_DEMO_REDIS_URL")]
+        redis_url: Option<String>,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        ops_listen: String,
+        /// Ruleset to publish.
+        #[arg(long, default_value = "config/rules.example.toml")]
+        rules: PathBuf,
+        /// Cardholders to import (NDJSON or CSV).
+        #[arg(long, default_value = "config/cardholders.example.ndjson")]
+        cardholders: PathBuf,
+    },
+    /// Make a dev CA, a server certificate and client certificates (CN = each name) with rcgen.
+    Certs {
+        /// Output directory: ca.pem ca.key server.pem server.key <name>.pem <name>.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// A hospital identity (repeat for several).
+        #[arg(long = "hospital")]
+        hospitals: Vec<String>,
+        /// A relief-office identity (repeat for several); list it in admin.identities.
+        #[arg(long = "admin")]
+        admins: Vec<String>,
+        /// DNS names / IPs of the server certificate.
+        #[arg(long = "server-name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        server_names: Vec<String>,
+    },
+    /// Publish or show rulesets, straight in the configured Redis.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Import cardholders, straight into the configured Redis.
+    Cardholders {
+        #[command(subcommand)]
+        command: CardholdersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate FILE (TOML, or JSON if it ends in .json) and publish it as the next version.
+    Publish {
+        file: PathBuf,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Print the published rulesets (or one version) as JSON.
+    Show {
+        #[arg(long)]
+        version: Option<u64>,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardholdersCommand {
+    /// Import FILE: NDJSON (one RULES.md cardholder per line) or CSV
+    /// (card_id,category,valid_from,valid_until,status,tags with tags separated by ';').
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path, std::env::vars()).map_err(|e| e.to_string())
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load(&config)?;
+            settlegate::gateway::init_logging(&config.log.level, &config.log.format);
+            tracing::info!(?config, "configuration");
+            settlegate::gateway::run(config).await
+        }
+        Command::Demo { dir, redis_url, listen, ops_listen, rules, cardholders } => {
+            settlegate::gateway::init_logging("warn", "text");
+            settlegate::demo::run(settlegate::demo::DemoOptions {
+                dir,
+                redis_url,
+                listen,
+                ops_listen,
+                rules,
+                cardholders,
+            })
+            .await
+        }
+        Command::Certs { out, hospitals, admins, server_names } => {
+            let clients: Vec<String> = hospitals.into_iter().chain(admins).collect();
+            settlegate::certs::generate(&out, &server_names, &clients)?;
+            println!("wrote ca, server and {} client certificates to {}", clients.len(), out.display());
+            Ok(())
+        }
+        Command::Rules { command } => match command {
+            RulesCommand::Publish { file, config } => {
+                let config = load(&config)?;
+                let input = settlegate::demo::read_ruleset(&file)?;
+                let (_, store) = settlegate::gateway::open_store(&config).await?;
+                let now = chrono::Utc::now().with_timezone(&config.tz()).to_rfc3339();
+                let version = store.publish_ruleset(&input, &now).await.map_err(|e| e.to_string())?;
+                println!("published {} as version {version}", file.display());
+                Ok(())
+            }
+            RulesCommand::Show { version, config } => {
+                let config = load(&config)?;
+                let (_, store) = settlegate::gateway::open_store(&config).await?;
+                let all = store.load_rulesets().await.map_err(|e| e.to_string())?;
+                let shown: Vec<_> = all.into_iter().filter(|r| version.is_none_or(|v| r.version == v)).collect();
+                println!("{}", serde_json::to_string_pretty(&shown).expect("json"));
+                Ok(())
+            }
+        },
+        Command::Cardholders { command: CardholdersCommand::Import { file, config } } => {
+            let config = load(&config)?;
+            let cards = settlegate::demo::read_cardholders(&file)?;
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            for chunk in cards.chunks(500) {
+                store.put_cardholders(chunk).await.map_err(|e| e.to_string())?;
+            }
+            println!("imported {} cardholders", cards.len());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("settlegate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -63,11 +63,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug)]
 pub enum SettleOutcome {
     /// Applied now. `check` is what the script read, for the engine cross-check.
-    Settled { settlement: Settlement, check: ScriptReads },
+    Settled {
+        settlement: Settlement,
+        check: ScriptReads,
+    },
     /// The same request was settled before: the settlement as it stands now.
     Replayed(Settlement),
     /// A quote: what a settlement would be now.
-    Quoted { settlement: Settlement, check: ScriptReads },
+    Quoted {
+        settlement: Settlement,
+        check: ScriptReads,
+    },
     IdempotencyConflict,
     AlreadyReversed,
     CardNotFound,
@@ -158,7 +164,7 @@ impl Store {
             reverse_script: Script::new(include_str!("scripts/reverse.lua")),
             publish_script: Script::new(
                 "local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)\n\
-                 redis.call('HSET', KEYS[1], v, string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1))\n\
+                 redis.call('HSET', KEYS[1], v, (string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)))\n\
                  return v",
             ),
             response_timeout,

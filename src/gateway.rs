@@ -1,0 +1,87 @@
+//! Start-up wiring for `settlegate serve`: logging, metrics, the Redis link and its supervisor, the rulebook
+//! refresher, the rate-limiter pruner, the ops listener, and the API server until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::http::ratelimit::HospitalLimiter;
+use crate::http::{server, tls, Ctx};
+use crate::ops::{self, Ops};
+use crate::rulebook::RulebookCache;
+use crate::store::link::Link;
+use crate::store::Store;
+
+/// How often idle hospitals are pruned from the rate limiter.
+const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+pub fn init_logging(level: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}
+
+/// Connects to Redis (once; the supervisor keeps trying if Redis is not up yet) and builds the store.
+pub async fn open_store(config: &Config) -> Result<(Arc<Link>, Arc<Store>), String> {
+    let response_timeout = Duration::from_millis(config.redis.response_timeout_ms);
+    let link = Link::new(
+        &config.redis.url,
+        Duration::from_millis(config.redis.connect_timeout_ms),
+        response_timeout,
+        config.redis.max_queued_commands,
+    )
+    .map_err(|e| format!("redis.url: {e}"))?;
+    if let Err(e) = link.connect().await {
+        tracing::warn!(error = %e, "redis not reachable yet; serving 503 until it is");
+    }
+    let store = Arc::new(Store::new(link.clone(), response_timeout));
+    Ok((link, store))
+}
+
+/// Runs the gateway until SIGTERM or SIGINT; returns after requests in flight have finished.
+pub async fn run(config: Config) -> Result<(), String> {
+    let tls_config = tls::server_config(&config.tls)?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let ops_listener =
+        TcpListener::bind(config.ops_listen).await.map_err(|e| format!("ops_listen {}: {e}", config.ops_listen))?;
+    let metrics = ops::install_metrics();
+    let (link, store) = open_store(&config).await?;
+
+    let rules = Arc::new(RulebookCache::default());
+    if let Err(e) = rules.refresh(&store).await {
+        tracing::warn!(error = %e, "rulesets not loaded yet; the refresher keeps trying");
+    }
+    tokio::spawn(link.clone().supervise(Duration::from_millis(config.redis.health_check_interval_ms)));
+    tokio::spawn(rules.clone().keep_fresh(store.clone(), Duration::from_millis(config.redis.rules_refresh_ms)));
+    tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
+
+    let ctx = Arc::new(Ctx {
+        app: App { store, rules, tz: config.tz() },
+        limits: config.limits.clone(),
+        limiter: HospitalLimiter::new(config.rate_limit.per_second, config.rate_limit.burst),
+        admins: config.admin.identities.clone(),
+    });
+    let pruner = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LIMITER_PRUNE_INTERVAL).await;
+            pruner.limiter.prune();
+        }
+    });
+    tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %crate::config::mask_url_password(&config.redis.url), "settlegate serving");
+    server::serve(ctx, listener, tls_config, shutdown_signal()).await;
+    tracing::info!("settlegate stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

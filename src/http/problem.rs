@@ -1,0 +1,90 @@
+//! One error → one HTTP status, `code` and title (API.md "Errors"), rendered as `application/problem+json`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+
+use super::Body;
+use crate::app::ApiError;
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::CardNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::IdempotencyConflict(_) | ApiError::AlreadyReversed(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotEligible(_) | ApiError::NoRulesInForce(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(_) => "invalid_request",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::CardNotFound(_) => "card_not_found",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
+            ApiError::AlreadyReversed(_) => "already_reversed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotEligible(_) => "not_eligible",
+            ApiError::NoRulesInForce(_) => "no_rules_in_force",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::OutcomeUnknown(_) => "outcome_unknown",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(_) => "Invalid request",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::CardNotFound(_) => "Card not found",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::IdempotencyConflict(_) => "Idempotency conflict",
+            ApiError::AlreadyReversed(_) => "Already reversed",
+            ApiError::PayloadTooLarge(_) => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::NotEligible(_) => "Card not eligible",
+            ApiError::NoRulesInForce(_) => "No rules in force",
+            ApiError::RateLimited { .. } => "Rate limited",
+            ApiError::Unavailable(_) => "Store unavailable",
+            ApiError::OutcomeUnknown(_) => "Outcome unknown",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    pub fn to_response(&self) -> Response<Body> {
+        let mut body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title(),
+            "status": self.status().as_u16(),
+            "code": self.code(),
+            "detail": self.to_string(),
+        });
+        if let ApiError::Invalid(errors) = self {
+            body["errors"] = serde_json::to_value(errors).expect("field errors serialise");
+        }
+        let mut resp = Response::new(super::full(Bytes::from(serde_json::to_vec(&body).expect("json"))));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match self {
+            ApiError::RateLimited { retry_after_s } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            ApiError::Unavailable(_) => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}

@@ -1,0 +1,153 @@
+//! JSON ⇄ domain: strict parsing that names the offending field, and the response bodies of API.md.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::app::{ApiError, Eligibility, Pool, Reversal};
+use crate::domain::card::Cardholder;
+use crate::domain::settlement::{Settlement, SettlementStatus};
+use crate::domain::split::Payment;
+use crate::domain::FieldError;
+use crate::store::{DayEvent, DayTotals};
+
+/// Parses a JSON body strictly (unknown fields, wrong types, floats for integers: 400 naming the field).
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_string() } else { path };
+            Err(ApiError::Invalid(vec![FieldError::new(field, e.into_inner().to_string())]))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PaymentJson<'a> {
+    program: &'a str,
+    paid_fen: i64,
+    deductible_applied_fen: i64,
+    capped_by: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct SettlementJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settlement_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hospital_settlement_id: Option<&'a str>,
+    status: &'static str,
+    card_id: &'a str,
+    category: &'a str,
+    visit: &'a crate::domain::bill::Visit,
+    ruleset_version: u64,
+    total_fen: i64,
+    insurance_fen: i64,
+    payments: Vec<PaymentJson<'a>>,
+    relief_fen: i64,
+    patient_fen: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settled_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reversed_at: Option<&'a str>,
+}
+
+fn payments(p: &[Payment]) -> Vec<PaymentJson<'_>> {
+    p.iter()
+        .map(|p| PaymentJson {
+            program: &p.program,
+            paid_fen: p.paid_fen,
+            deductible_applied_fen: p.deductible_applied_fen,
+            capped_by: p.capped_by.map(|c| c.as_str()),
+        })
+        .collect()
+}
+
+pub fn settlement(s: &Settlement) -> Vec<u8> {
+    let quote = s.status == SettlementStatus::Quote;
+    let body = SettlementJson {
+        settlement_id: if quote { None } else { s.settlement_id.as_deref() },
+        hospital_settlement_id: if quote { None } else { s.hospital_settlement_id.as_deref() },
+        status: s.status.as_str(),
+        card_id: &s.card_id,
+        category: &s.category,
+        visit: &s.visit,
+        ruleset_version: s.ruleset_version,
+        total_fen: s.amounts.total_fen,
+        insurance_fen: s.insurance_fen,
+        payments: payments(&s.payments),
+        relief_fen: s.relief_fen,
+        patient_fen: s.patient_fen,
+        settled_at: if quote { None } else { s.settled_at.as_deref() },
+        reversed_at: if s.status == SettlementStatus::Reversed { s.reversed_at.as_deref() } else { None },
+    };
+    serde_json::to_vec(&body).expect("settlement serialises")
+}
+
+pub fn reversal(r: &Reversal) -> Vec<u8> {
+    match r {
+        Reversal::Settlement(s) => settlement(s),
+        Reversal::ReversedBeforeSettled(t) => to_vec(&json!({
+            "status": "reversed_before_settled",
+            "card_id": t.card_id,
+            "hospital_settlement_id": t.hospital_settlement_id,
+            "reversed_at": t.reversed_at,
+        })),
+    }
+}
+
+pub fn eligibility(e: &Eligibility) -> Vec<u8> {
+    let programs: Vec<Value> = e
+        .programs
+        .iter()
+        .map(|p| {
+            json!({"program": p.program, "ratio_bp": p.ratio_bp, "deductible_left_fen": p.deductible_left_fen,
+                   "annual_cap_left_fen": p.annual_cap_left_fen, "per_visit_cap_fen": p.per_visit_cap_fen})
+        })
+        .collect();
+    to_vec(&json!({"card_id": e.card_id, "eligible": e.eligible, "reason": e.reason, "category": e.category,
+                   "ruleset_version": e.ruleset_version, "programs": programs}))
+}
+
+pub fn day_totals(date: &str, hospital_id: &str, t: &DayTotals) -> Value {
+    let by_program: serde_json::Map<String, Value> = t.by_program.iter().map(|(p, v)| (p.clone(), json!(v))).collect();
+    json!({"date": date, "hospital_id": hospital_id, "settled_count": t.settled_count, "reversed_count": t.reversed_count,
+           "net": {"total_fen": t.total_fen, "insurance_fen": t.insurance_fen, "relief_fen": t.relief_fen,
+                   "patient_fen": t.patient_fen, "by_program": by_program}})
+}
+
+/// One NDJSON line of `GET /v1/reconciliation/settlements` (amounts negative for reversals), newline included.
+pub fn day_event(e: &DayEvent) -> Vec<u8> {
+    let by_program: serde_json::Map<String, Value> = e.by_program.iter().map(|(p, v)| (p.clone(), json!(v))).collect();
+    let mut line = to_vec(&json!({
+        "event": if e.reversal { "reversed" } else { "settled" }, "at": e.at, "settlement_id": e.settlement_id,
+        "hospital_settlement_id": e.hospital_settlement_id, "card_id": e.card_id, "total_fen": e.total_fen,
+        "insurance_fen": e.insurance_fen, "relief_fen": e.relief_fen, "patient_fen": e.patient_fen,
+        "by_program": by_program}));
+    line.push(b'\n');
+    line
+}
+
+pub fn cardholder_with_usage(card: &Cardholder, year: i32, usage: &[(String, i64, i64)]) -> Vec<u8> {
+    let mut v = serde_json::to_value(card).expect("cardholder serialises");
+    v["year"] = json!(year);
+    v["usage"] = usage
+        .iter()
+        .map(|(program, paid, ded)| json!({"program": program, "paid_fen": paid, "deductible_met_fen": ded}))
+        .collect();
+    to_vec(&v)
+}
+
+pub fn pools(year: i32, version: Option<u64>, pools: &[Pool]) -> Vec<u8> {
+    let list: Vec<Value> = pools
+        .iter()
+        .map(|p| json!({"program": p.program, "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen}))
+        .collect();
+    to_vec(&json!({"year": year, "ruleset_version": version, "pools": list}))
+}
+
+pub fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("json serialises")
+}

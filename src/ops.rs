@@ -1,0 +1,78 @@
+//! The ops listener (plain HTTP, no client certificate): `/healthz` (process up), `/readyz` (Redis reachable and a
+//! ruleset loaded) and `/metrics` (Prometheus text format).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::http::{full, Body};
+use crate::rulebook::RulebookCache;
+use crate::store::link::Link;
+
+/// Installs the global metrics recorder; `None` if one is installed already.
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    let buckets = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+        .ok()?
+        .install_recorder()
+        .ok()
+}
+
+pub struct Ops {
+    pub link: Arc<Link>,
+    pub rules: Arc<RulebookCache>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl Ops {
+    fn respond(&self, path: &str) -> Response<Body> {
+        let (status, content_type, body) = match path {
+            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            "/readyz" => {
+                let redis = self.link.is_up();
+                let version = self.rules.snapshot().latest_version();
+                if redis && version > 0 {
+                    (StatusCode::OK, "text/plain", format!("ready: redis up, ruleset version {version}\n"))
+                } else {
+                    let detail = format!("redis {}, ruleset version {version}", if redis { "up" } else { "down" });
+                    let body = serde_json::json!({"type": "about:blank", "title": "Not ready", "status": 503,
+                                                  "code": "unavailable", "detail": detail});
+                    (StatusCode::SERVICE_UNAVAILABLE, "application/problem+json", body.to_string())
+                }
+            }
+            "/metrics" => match &self.metrics {
+                Some(h) => (StatusCode::OK, "text/plain; version=0.0.4", h.render()),
+                None => (StatusCode::OK, "text/plain; version=0.0.4", String::new()),
+            },
+            _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        };
+        let mut resp = Response::new(full(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        resp
+    }
+}
+
+/// Serves the ops endpoints until the task is dropped.
+pub async fn serve(ops: Arc<Ops>, listener: TcpListener) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(5));
+    let builder = Arc::new(builder.http1_only());
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let (ops, builder) = (ops.clone(), builder.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let resp = ops.respond(req.uri().path());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}
