@@ -177,7 +177,12 @@ impl Gateway {
     }
 
     pub fn client(&self, who: &str) -> Client {
-        Client::new(self.port, &self.certs.path().join(format!("{who}.pem")), &self.certs.path().join(format!("{who}.key")), &self.certs.path().join("ca.pem"))
+        Client::new(
+            self.port,
+            &self.certs.path().join(format!("{who}.pem")),
+            &self.certs.path().join(format!("{who}.key")),
+            &self.certs.path().join("ca.pem"),
+        )
     }
 
     pub async fn ops_get(&self, path: &str) -> (u16, String) {
@@ -230,7 +235,8 @@ pub fn tls_client_config(cert: Option<(&Path, &Path)>, ca: &Path) -> rustls::Cli
         .with_root_certificates(roots);
     match cert {
         Some((cert, key)) => {
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
             builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
         }
         None => builder.with_no_client_auth(),
@@ -239,7 +245,10 @@ pub fn tls_client_config(cert: Option<(&Path, &Path)>, ca: &Path) -> rustls::Cli
 
 /// Opens a TLS connection and completes the handshake (and one read, since TLS 1.3 reports a refused client
 /// certificate only after the handshake). Returns Err with the TLS error when refused.
-pub async fn tls_connect(port: u16, config: rustls::ClientConfig) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+pub async fn tls_connect(
+    port: u16,
+    config: rustls::ClientConfig,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
     connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.map_err(|e| e.to_string())
@@ -266,12 +275,20 @@ impl Client {
 
     async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
         let stream = tls_connect(self.port, self.config.clone()).await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         Ok(sender)
     }
 
-    pub async fn send(&self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Reply, String> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         let mut guard = self.sender.lock().await;
         if guard.as_ref().is_none_or(|s| s.is_closed()) {
             *guard = Some(self.connect().await?);
@@ -331,7 +348,12 @@ pub fn golden_files() -> Vec<(String, Value)> {
     assert!(!files.is_empty(), "no golden vectors in {}", dir.display());
     files
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            )
+        })
         .collect()
 }
 

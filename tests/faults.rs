@@ -1,0 +1,142 @@
+//! Faults of the store, through the real HTTPS interface: Redis frozen mid-settle (SIGSTOP) is an unknown outcome
+//! answered within the response timeout, and a retry after it resumes settles exactly once; Redis stopped is a fast
+//! 503 that writes nothing; /readyz follows Redis.
+
+mod common;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn today() -> String {
+    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive().to_string()
+}
+
+fn ruleset() -> Value {
+    json!({"effective_from": "2026-01-01", "programs": [{"id": "medical_assistance", "name": "Medical assistance",
+        "covers": ["in_scope"], "categories": {"dibao": {"ratio_bp": 9000, "annual_cap_fen": 300000}}}]})
+}
+
+fn card(id: &str) -> Value {
+    json!({"card_id": id, "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": []})
+}
+
+fn bill(hsid: &str, card: &str, fen: i64) -> Value {
+    json!({"hospital_settlement_id": hsid, "card_id": card, "visit": {"type": "outpatient", "date": today()},
+           "amounts": {"total_fen": fen, "in_scope_fen": fen, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}})
+}
+
+async fn wait_ready(gw: &Gateway, want: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if gw.ops_get("/readyz").await.0 == want {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "/readyz did not become {want} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_redis_is_outcome_unknown_and_a_retry_settles_once() {
+    let redis = Redis::start();
+    let certs = Arc::new(Certs::new());
+    // A long health-check interval so that the request itself, not the supervisor, meets the frozen Redis.
+    let gw =
+        Gateway::start(&redis.url(), certs, "[redis]\nresponse_timeout_ms = 200\nhealth_check_interval_ms = 60000\n");
+    seed(&gw.client(ADMIN), &[ruleset()], &[card("C1")]).await;
+    wait_ready(&gw, 200, Duration::from_secs(2)).await;
+    let h = gw.client("H0001");
+    assert_eq!(h.post("/v1/settlements", &bill("warm-1", "C1", 1000)).await.status, 201);
+
+    redis.freeze();
+    let started = Instant::now();
+    let reply = h.post("/v1/settlements", &bill("frozen-1", "C1", 10001)).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(reply.body["code"], "outcome_unknown");
+    assert!(waited < Duration::from_millis(700), "answered after {waited:?}, timeout is 200 ms");
+    // While Redis stays frozen the breaker is open: further calls are refused at once, before anything is sent.
+    let started = Instant::now();
+    let refused = h.post("/v1/settlements", &bill("frozen-2", "C1", 10001)).await;
+    assert_eq!((refused.status, refused.body["code"].as_str()), (503, Some("unavailable")), "{}", refused.body);
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(refused.headers.contains_key("retry-after"));
+
+    redis.thaw();
+    // The frozen request was already in Redis's socket: it runs now. The supervisor reconnects.
+    let took = wait_ready(&gw, 200, Duration::from_secs(5)).await;
+    eprintln!("ready again {took:?} after thaw");
+    let retry = h.post("/v1/settlements", &bill("frozen-1", "C1", 10001)).await;
+    assert!(retry.status == 200 || retry.status == 201, "{}", retry.body);
+    let again = h.post("/v1/settlements", &bill("frozen-1", "C1", 10001)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, retry.body, "replays are identical");
+    // Exactly one settlement of 10001 fen (9001 relief) besides the warm-up (900 relief); frozen-2 never ran.
+    let usage = gw.client(ADMIN).get("/admin/v1/cardholders/C1").await;
+    assert_eq!(usage.body["usage"][0]["paid_fen"], json!(900 + 9001), "{}", usage.body);
+    let recon = h.get(&format!("/v1/reconciliation?date={}", today())).await;
+    assert_eq!(recon.body["settled_count"], json!(2), "{}", recon.body);
+    assert_eq!(h.get("/v1/settlements?card_id=C1&hospital_settlement_id=frozen-2").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
+    // Persistence on, so the state after the outage can be read back from disk after a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &d]);
+    let port = redis.port;
+    let certs = Arc::new(Certs::new());
+    let gw = Gateway::start(&redis.url(), certs, "");
+    seed(&gw.client(ADMIN), &[ruleset()], &[card("C2")]).await;
+    let h = gw.client("H0001");
+    assert_eq!(h.post("/v1/settlements", &bill("before-1", "C2", 1000)).await.status, 201);
+    let keys_before = redis.cli(&["DBSIZE"]);
+
+    redis.signal("-TERM"); // a clean shutdown: the AOF is complete
+    redis.stop();
+    let took = wait_ready(&gw, 503, Duration::from_secs(2)).await;
+    eprintln!("/readyz not ready {took:?} after Redis stopped");
+    for (i, path) in ["/v1/settlements", "/v1/settlements/quote", "/v1/reversals"].iter().enumerate() {
+        let body = match i {
+            0 => bill("during-1", "C2", 5000),
+            1 => json!({"card_id": "C2", "visit": {"type": "outpatient", "date": today()},
+                        "amounts": {"total_fen": 1, "in_scope_fen": 1, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}}),
+            _ => json!({"card_id": "C2", "hospital_settlement_id": "before-1", "reason": "x"}),
+        };
+        let started = Instant::now();
+        let reply = h.post(path, &body).await;
+        let took = started.elapsed();
+        assert_eq!((reply.status, reply.body["code"].as_str()), (503, Some("unavailable")), "{path}: {}", reply.body);
+        assert!(reply.headers.contains_key("retry-after"));
+        assert!(took < Duration::from_millis(100), "{path}: 503 took {took:?}");
+    }
+
+    // Restart Redis on the same port from its AOF: nothing was written during the outage.
+    let restarted = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", &d])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(restarted);
+    wait_ready(&gw, 200, Duration::from_secs(10)).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cli(&["DBSIZE"]), keys_before, "keys changed during the outage");
+    let settled = h.get("/v1/settlements?card_id=C2&hospital_settlement_id=before-1").await;
+    assert_eq!(settled.body["status"], "settled", "the reversal during the outage must not have applied");
+    assert_eq!(h.get("/v1/settlements?card_id=C2&hospital_settlement_id=during-1").await.status, 404);
+    assert_eq!(h.post("/v1/settlements", &bill("after-1", "C2", 1000)).await.status, 201);
+}
+
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
