@@ -18,9 +18,35 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Ok(v) => Ok(v),
         Err(e) => {
             let path = e.path().to_string();
-            let field = if path == "." { "body".to_string() } else { path };
-            Err(ApiError::Invalid(vec![FieldError::new(field, e.into_inner().to_string())]))
+            let message = e.into_inner().to_string();
+            // serde reports a missing field at its parent's path; name the field itself
+            let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_string(),
+                (".", None) => "body".to_string(),
+                (parent, Some(name)) => format!("{parent}.{name}"),
+                (parent, None) => parent.to_string(),
+            };
+            Err(ApiError::Invalid(vec![FieldError::new(field, message)]))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let field = |body: &str| match parse::<crate::domain::bill::SettleRequest>(body.as_bytes()) {
+            Err(ApiError::Invalid(e)) => e[0].field.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(r#"{"hospital_settlement_id":"x"}"#), "card_id");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":"C","visit":{"type":"inpatient"}}"#), "visit.date");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":"C","bogus":1}"#), "bogus");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":7}"#), "card_id");
+        assert_eq!(field("not json"), "body");
     }
 }
 
