@@ -1,0 +1,141 @@
+//! The relief office's endpoints over mTLS: streamed cardholder import with per-line rejections, cardholders with
+//! usage, ruleset publication (validation naming the field, versions), pools.
+
+mod common;
+use std::sync::Arc;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn today() -> String {
+    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive().to_string()
+}
+
+fn ruleset(ratio: i64) -> Value {
+    json!({"effective_from": "2026-01-01", "programs": [
+        {"id": "medical_assistance", "name": "Medical assistance", "covers": ["in_scope"],
+         "categories": {"dibao": {"ratio_bp": ratio, "annual_cap_fen": 300000}, "low_income": {"ratio_bp": 7000, "deductible_fen": 100000}}},
+        {"id": "charity", "name": "Charity", "covers": ["in_scope", "pre_self_pay", "over_limit", "self_pay"],
+         "annual_pool_fen": 5000000, "categories": {"dibao": {"ratio_bp": 3000, "per_visit_cap_fen": 50000}}}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_streams_lines_and_names_rejected_ones() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let admin = gw.client(ADMIN);
+    let mut body = String::new();
+    for i in 0..20_000 {
+        match i {
+            // line numbers are 1-based: these are lines 101, 202 and 303
+            100 => body.push_str("{\"card_id\":\"X1\",\"category\":\"dibao\"}\n"),
+            201 => body.push_str("not json\n"),
+            302 => body.push_str("{\"card_id\":\"X{2}\",\"category\":\"dibao\",\"valid_from\":\"2026-01-01\",\"valid_until\":\"2026-12-31\",\"status\":\"active\"}\n"),
+            _ => body.push_str(&format!(
+                "{{\"card_id\":\"I{i}\",\"category\":\"dibao\",\"valid_from\":\"2026-01-01\",\"valid_until\":\"2026-12-31\",\"status\":\"active\",\"tags\":[\"t{}\"]}}\n",
+                i % 3
+            )),
+        }
+    }
+    let reply = admin
+        .send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["imported"], 19_997);
+    assert_eq!(reply.body["rejected_total"], 3);
+    let lines: Vec<i64> =
+        reply.body["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![101, 202, 303]);
+    assert!(reply.body["rejected"][0]["error"].as_str().unwrap().contains("valid_from"), "{}", reply.body);
+    assert!(reply.body["rejected"][2]["error"].as_str().unwrap().contains("card_id"), "{}", reply.body);
+
+    let card = admin.get("/admin/v1/cardholders/I19999?year=2026").await;
+    assert_eq!(card.status, 200);
+    assert_eq!(card.body["tags"], json!(["t1"])); // 19999 % 3
+    assert_eq!(card.body["usage"], json!([]));
+    assert_eq!(admin.get("/admin/v1/cardholders/X1").await.body["code"], "card_not_found");
+    let wrong =
+        admin.send("POST", "/admin/v1/cardholders/import", Some("application/json"), b"{}".to_vec()).await.unwrap();
+    assert_eq!((wrong.status, wrong.body["code"].as_str()), (415, Some("unsupported_media_type")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rulesets_cardholders_usage_and_pools() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let admin = gw.client(ADMIN);
+
+    let mut bad = ruleset(10001);
+    bad["programs"][1]["id"] = json!("medical_assistance");
+    let refused = admin.post("/admin/v1/rulesets", &bad).await;
+    assert_eq!(refused.status, 400);
+    let fields: Vec<&str> =
+        refused.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"programs[0].categories.dibao.ratio_bp"), "{fields:?}");
+    assert!(fields.contains(&"programs[1].id"), "{fields:?}");
+    let mut unknown = ruleset(9000);
+    unknown["programs"][0]["covers"] = json!(["in_scope", "dental"]);
+    assert_eq!(admin.post("/admin/v1/rulesets", &unknown).await.body["errors"][0]["field"], "programs[0].covers[1]");
+    assert_eq!(redis.cli(&["EXISTS", "sg:rulesets"]).trim(), "0", "refused rulesets are not stored");
+
+    let v1 = admin.post("/admin/v1/rulesets", &ruleset(9000)).await;
+    assert_eq!((v1.status, v1.body["version"].as_u64()), (201, Some(1)), "{}", v1.body);
+    let v2 = admin.post("/admin/v1/rulesets", &ruleset(9500)).await;
+    assert_eq!(v2.body["version"], 2);
+    let list = admin.get("/admin/v1/rulesets").await;
+    let versions: Vec<u64> =
+        list.body["rulesets"].as_array().unwrap().iter().map(|r| r["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(admin.get("/admin/v1/rulesets/1").await.body["programs"][0]["categories"]["dibao"]["ratio_bp"], 9000);
+    assert_eq!(admin.get("/admin/v1/rulesets/9").await.status, 404);
+
+    let card = json!({"card_id": "C7", "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["elderly_80"]});
+    assert_eq!(admin.put("/admin/v1/cardholders/C8", &card).await.body["errors"][0]["field"], "card_id");
+    assert_eq!(admin.put("/admin/v1/cardholders/C7", &card).await.status, 200);
+    let h = gw.client("H0001");
+    let settle = json!({"hospital_settlement_id": "a-1", "card_id": "C7", "visit": {"type": "inpatient", "date": today()},
+        "amounts": {"total_fen": 200000, "in_scope_fen": 100000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 100000}});
+    let s = h.post("/v1/settlements", &settle).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    assert_eq!(s.body["ruleset_version"], 2);
+    // medical_assistance 9500 of 100000 = 95000; charity 3000 of (5000 + 100000) = 31500
+    assert_eq!(s.body["relief_fen"], 95000 + 31500, "{}", s.body);
+
+    let year = &today()[..4];
+    let usage = admin.get(&format!("/admin/v1/cardholders/C7?year={year}")).await;
+    assert_eq!(usage.body["year"].to_string(), year);
+    assert_eq!(
+        usage.body["usage"],
+        json!([
+        {"program": "charity", "paid_fen": 31500, "deductible_met_fen": 0},
+        {"program": "medical_assistance", "paid_fen": 95000, "deductible_met_fen": 0}])
+    );
+    let pools = admin.get(&format!("/admin/v1/pools?year={year}")).await;
+    assert_eq!(
+        pools.body["pools"],
+        json!([{"program": "charity", "budget_fen": 5000000, "paid_fen": 31500, "left_fen": 5000000 - 31500}])
+    );
+    assert_eq!(pools.body["ruleset_version"], 2);
+
+    let e = h.post("/v1/eligibility", &json!({"card_id": "C7", "visit": {"type": "inpatient", "date": today()}})).await;
+    assert_eq!(
+        e.body["programs"][0],
+        json!({"program": "medical_assistance", "ratio_bp": 9500, "deductible_left_fen": 0,
+        "annual_cap_left_fen": 300000 - 95000, "per_visit_cap_fen": null})
+    );
+    let mut suspended = card.clone();
+    suspended["status"] = json!("suspended");
+    admin.put("/admin/v1/cardholders/C7", &suspended).await;
+    let e = h.post("/v1/eligibility", &json!({"card_id": "C7", "visit": {"type": "inpatient", "date": today()}})).await;
+    assert_eq!(
+        (e.body["eligible"].as_bool(), e.body["reason"].as_str(), e.body["programs"].clone()),
+        (Some(false), Some("suspended"), json!([]))
+    );
+    assert_eq!(
+        h.post("/v1/eligibility", &json!({"card_id": "NOPE", "visit": {"type": "inpatient", "date": today()}}))
+            .await
+            .body["code"],
+        "card_not_found"
+    );
+}
