@@ -126,7 +126,7 @@ pub struct ReversalRequest {
 }
 
 pub enum Reversal {
-    Settlement(Settlement),
+    Settlement(Box<Settlement>),
     ReversedBeforeSettled(Tombstone),
 }
 
@@ -339,7 +339,7 @@ impl App {
                     metrics::counter!("settlegate_reversals_total", "outcome" => "reversed").increment(1);
                     tracing::info!(card = %mask_card(&at.card_id), hsid = %at.hsid, relief_fen = settlement.relief_fen, "reversed");
                 }
-                Ok(Reversal::Settlement(settlement))
+                Ok(Reversal::Settlement(Box::new(settlement)))
             }
             ReverseOutcome::Tombstone(t) => {
                 metrics::counter!("settlegate_reversals_total", "outcome" => "before_settled").increment(1);

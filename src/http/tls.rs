@@ -77,7 +77,7 @@ pub fn identity(chain: Option<&[CertificateDer<'_>]>, admins: &[String]) -> Iden
         return Identity::Unusable(String::new());
     };
     let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or("").to_string();
-    if admins.iter().any(|a| *a == cn) {
+    if admins.contains(&cn) {
         Identity::Admin(cn)
     } else if crate::domain::is_valid_id(&cn) {
         Identity::Hospital(cn)

@@ -82,6 +82,7 @@ pub enum SettleOutcome {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per request, moved once
 pub enum ReverseOutcome {
     /// The settlement, now reversed; `changed` is false when it was reversed before.
     Reversed {
