@@ -35,13 +35,15 @@ pub fn program_paid_field(year: i32, program: &str) -> String {
     format!("{year}:{program}")
 }
 
+/// `/` separates the hospital from its id: neither may contain it (`is_valid_id`), so two (hospital, id) pairs can
+/// never share a key (with `:`, hospital `H1:x` + id `y` would collide with hospital `H1` + id `x:y`).
 pub fn settlement(card_id: &str, hospital_id: &str, hsid: &str) -> String {
-    format!("sg:{{{card_id}}}:stl:{hospital_id}:{hsid}")
+    format!("sg:{{{card_id}}}:stl:{hospital_id}/{hsid}")
 }
 
 /// Which card holds a hospital's settlement id (`S:<card>` settled, `T:<card>` cancelled first).
 pub fn claim(hospital_id: &str, hsid: &str) -> String {
-    format!("sg:claim:{{{hospital_id}:{hsid}}}")
+    format!("sg:claim:{{{hospital_id}/{hsid}}}")
 }
 
 pub fn recon_totals(day: &str, hospital_id: &str) -> String {
@@ -101,6 +103,13 @@ mod tests {
         assert_eq!(SettlementRef::decode(&r.encode()), Some(r));
         assert_eq!(SettlementRef::decode("s1_!!"), None);
         assert_eq!(SettlementRef::decode("nope"), None);
+    }
+
+    #[test]
+    fn hospital_and_id_never_collide() {
+        assert_ne!(settlement("C", "H1:x", "y"), settlement("C", "H1", "x:y"));
+        assert_ne!(claim("H1:x", "y"), claim("H1", "x:y"));
+        assert_ne!(recon_totals("2026-11-30", "H1:totals"), recon_totals("2026-11-30", "H1"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 -- reverse.lua: undo one settlement exactly as recorded, atomically and idempotently; or, for an id never settled,
 -- record a tombstone so that a late original is refused (API.md /v1/reversals).
 --
--- KEYS[1] sg:{card}:stl:<hospital>:<hsid>   KEYS[2] sg:claim:{<hospital>:<hsid>}   KEYS[3] sg:{card}:usage
+-- KEYS[1] sg:{card}:stl:<hospital>/<hsid>   KEYS[2] sg:claim:{<hospital>/<hsid>}   KEYS[3] sg:{card}:usage
 -- KEYS[4] sg:program_paid   KEYS[5] sg:recon:<day>:<hospital>:totals   KEYS[6] sg:recon:<day>:<hospital>:events
 -- KEYS[7] sg:recon:<day>:hospitals
 -- ARGV: 1 card_id, 2 hospital, 3 hsid, 4 reversed_at, 5 reversed day, 6 reason, 7 "1" = tombstone when absent

@@ -8,8 +8,8 @@
 -- KEYS[2] sg:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
 -- KEYS[3] sg:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year
 -- settle mode only:
--- KEYS[4] sg:{card}:stl:<hospital>:<hsid>   hash: the settlement record (or a tombstone)
--- KEYS[5] sg:claim:{<hospital>:<hsid>}       string "S:<card>" | "T:<card>": who holds this id
+-- KEYS[4] sg:{card}:stl:<hospital>/<hsid>   hash: the settlement record (or a tombstone)
+-- KEYS[5] sg:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
 -- KEYS[6] sg:recon:<day>:<hospital>:totals   hash: day totals of the hospital
 -- KEYS[7] sg:recon:<day>:<hospital>:events   list: one line per settlement / reversal
 -- KEYS[8] sg:recon:<day>:hospitals           set: hospitals with events that day
