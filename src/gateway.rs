@@ -51,6 +51,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let metrics = ops::install_metrics();
     let (link, store) = open_store(&config).await?;
 
+    store.check_server_settings().await;
     let rules = Arc::new(RulebookCache::default());
     if let Err(e) = rules.refresh(&store).await {
         tracing::warn!(error = %e, "rulesets not loaded yet; the refresher keeps trying");

@@ -226,6 +226,42 @@ impl Store {
         Ok(())
     }
 
+    /// Warns about Redis settings that can lose money records: eviction (an evicted idempotency record lets a retry
+    /// pay twice) and persistence weaker than `appendfsync always`. Managed Redis may forbid CONFIG: then it says so.
+    pub async fn check_server_settings(&self) {
+        let Ok(mut conn) = self.conn("config") else { return };
+        let settings: StoreResult<HashMap<String, String>> = self
+            .call("config", false, async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .arg("appendonly")
+                    .arg("appendfsync")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await;
+        let Ok(s) = settings else {
+            tracing::warn!("could not read Redis CONFIG; make sure maxmemory-policy is noeviction");
+            return;
+        };
+        let get = |k: &str| s.get(k).map(String::as_str).unwrap_or("?");
+        if get("maxmemory-policy") != "noeviction" {
+            tracing::error!(
+                policy = get("maxmemory-policy"),
+                "Redis may evict keys: set maxmemory-policy noeviction, \
+                or an evicted idempotency record could let a retry pay twice"
+            );
+        }
+        if get("appendonly") != "yes" || get("appendfsync") != "always" {
+            tracing::warn!(
+                appendonly = get("appendonly"),
+                appendfsync = get("appendfsync"),
+                "a Redis crash can lose acknowledged settlements; use appendonly yes + appendfsync always"
+            );
+        }
+    }
+
     // ---- cardholders -------------------------------------------------------------------------------------
 
     pub async fn put_cardholders(&self, cards: &[Cardholder]) -> StoreResult<()> {
