@@ -346,6 +346,10 @@ impl App {
                 Ok(Reversal::ReversedBeforeSettled(t))
             }
             ReverseOutcome::NotFound => Err(ApiError::NotFound(format!("no settlement {}", at.hsid))),
+            ReverseOutcome::CounterLimit => {
+                tracing::error!("the reconciliation day total passed -2^62 fen; reversal refused, nothing written");
+                Err(ApiError::Internal("a ledger counter is at its limit; nothing was changed".into()))
+            }
             ReverseOutcome::Conflict => Err(ApiError::IdempotencyConflict(format!(
                 "hospital_settlement_id {} belongs to a settlement of another card",
                 at.hsid
@@ -473,6 +477,10 @@ fn refusal(outcome: SettleOutcome, card_id: &str) -> ApiError {
         }
         SettleOutcome::NoRulesInForce => {
             ApiError::NoRulesInForce("no published ruleset is in force on the visit date".into())
+        }
+        SettleOutcome::CounterLimit => {
+            tracing::error!("a ledger counter passed 2^62 fen; settlement refused, nothing written");
+            ApiError::Internal("a ledger counter is at its limit; nothing was changed".into())
         }
         SettleOutcome::Settled { .. } | SettleOutcome::Replayed(_) | SettleOutcome::Quoted { .. } => {
             ApiError::Internal("unexpected store outcome".into())

@@ -59,15 +59,29 @@ impl Ops {
     }
 }
 
+/// Open connections on the ops listener.
+const MAX_OPS_CONNECTIONS: usize = 64;
+
 /// Serves the ops endpoints until the task is dropped.
 pub async fn serve(ops: Arc<Ops>, listener: TcpListener) {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(5));
     let builder = Arc::new(builder.http1_only());
+    // A few scrapers and probes at a time; more wait in the kernel backlog.
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_OPS_CONNECTIONS));
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let permit = connections.clone().acquire_owned().await.expect("semaphore never closed");
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                tracing::warn!(error = %e, "ops accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (ops, builder) = (ops.clone(), builder.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let resp = ops.respond(req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }

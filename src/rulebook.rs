@@ -69,9 +69,13 @@ impl RulebookCache {
         self.current.read().expect("rulebook lock").clone()
     }
 
+    /// Installs `rulesets` unless the snapshot is already newer (a slow refresh must not undo a faster one).
     pub fn replace(&self, rulesets: Vec<Ruleset>) {
         let book = Arc::new(Rulebook::new(rulesets));
-        *self.current.write().expect("rulebook lock") = book;
+        let mut current = self.current.write().expect("rulebook lock");
+        if book.latest_version() >= current.latest_version() {
+            *current = book;
+        }
     }
 
     /// Loads the rulesets when Redis has a newer version than the snapshot. Returns the version now in use.

@@ -139,3 +139,82 @@ async fn rulesets_cardholders_usage_and_pools() {
         "card_not_found"
     );
 }
+
+fn card_line(i: usize) -> String {
+    format!("{{\"card_id\":\"K{i:05}\",\"category\":\"dibao\",\"valid_from\":\"2026-01-01\",\"valid_until\":\"2026-12-31\",\"status\":\"active\",\"tags\":[]}}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_limits_keep_what_arrived() {
+    let redis = Redis::start();
+    let gw = Gateway::start(
+        &redis.url(),
+        Arc::new(Certs::new()),
+        "[limits]\nmax_import_bytes = 200000\nmax_import_line_bytes = 512\n",
+    );
+    let admin = gw.client(ADMIN);
+    // An over-long line is skipped and listed; the lines around it are stored.
+    let mut body: String = (0..100).map(card_line).collect();
+    body.push_str(&format!("{{\"card_id\":\"LONG\",\"category\":\"{}\"}}\n", "x".repeat(5000)));
+    body.extend((100..200).map(card_line));
+    let reply = admin
+        .send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        (reply.body["imported"].as_u64(), reply.body["rejected"][0]["line"].as_u64()),
+        (Some(200), Some(101)),
+        "{}",
+        reply.body
+    );
+    assert_eq!(admin.get("/admin/v1/cardholders/K00199").await.status, 200);
+
+    // A body over max_import_bytes is 413; the lines received before the limit are stored.
+    let body: String = (1000..3500).map(card_line).collect();
+    assert!(body.len() > 200000);
+    let reply =
+        admin.send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes()).await;
+    if let Ok(reply) = reply {
+        assert_eq!((reply.status, reply.body["code"].as_str()), (413, Some("payload_too_large")), "{}", reply.body);
+    } // (the server may also close the connection before the client finished sending)
+    assert_eq!(admin.get("/admin/v1/cardholders/K02000").await.status, 200, "lines before the limit are stored");
+    assert_eq!(admin.get("/admin/v1/cardholders/K03400").await.status, 404, "lines after the limit are not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_roles_paths_are_forbidden_even_when_unknown() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let h = gw.client("H0001");
+    assert_eq!(h.get("/admin/v1/nothing-here").await.body["code"], "forbidden");
+    assert_eq!(gw.client(ADMIN).get("/v1/nothing-here").await.body["code"], "forbidden");
+    assert_eq!(h.get("/v1/nothing-here").await.body["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_must_be_yyyy_mm_dd() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let admin = gw.client(ADMIN);
+    for bad in ["+10000-01-01", "2026-1-5", " 2026-11-29", "-0001-01-01", "2026-02-30"] {
+        let card = json!({"card_id": "D1", "category": "dibao", "valid_from": "2026-01-01", "valid_until": bad, "status": "active"});
+        let reply = admin.put("/admin/v1/cardholders/D1", &card).await;
+        assert_eq!(
+            (reply.status, reply.body["errors"][0]["field"].as_str()),
+            (400, Some("valid_until")),
+            "{bad}: {}",
+            reply.body
+        );
+        let quote = json!({"card_id": "D1", "visit": {"type": "outpatient", "date": bad},
+            "amounts": {"total_fen": 1, "in_scope_fen": 1, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}});
+        let reply = gw.client("H0001").post("/v1/settlements/quote", &quote).await;
+        assert_eq!(
+            (reply.status, reply.body["errors"][0]["field"].as_str()),
+            (400, Some("visit.date")),
+            "{bad}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0");
+}

@@ -114,6 +114,9 @@ async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
         assert!(took < Duration::from_millis(100), "{path}: 503 took {took:?}");
     }
 
+    let detail = h.get(&format!("/v1/reconciliation/settlements?date={}", today())).await;
+    assert_eq!((detail.status, detail.body["code"].as_str()), (503, Some("unavailable")), "{}", detail.body);
+
     // Restart Redis on the same port from its AOF: nothing was written during the outage.
     let restarted = std::process::Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", &d])
@@ -139,4 +142,29 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_near_overflow_refuses_before_any_write() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    seed(&gw.client(ADMIN), &[ruleset()], &[card("C3")]).await;
+    let h = gw.client("H0001");
+    let year = &today()[..4];
+    // A program's year total beyond 2^62: HINCRBY could overflow half-way through the script.
+    redis.cli(&["HSET", "sg:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
+    let before = redis.cli(&["DBSIZE"]);
+    let reply = h.post("/v1/settlements", &bill("limit-1", "C3", 9007199254740991)).await;
+    assert_eq!((reply.status, reply.body["code"].as_str()), (500, Some("internal")), "{}", reply.body);
+    assert_eq!(redis.cli(&["DBSIZE"]), before, "nothing may be written");
+    assert_eq!(redis.cli(&["HGETALL", "sg:{C3}:usage"]).trim(), "");
+    // The same for the hospital's day total.
+    redis.cli(&["HDEL", "sg:program_paid", &format!("{year}:medical_assistance")]);
+    redis.cli(&["HSET", &format!("sg:recon:{}:H0001:totals", today()), "total_fen", "9223372036854775000"]);
+    let before = redis.cli(&["DBSIZE"]);
+    let reply = h.post("/v1/settlements", &bill("limit-2", "C3", 1000)).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(redis.cli(&["DBSIZE"]), before);
+    // Another hospital's day is not at its limit.
+    assert_eq!(gw.client("H0002").post("/v1/settlements", &bill("limit-3", "C3", 1000)).await.status, 201);
 }

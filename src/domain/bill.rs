@@ -14,6 +14,7 @@ pub struct Visit {
     #[serde(rename = "type")]
     pub visit_type: VisitType,
     /// Local date of the visit; picks the ruleset in force and the calendar year of caps and deductibles.
+    #[serde(with = "super::date")]
     pub date: NaiveDate,
 }
 

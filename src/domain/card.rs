@@ -32,8 +32,10 @@ pub struct Cardholder {
     /// A category the relief office defines (`tekun`, `dibao`, …); rulesets map categories to terms.
     pub category: String,
     /// First day of validity, local date, inclusive.
+    #[serde(with = "super::date")]
     pub valid_from: NaiveDate,
     /// Last day of validity, local date, inclusive.
+    #[serde(with = "super::date")]
     pub valid_until: NaiveDate,
     pub status: CardStatus,
     #[serde(default)]

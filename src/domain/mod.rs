@@ -6,6 +6,7 @@
 
 pub mod bill;
 pub mod card;
+pub mod date;
 pub mod money;
 pub mod rules;
 pub mod settlement;

@@ -104,6 +104,7 @@ impl Program {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesetInput {
+    #[serde(with = "super::date")]
     pub effective_from: NaiveDate,
     pub programs: Vec<Program>,
 }
@@ -113,6 +114,7 @@ pub struct RulesetInput {
 #[serde(deny_unknown_fields)]
 pub struct Ruleset {
     pub version: u64,
+    #[serde(with = "super::date")]
     pub effective_from: NaiveDate,
     /// RFC 3339 time of publication, for the record.
     pub published_at: String,

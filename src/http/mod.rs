@@ -140,7 +140,18 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
         (&Method::GET, ["admin", "v1", "rulesets", _]) => "admin_get_ruleset",
         (&Method::GET, ["admin", "v1", "pools"]) => "admin_pools",
         (&Method::GET, ["admin", "v1", "reconciliation"]) => "admin_reconciliation",
-        _ => return ("unknown", Err(ApiError::NotFound(format!("no route for {method} {path}")))),
+        _ => {
+            // a path under the other role's prefix is forbidden whether or not it exists (API.md: 403)
+            let forbidden = match who {
+                Identity::Hospital(_) => path.starts_with("/admin/"),
+                Identity::Admin(_) => path.starts_with("/v1/"),
+                Identity::Unusable(_) => true,
+            };
+            if forbidden {
+                return ("unknown", Err(ApiError::Forbidden(format!("{} may not call {path}", who.name()))));
+            }
+            return ("unknown", Err(ApiError::NotFound(format!("no route for {method} {path}"))));
+        }
     };
 
     // Who may call what: hospitals /v1, the relief office /admin (API.md "Transport and identity").
@@ -210,7 +221,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
                     wire::to_vec(&wire::day_totals(&date.to_string(), hospital_id, &totals)),
                 ))
             }
-            "reconciliation_detail" => Ok(day_events(ctx, hospital_id.to_string(), query_date(q("date"))?)),
+            "reconciliation_detail" => day_events(ctx, hospital_id.to_string(), query_date(q("date"))?).await,
             "admin_put_cardholder" => {
                 let card: Cardholder = read_json(ctx, req).await?;
                 Ok(json_response(StatusCode::OK, wire::to_vec(&app.put_cardholder(&last, card).await?)))
@@ -291,7 +302,8 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
 
 fn query_date(raw: Option<String>) -> Result<NaiveDate, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::invalid("date", "query parameter required (YYYY-MM-DD)"))?;
-    raw.parse().map_err(|_| ApiError::invalid("date", format!("{raw:?} is not a date (YYYY-MM-DD)")))
+    crate::domain::date::parse(&raw)
+        .ok_or_else(|| ApiError::invalid("date", format!("{raw:?} is not a date (YYYY-MM-DD)")))
 }
 
 fn media_type(req: &Request<Incoming>) -> String {
@@ -335,123 +347,190 @@ const MAX_LISTED_REJECTS: usize = 1000;
 /// Cardholders stored per Redis pipeline during an import.
 const IMPORT_BATCH: usize = 500;
 
-/// `POST /admin/v1/cardholders/import`: streamed, one NDJSON line at a time; at most one batch is held in memory.
+/// `POST /admin/v1/cardholders/import`: streamed, one NDJSON line at a time; at most one batch of cards and one line
+/// are held in memory. A line over `limits.max_import_line_bytes` is skipped and listed as rejected. When the body
+/// fails (too large, too slow, broken), the lines received before are still stored and the error says how many.
 async fn import(ctx: &Ctx, req: Request<Incoming>) -> Handled {
     let media = media_type(&req);
     if !matches!(media.as_str(), "application/x-ndjson" | "application/ndjson" | "application/jsonl") {
         return Err(ApiError::UnsupportedMediaType(format!("expected application/x-ndjson, got {media:?}")));
     }
     let deadline = Instant::now() + Duration::from_millis(ctx.limits.import_timeout_ms);
-    let max_line = ctx.limits.max_import_line_bytes;
     let mut body = Limited::new(req.into_body(), ctx.limits.max_import_bytes);
-    let mut pending = BytesMut::new();
-    let mut batch: Vec<Cardholder> = Vec::with_capacity(IMPORT_BATCH);
-    let (mut imported, mut rejected_total, mut line_no) = (0u64, 0u64, 0u64);
-    let mut rejected: Vec<serde_json::Value> = Vec::new();
-    let mut finished = false;
-    while !finished {
+    let mut import = Import::new(ctx.limits.max_import_line_bytes);
+    let failure = loop {
         let frame = match tokio::time::timeout_at(deadline.into(), body.frame()).await {
-            Err(_) => return Err(ApiError::invalid("body", "import not finished within limits.import_timeout_ms")),
-            Ok(None) => {
-                finished = true;
-                None
-            }
+            Err(_) => break Some(ApiError::invalid("body", "import not finished within limits.import_timeout_ms")),
+            Ok(None) => break None,
             Ok(Some(Err(e))) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                return Err(ApiError::PayloadTooLarge(ctx.limits.max_import_bytes))
+                break Some(ApiError::PayloadTooLarge(ctx.limits.max_import_bytes))
             }
-            Ok(Some(Err(e))) => return Err(ApiError::invalid("body", format!("could not be read: {e}"))),
-            Ok(Some(Ok(frame))) => frame.into_data().ok(),
+            Ok(Some(Err(e))) => break Some(ApiError::invalid("body", format!("could not be read: {e}"))),
+            Ok(Some(Ok(frame))) => frame,
         };
-        if let Some(data) = frame {
-            pending.extend_from_slice(&data);
-        }
-        loop {
-            let line = match pending.iter().position(|b| *b == b'\n') {
-                Some(i) => pending.split_to(i + 1),
-                None if finished && !pending.is_empty() => pending.split(),
-                None => {
-                    if pending.len() > max_line {
-                        return Err(ApiError::invalid(
-                            "body",
-                            format!("line {} longer than {max_line} bytes", line_no + 1),
-                        ));
-                    }
-                    break;
-                }
-            };
-            line_no += 1;
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            let parsed = if text.len() > max_line {
-                Err(format!("line longer than {max_line} bytes"))
-            } else {
-                wire::parse::<Cardholder>(text).map_err(|e| e.to_string()).and_then(|c| {
-                    let errors = c.validate();
-                    if errors.is_empty() {
-                        Ok(c)
-                    } else {
-                        Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
-                    }
-                })
-            };
-            match parsed {
-                Ok(card) => batch.push(card),
-                Err(error) => {
-                    rejected_total += 1;
-                    if rejected.len() < MAX_LISTED_REJECTS {
-                        rejected.push(serde_json::json!({"line": line_no, "error": error}));
-                    }
-                }
-            }
-            if batch.len() >= IMPORT_BATCH {
-                ctx.app.store.put_cardholders(&batch).await?;
-                imported += batch.len() as u64;
-                batch.clear();
+        if let Ok(data) = frame.into_data() {
+            import.feed(&data);
+            if import.batch.len() >= IMPORT_BATCH {
+                import.flush(ctx).await?;
             }
         }
+    };
+    if failure.is_none() {
+        import.finish();
     }
-    ctx.app.store.put_cardholders(&batch).await?;
-    imported += batch.len() as u64;
-    tracing::info!(imported, rejected = rejected_total, "cardholders imported");
+    import.flush(ctx).await?;
+    tracing::info!(imported = import.imported, rejected = import.rejected_total, "cardholders imported");
+    if let Some(e) = failure {
+        let detail = format!("{e}; the {} cardholders received before were stored", import.imported);
+        return Err(match e {
+            ApiError::Invalid(mut errors) => {
+                errors[0].message = detail;
+                ApiError::Invalid(errors)
+            }
+            ApiError::PayloadTooLarge(_) => {
+                tracing::warn!("{detail}");
+                e
+            }
+            other => other,
+        });
+    }
     Ok(json_response(
         StatusCode::OK,
-        wire::to_vec(
-            &serde_json::json!({"imported": imported, "rejected": rejected, "rejected_total": rejected_total}),
-        ),
+        wire::to_vec(&serde_json::json!({"imported": import.imported, "rejected": import.rejected,
+                                        "rejected_total": import.rejected_total})),
     ))
 }
 
+/// The line splitter and batcher of an import.
+struct Import {
+    max_line: usize,
+    /// Bytes of the current, unfinished line.
+    pending: BytesMut,
+    /// Inside a line that is too long: drop bytes up to its newline.
+    skipping: bool,
+    line_no: u64,
+    batch: Vec<Cardholder>,
+    imported: u64,
+    rejected_total: u64,
+    rejected: Vec<serde_json::Value>,
+}
+
+impl Import {
+    fn new(max_line: usize) -> Import {
+        Import {
+            max_line,
+            pending: BytesMut::new(),
+            skipping: false,
+            line_no: 0,
+            batch: Vec::with_capacity(IMPORT_BATCH),
+            imported: 0,
+            rejected_total: 0,
+            rejected: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match data.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    if !self.skipping {
+                        self.pending.extend_from_slice(&data[..i]);
+                    }
+                    self.end_line();
+                    data = &data[i + 1..];
+                }
+                None => {
+                    if !self.skipping {
+                        self.pending.extend_from_slice(data);
+                        if self.pending.len() > self.max_line {
+                            self.skipping = true;
+                            self.pending.clear();
+                        }
+                    }
+                    data = &[];
+                }
+            }
+        }
+    }
+
+    /// The body ended: a last line without a newline still counts.
+    fn finish(&mut self) {
+        if self.skipping || !self.pending.is_empty() {
+            self.end_line();
+        }
+    }
+
+    fn end_line(&mut self) {
+        self.line_no += 1;
+        let line = self.pending.split();
+        let parsed = if std::mem::take(&mut self.skipping) || line.len() > self.max_line {
+            Err(format!("line longer than {} bytes", self.max_line))
+        } else {
+            let text = line.strip_suffix(b"\r").unwrap_or(&line);
+            if text.iter().all(|b| b.is_ascii_whitespace()) {
+                return;
+            }
+            wire::parse::<Cardholder>(text).map_err(|e| e.to_string()).and_then(|c| {
+                let errors = c.validate();
+                if errors.is_empty() {
+                    Ok(c)
+                } else {
+                    Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+                }
+            })
+        };
+        match parsed {
+            Ok(card) => self.batch.push(card),
+            Err(error) => {
+                self.rejected_total += 1;
+                if self.rejected.len() < MAX_LISTED_REJECTS {
+                    self.rejected.push(serde_json::json!({"line": self.line_no, "error": error}));
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, ctx: &Ctx) -> Result<(), ApiError> {
+        ctx.app.store.put_cardholders(&self.batch).await?;
+        self.imported += self.batch.len() as u64;
+        self.batch.clear();
+        Ok(())
+    }
+}
+
 /// `GET /v1/reconciliation/settlements`: the day's events as NDJSON, read from Redis a page at a time as the client
-/// consumes them.
-fn day_events(ctx: &Ctx, hospital_id: String, date: NaiveDate) -> Response<Body> {
+/// consumes them. The first page is read before answering, so a store failure is still a proper 503.
+async fn day_events(ctx: &Ctx, hospital_id: String, date: NaiveDate) -> Handled {
+    use crate::store::EVENTS_PAGE;
     let store = ctx.app.store.clone();
     let day = date.to_string();
-    let stream = futures_util::stream::unfold(Some(0isize), move |state| {
+    let first = store.day_events(&day, &hospital_id, 0).await?;
+    let render = |events: &[crate::store::DayEvent]| -> Bytes {
+        let mut chunk = Vec::new();
+        for e in events {
+            chunk.extend_from_slice(&wire::day_event(e));
+        }
+        Bytes::from(chunk)
+    };
+    let next = if (first.len() as isize) < EVENTS_PAGE { None } else { Some(EVENTS_PAGE) };
+    let head = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(render(&first)))]);
+    let rest = futures_util::stream::unfold(next, move |state| {
         let store = store.clone();
         let (day, hospital_id) = (day.clone(), hospital_id.clone());
         async move {
             let start = state?;
             match store.day_events(&day, &hospital_id, start).await {
                 Ok(events) => {
-                    let next = if (events.len() as isize) < crate::store::EVENTS_PAGE {
-                        None
-                    } else {
-                        Some(start + crate::store::EVENTS_PAGE)
-                    };
-                    let mut chunk = Vec::new();
-                    for e in &events {
-                        chunk.extend_from_slice(&wire::day_event(e));
-                    }
-                    Some((Ok(Frame::data(Bytes::from(chunk))), next))
+                    let next = if (events.len() as isize) < EVENTS_PAGE { None } else { Some(start + EVENTS_PAGE) };
+                    Some((Ok(Frame::data(render(&events))), next))
                 }
+                // the status line is sent already: end the stream with an error so the client sees it broken
                 Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
             }
         }
     });
+    let stream = futures_util::StreamExt::chain(head, rest);
     let mut resp = Response::new(BodyExt::boxed_unsync(http_body_util::StreamBody::new(stream)));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    resp
+    Ok(resp)
 }

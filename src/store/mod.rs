@@ -79,6 +79,8 @@ pub enum SettleOutcome {
     CardNotFound,
     NotEligible(Ineligible),
     NoRulesInForce,
+    /// A ledger counter is so large (> 2^62 fen) that recording could overflow: refused, nothing written.
+    CounterLimit,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,8 @@ pub enum ReverseOutcome {
     NotFound,
     /// The id is held by a settlement of another card.
     Conflict,
+    /// The reversal day's totals are at their limit (< -2^62 fen): refused, nothing written.
+    CounterLimit,
 }
 
 /// What the settle script read before splitting: the card's tags and, per covering program in order, its counters.
@@ -269,7 +273,9 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.conn("put_cardholders")?;
+        // MULTI/EXEC: a batch is stored whole or not at all, so "unavailable" really means nothing changed
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for c in cards {
             let tags = format!(",{},", c.tags.join(","));
             pipe.hset_multiple(
@@ -487,6 +493,7 @@ impl Store {
             "already_reversed" => SettleOutcome::AlreadyReversed,
             "card_not_found" => SettleOutcome::CardNotFound,
             "no_rules_in_force" => SettleOutcome::NoRulesInForce,
+            "counter_limit" => SettleOutcome::CounterLimit,
             "not_eligible" => SettleOutcome::NotEligible(match reply.get(1).map(String::as_str) {
                 Some("suspended") => Ineligible::Suspended,
                 Some("not_yet_valid") => Ineligible::NotYetValid,
@@ -531,6 +538,7 @@ impl Store {
         Ok(match tag.as_str() {
             "not_found" => ReverseOutcome::NotFound,
             "conflict" => ReverseOutcome::Conflict,
+            "counter_limit" => ReverseOutcome::CounterLimit,
             "reversed" | "unchanged" | "tombstoned" => {
                 if record.get("kind").map(String::as_str) == Some("tombstone") {
                     ReverseOutcome::Tombstone(parse_tombstone(&record).map_err(corrupt)?)

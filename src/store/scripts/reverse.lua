@@ -23,14 +23,17 @@ if #rec == 0 then
   return {'tombstoned', unpack(t)}
 end
 if field(rec, 'status') ~= 'settled' then return {'unchanged', unpack(rec)} end
+-- the reversal day's totals go down by < 2^53 per reversal: refuse before any write rather than fail half-way
+local day_total = redis.call('HGET', KEYS[5], 'total_fen')
+if day_total and tonumber(day_total) < -4611686018427387904 then return {'counter_limit'} end
 
 local year, lines = field(rec, 'year'), field(rec, 'payments')
 for id, paid, ded in string.gmatch(lines, '([^,;]+),(%d+),(%d+),[%a_]*') do
   if paid ~= '0' then
     redis.call('HINCRBY', KEYS[3], year .. ':' .. id .. ':paid', neg(paid))
     redis.call('HINCRBY', KEYS[4], year .. ':' .. id, neg(paid))
-    redis.call('HINCRBY', KEYS[5], 'p:' .. id, neg(paid))
   end
+  redis.call('HINCRBY', KEYS[5], 'p:' .. id, neg(paid)) -- every payment line, 0 included, as settle.lua does
   if ded ~= '0' then redis.call('HINCRBY', KEYS[3], year .. ':' .. id .. ':ded', neg(ded)) end
 end
 redis.call('HSET', KEYS[1], 'status', 'reversed', 'reversed_at', ARGV[4], 'reversed_day', ARGV[5], 'reason', ARGV[6])

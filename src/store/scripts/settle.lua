@@ -61,6 +61,11 @@ local residual = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonum
 local total = tonumber(ARGV[10])
 local insurance = total - residual[1] - residual[2] - residual[3] - residual[4]
 
+-- Redis refuses an HINCRBY past 2^63 - 1 in the middle of a script, after earlier writes: so check first. Every
+-- counter this script raises is at most a program's year total or the day's total_fen, each raised by < 2^53.
+local COUNTER_LIMIT = 4611686018427387904 -- 2^62
+if settle and num(redis.call('HGET', KEYS[6], 'total_fen')) > COUNTER_LIMIT then return {'counter_limit'} end
+
 local pays, befores, lines, relief = {}, {}, {}, 0
 for i = 1, tonumber(ARGV[17]) do
   local id, covers, pool, tags, cats = string.match(ARGV[17 + i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
@@ -76,6 +81,7 @@ for i = 1, tonumber(ARGV[17]) do
     local used = redis.call('HMGET', KEYS[2], year .. ':' .. id .. ':paid', year .. ':' .. id .. ':ded')
     local paid_before, ded_met = num(used[1]), num(used[2])
     local program_paid = num(redis.call('HGET', KEYS[3], year .. ':' .. id))
+    if program_paid > COUNTER_LIMIT then return {'counter_limit'} end
     -- 1. base
     local base = 0
     for k = 1, #covers do base = base + residual[tonumber(string.sub(covers, k, k))] end
