@@ -222,6 +222,8 @@ impl App {
             card_id: bill.card_id,
             canonical_request: &canonical,
             visit: bill.visit,
+            amounts: bill.amounts,
+            insurance: bill.insurance,
             total_fen: bill.amounts.total_fen,
             residual_fen: bill.residual(),
             ruleset: compiled.as_deref().map(|c| (&c.ruleset, c.specs(bill.visit.visit_type))),
@@ -346,10 +348,6 @@ impl App {
                 Ok(Reversal::ReversedBeforeSettled(t))
             }
             ReverseOutcome::NotFound => Err(ApiError::NotFound(format!("no settlement {}", at.hsid))),
-            ReverseOutcome::CounterLimit => {
-                tracing::error!("the reconciliation day total passed -2^62 fen; reversal refused, nothing written");
-                Err(ApiError::Internal("a ledger counter is at its limit; nothing was changed".into()))
-            }
             ReverseOutcome::Conflict => Err(ApiError::IdempotencyConflict(format!(
                 "hospital_settlement_id {} belongs to a settlement of another card",
                 at.hsid

@@ -46,10 +46,6 @@ pub fn claim(hospital_id: &str, hsid: &str) -> String {
     format!("sg:claim:{{{hospital_id}/{hsid}}}")
 }
 
-pub fn recon_totals(day: &str, hospital_id: &str) -> String {
-    format!("sg:recon:{day}:{hospital_id}:totals")
-}
-
 pub fn recon_events(day: &str, hospital_id: &str) -> String {
     format!("sg:recon:{day}:{hospital_id}:events")
 }
@@ -109,7 +105,7 @@ mod tests {
     fn hospital_and_id_never_collide() {
         assert_ne!(settlement("C", "H1:x", "y"), settlement("C", "H1", "x:y"));
         assert_ne!(claim("H1:x", "y"), claim("H1", "x:y"));
-        assert_ne!(recon_totals("2026-11-30", "H1:totals"), recon_totals("2026-11-30", "H1"));
+        assert_ne!(recon_events("2026-11-30", "H1:events"), recon_events("2026-11-30", "H1"));
     }
 
     #[test]

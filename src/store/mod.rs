@@ -96,8 +96,6 @@ pub enum ReverseOutcome {
     NotFound,
     /// The id is held by a settlement of another card.
     Conflict,
-    /// The reversal day's totals are at their limit (< -2^62 fen): refused, nothing written.
-    CounterLimit,
 }
 
 /// What the settle script read before splitting: the card's tags and, per covering program in order, its counters.
@@ -115,6 +113,8 @@ pub struct SettleCall<'a> {
     pub card_id: &'a str,
     pub canonical_request: &'a str,
     pub visit: Visit,
+    pub amounts: Amounts,
+    pub insurance: Insurance,
     pub total_fen: i64,
     pub residual_fen: [i64; 4],
     /// The ruleset in force and its compiled program specs (see [`script_specs`]); `None` = no rules in force.
@@ -444,7 +444,6 @@ impl Store {
         if !quote {
             inv.key(keys::settlement(call.card_id, call.hospital_id, call.hospital_settlement_id))
                 .key(keys::claim(call.hospital_id, call.hospital_settlement_id))
-                .key(keys::recon_totals(call.settled_day, call.hospital_id))
                 .key(keys::recon_events(call.settled_day, call.hospital_id))
                 .key(keys::recon_hospitals(call.settled_day));
         }
@@ -474,19 +473,42 @@ impl Store {
             return Err(corrupt("empty reply".into()));
         };
         Ok(match tag.as_str() {
-            "settled" | "quote" | "replay" => {
-                if reply.len() < 3 {
-                    return Err(corrupt(format!("short reply {reply:?}")));
-                }
-                let check = ScriptReads {
-                    usage: parse_before(&reply[1]).map_err(corrupt)?,
-                    card_tags: reply[2].split(',').filter(|t| !t.is_empty()).map(String::from).collect(),
+            "replay" => SettleOutcome::Replayed(parse_settlement(&pairs(&reply[1..])).map_err(corrupt)?),
+            "settled" | "quote" => {
+                let [_, before, tags, category, insurance_fen, relief_fen, patient_fen, payments] = &reply[..] else {
+                    return Err(corrupt(format!("reply of {} fields", reply.len())));
                 };
-                let settlement = parse_settlement(&pairs(&reply[3..])).map_err(corrupt)?;
-                match tag.as_str() {
-                    "settled" => SettleOutcome::Settled { settlement, check },
-                    "quote" => SettleOutcome::Quoted { settlement, check },
-                    _ => SettleOutcome::Replayed(settlement),
+                let int = |s: &str| s.parse::<i64>().map_err(|e| corrupt(format!("{s:?}: {e}")));
+                let check = ScriptReads {
+                    usage: parse_before(before).map_err(corrupt)?,
+                    card_tags: tags.split(',').filter(|t| !t.is_empty()).map(String::from).collect(),
+                };
+                let settled = tag == "settled";
+                let settlement = Settlement {
+                    settlement_id: settled.then_some(settlement_id),
+                    hospital_settlement_id: settled.then(|| call.hospital_settlement_id.to_string()),
+                    hospital_id: settled.then(|| call.hospital_id.to_string()),
+                    status: if settled { SettlementStatus::Settled } else { SettlementStatus::Quote },
+                    card_id: call.card_id.to_string(),
+                    category: category.clone(),
+                    visit: call.visit,
+                    amounts: call.amounts,
+                    insurance: call.insurance,
+                    ruleset_version: call.ruleset.map(|r| r.0.version).unwrap_or(0),
+                    insurance_fen: int(insurance_fen)?,
+                    payments: parse_payments(payments).map_err(corrupt)?,
+                    relief_fen: int(relief_fen)?,
+                    patient_fen: int(patient_fen)?,
+                    settled_at: settled.then(|| call.settled_at.to_string()),
+                    reversed_at: None,
+                };
+                if !settlement.check_invariants() {
+                    return Err(corrupt(format!("settlement breaks the invariants: {settlement:?}")));
+                }
+                if settled {
+                    SettleOutcome::Settled { settlement, check }
+                } else {
+                    SettleOutcome::Quoted { settlement, check }
                 }
             }
             "conflict" => SettleOutcome::IdempotencyConflict,
@@ -518,7 +540,6 @@ impl Store {
             .key(keys::claim(&at.hospital_id, &at.hsid))
             .key(keys::usage(&at.card_id))
             .key(keys::PROGRAM_PAID)
-            .key(keys::recon_totals(reversed_day, &at.hospital_id))
             .key(keys::recon_events(reversed_day, &at.hospital_id))
             .key(keys::recon_hospitals(reversed_day))
             .arg(&at.card_id)
@@ -538,7 +559,6 @@ impl Store {
         Ok(match tag.as_str() {
             "not_found" => ReverseOutcome::NotFound,
             "conflict" => ReverseOutcome::Conflict,
-            "counter_limit" => ReverseOutcome::CounterLimit,
             "reversed" | "unchanged" | "tombstoned" => {
                 if record.get("kind").map(String::as_str) == Some("tombstone") {
                     ReverseOutcome::Tombstone(parse_tombstone(&record).map_err(corrupt)?)
@@ -591,24 +611,38 @@ impl Store {
         Ok(hospitals)
     }
 
+    /// A hospital's day: the sum of its detail lines (so the totals always equal the sum over the detail).
     pub async fn day_totals(&self, day: &str, hospital_id: &str) -> StoreResult<DayTotals> {
-        let mut conn = self.conn("recon_totals")?;
-        let key = keys::recon_totals(day, hospital_id);
-        let fields: HashMap<String, i64> =
-            self.call("recon_totals", false, async move { conn.hgetall(key).await }).await?;
-        let get = |k: &str| fields.get(k).copied().unwrap_or(0);
-        let mut by_program: Vec<(String, i64)> =
-            fields.iter().filter_map(|(k, v)| k.strip_prefix("p:").map(|p| (p.to_string(), *v))).collect();
-        by_program.sort();
-        Ok(DayTotals {
-            settled_count: get("settled_count"),
-            reversed_count: get("reversed_count"),
-            total_fen: get("total_fen"),
-            insurance_fen: get("insurance_fen"),
-            relief_fen: get("relief_fen"),
-            patient_fen: get("patient_fen"),
-            by_program,
-        })
+        let mut totals = DayTotals::default();
+        let mut by_program: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut start = 0;
+        loop {
+            let events = self.day_events(day, hospital_id, start).await?;
+            for e in &events {
+                let sum = |a: i64, b: i64| {
+                    a.checked_add(b).ok_or_else(|| StoreError::new("recon_totals", StoreErrorKind::Corrupt, "overflow"))
+                };
+                if e.reversal {
+                    totals.reversed_count += 1;
+                } else {
+                    totals.settled_count += 1;
+                }
+                totals.total_fen = sum(totals.total_fen, e.total_fen)?;
+                totals.insurance_fen = sum(totals.insurance_fen, e.insurance_fen)?;
+                totals.relief_fen = sum(totals.relief_fen, e.relief_fen)?;
+                totals.patient_fen = sum(totals.patient_fen, e.patient_fen)?;
+                for (program, fen) in &e.by_program {
+                    let entry = by_program.entry(program.clone()).or_default();
+                    *entry = sum(*entry, *fen)?;
+                }
+            }
+            if (events.len() as isize) < EVENTS_PAGE {
+                break;
+            }
+            start += EVENTS_PAGE;
+        }
+        totals.by_program = by_program.into_iter().collect();
+        Ok(totals)
     }
 
     /// One page of a day's detail lines, from index `start`; fewer than [`EVENTS_PAGE`] lines means the end.
