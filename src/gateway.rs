@@ -15,6 +15,9 @@ use crate::rulebook::RulebookCache;
 use crate::store::link::Link;
 use crate::store::Store;
 
+/// How often histogram samples are folded into the exported buckets (bounds the recorder's memory).
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How often idle hospitals are pruned from the rate limiter.
 const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -50,6 +53,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     let ops_listener =
         TcpListener::bind(config.ops_listen).await.map_err(|e| format!("ops_listen {}: {e}", config.ops_listen))?;
     let metrics = ops::install_metrics();
+    if let Some(handle) = metrics.clone() {
+        // Histogram samples pile up until drained: drain them on a schedule, not only when someone scrapes.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(METRICS_UPKEEP_INTERVAL).await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let (link, store) = open_store(&config).await?;
 
     store.check_server_settings().await;
