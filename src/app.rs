@@ -157,7 +157,7 @@ impl App {
 
     fn stamp(&self) -> (String, String) {
         let now = self.now();
-        (now.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(), now.date_naive().to_string())
+        (now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false), now.date_naive().to_string())
     }
 
     // ---- hospital operations ------------------------------------------------------------------------------

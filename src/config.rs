@@ -19,6 +19,10 @@ pub struct Config {
     /// IANA zone of "local" dates: today's date, settlement days, the default year.
     #[serde(default = "defaults::timezone")]
     pub timezone: String,
+    /// Threads of the async runtime; 0 = one per core. On a small machine shared with Redis, 1 is faster (no
+    /// wake-ups across threads; see docs/BENCHMARKS.md); with cores to spare, more.
+    #[serde(default)]
+    pub worker_threads: usize,
     pub tls: TlsConfig,
     pub redis: RedisConfig,
     pub admin: AdminConfig,
@@ -321,6 +325,7 @@ impl Config {
             ("limits.max_connections", self.limits.max_connections as u64, 1, 1_000_000),
             ("limits.max_concurrent_streams", self.limits.max_concurrent_streams as u64, 1, 10_000),
             ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
+            ("worker_threads", self.worker_threads as u64, 0, 1024),
         ] {
             if !(lo..=hi).contains(&v) {
                 return bad(format!("{name} = {v} must be in {lo}..={hi}"));

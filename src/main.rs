@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use settlegate::config::Config;
 
+/// mimalloc: glibc's allocator was about a fifth of the gateway's CPU on the settle path (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// settlegate — real-time medical settlement gateway: splits a hospital bill between insurance, relief programs,
 /// a charity fund and the patient, atomically, over mutual TLS.
 #[derive(Parser)]
@@ -102,14 +106,22 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path, std::env::vars()).map_err(|e| e.to_string())
 }
 
+/// `serve` reads its config before the runtime exists, since the config sizes the runtime.
+fn serve(path: &std::path::Path) -> Result<(), String> {
+    let config = load(path)?;
+    settlegate::gateway::init_logging(&config.log.level, &config.log.format);
+    tracing::info!(?config, "configuration");
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    let runtime = runtime.enable_all().build().map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(settlegate::gateway::run(config))
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { config } => {
-            let config = load(&config)?;
-            settlegate::gateway::init_logging(&config.log.level, &config.log.format);
-            tracing::info!(?config, "configuration");
-            settlegate::gateway::run(config).await
-        }
+        Command::Serve { .. } => unreachable!("serve builds its own runtime"),
         Command::Demo { dir, redis_url, listen, ops_listen, rules, cardholders } => {
             settlegate::gateway::init_logging("warn", "text");
             settlegate::demo::run(settlegate::demo::DemoOptions {
@@ -162,8 +174,15 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = match &cli.command {
+        Command::Serve { config } => serve(config),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))
+            .and_then(|runtime| runtime.block_on(run(cli))),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("settlegate: {e}");

@@ -134,14 +134,31 @@ local result = {settle and 'settled' or 'quote', table.concat(befores, ';'), car
                 fmt(relief), fmt(patient), payments}
 if not settle then return result end
 
--- 8. record: counters, the settlement, the id claim, the day's reconciliation line
-for _, p in ipairs(progs) do
+-- 8. record: counters, the settlement, the id claim, the day's reconciliation line. A counter is written as its
+-- new value (one HSET per hash) while that value is exact in a double (< 2^53); past that, HINCRBY keeps it exact.
+local EXACT = 9007199254740992 -- 2^53
+local usage_set, totals_set = {}, {}
+for i, p in ipairs(progs) do
+  local paid_before, ded_met, program_paid = num(used[2 * i - 1]), num(used[2 * i]), num(totals[i])
   if p.pay > 0 then
-    redis.call('HINCRBY', KEYS[2], year .. ':' .. p.id .. ':paid', fmt(p.pay))
-    redis.call('HINCRBY', KEYS[3], year .. ':' .. p.id, fmt(p.pay))
+    if paid_before + p.pay < EXACT then
+      usage_set[#usage_set + 1] = usage_fields[2 * i - 1]; usage_set[#usage_set + 1] = fmt(paid_before + p.pay)
+    else
+      redis.call('HINCRBY', KEYS[2], usage_fields[2 * i - 1], fmt(p.pay))
+    end
+    if program_paid + p.pay < EXACT then
+      totals_set[#totals_set + 1] = total_fields[i]; totals_set[#totals_set + 1] = fmt(program_paid + p.pay)
+    else
+      redis.call('HINCRBY', KEYS[3], total_fields[i], fmt(p.pay))
+    end
   end
-  if p.ded > 0 then redis.call('HINCRBY', KEYS[2], year .. ':' .. p.id .. ':ded', fmt(p.ded)) end
+  if p.ded > 0 then
+    -- met + applied <= the deductible <= 2^53 - 1: always exact
+    usage_set[#usage_set + 1] = usage_fields[2 * i]; usage_set[#usage_set + 1] = fmt(ded_met + p.ded)
+  end
 end
+if #usage_set > 0 then redis.call('HSET', KEYS[2], unpack(usage_set)) end
+if #totals_set > 0 then redis.call('HSET', KEYS[3], unpack(totals_set)) end
 redis.call('HSET', KEYS[4], 'kind', 'settlement', 'status', 'settled', 'card_id', ARGV[2], 'category', category,
   'req', ARGV[3], 'year', year, 'ruleset_version', ARGV[11], 'total_fen', ARGV[10], 'insurance_fen', fmt(insurance),
   'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments, 'hospital', ARGV[12],
