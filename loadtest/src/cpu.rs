@@ -1,0 +1,147 @@
+//! CPU time of a process from `/proc/<pid>/stat` (utime + stime), for "CPU per request" figures.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// CPU a process used during the measured phase.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CpuUse {
+    pub name: String,
+    pub pid: u32,
+    pub cpu_ms: f64,
+    /// CPU time divided by the requests completed in the phase.
+    pub cpu_us_per_request: f64,
+    /// CPU time divided by wall time: 1.0 is one core fully busy.
+    pub cores_busy: f64,
+}
+
+/// utime + stime in clock ticks, from the text of `/proc/<pid>/stat`.
+pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+pub fn read_ticks(pid: u32) -> Result<u64, String> {
+    let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    parse_stat_ticks(&text).ok_or_else(|| format!("{path}: unreadable"))
+}
+
+/// A running measurement of one process (`pid` 0 = this process).
+pub struct CpuWatch {
+    pub name: String,
+    pub pid: u32,
+    start_ticks: u64,
+    start: Instant,
+}
+
+impl CpuWatch {
+    pub fn start(name: &str, pid: u32) -> Result<CpuWatch, String> {
+        Ok(CpuWatch { name: name.to_string(), pid, start_ticks: read_ticks(pid)?, start: Instant::now() })
+    }
+
+    pub fn finish(&self, requests: u64) -> Result<CpuUse, String> {
+        let ticks = read_ticks(self.pid)?.saturating_sub(self.start_ticks);
+        let cpu_ms = ticks as f64 * 1000.0 / clock_ticks_per_s();
+        let wall_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        Ok(CpuUse {
+            name: self.name.clone(),
+            pid: if self.pid == 0 { std::process::id() } else { self.pid },
+            cpu_ms,
+            cpu_us_per_request: if requests == 0 {
+                0.0
+            } else {
+                (cpu_ms * 1000.0 / requests as f64 * 10.0).round() / 10.0
+            },
+            cores_busy: if wall_ms > 0.0 { (cpu_ms / wall_ms * 100.0).round() / 100.0 } else { 0.0 },
+        })
+    }
+}
+
+/// What the whole machine did during the measured phase (from the `cpu` line of `/proc/stat`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MachineCpu {
+    /// Cores busy on average (1.0 = one core fully busy).
+    pub cores_busy: f64,
+    /// Busy cores not accounted for by the watched processes (including this one): other work on the machine
+    /// that competed with the measurement.
+    pub others_cores_busy: f64,
+    /// Cores stolen by the hypervisor.
+    pub steal_cores: f64,
+}
+
+/// (busy, steal, total) ticks from the text of `/proc/stat`.
+pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if v.len() < 8 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v[4];
+    Some((total - idle, v[7], total))
+}
+
+pub struct MachineWatch {
+    start: (u64, u64, u64),
+    started: Instant,
+}
+
+impl MachineWatch {
+    pub fn start() -> Result<MachineWatch, String> {
+        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+        Ok(MachineWatch { start: parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?, started: Instant::now() })
+    }
+
+    /// `processes`: the watched processes' figures over the same phase.
+    pub fn finish(&self, processes: &[CpuUse]) -> Result<MachineCpu, String> {
+        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+        let (busy, steal, _) = parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?;
+        let wall_s = self.started.elapsed().as_secs_f64().max(1e-3);
+        let ticks = clock_ticks_per_s();
+        let cores_busy = busy.saturating_sub(self.start.0) as f64 / ticks / wall_s;
+        let ours: f64 = processes.iter().map(|p| p.cores_busy).sum();
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        Ok(MachineCpu {
+            cores_busy: round(cores_busy),
+            others_cores_busy: round((cores_busy - ours).max(0.0)),
+            steal_cores: round(steal.saturating_sub(self.start.1) as f64 / ticks / wall_s),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_utime_and_stime() {
+        let stat = "1234 (settle gate) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_stat_ticks(stat), Some(325));
+        assert!(read_ticks(0).is_ok());
+    }
+
+    #[test]
+    fn parses_the_machine_line() {
+        let stat = "cpu  100 5 50 1000 20 1 2 7 0 0\ncpu0 50 2 25 500 10 0 1 3 0 0\n";
+        // busy = total - idle - iowait = 1185 - 1020
+        assert_eq!(parse_proc_stat(stat), Some((165, 7, 1185)));
+        assert!(MachineWatch::start().unwrap().finish(&[]).is_ok());
+    }
+}

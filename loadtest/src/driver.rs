@@ -1,0 +1,469 @@
+//! Load generators. Every phase is bounded in time and in requests in flight.
+//!
+//! - Open model ([`Driver::open`]): request `i` is due at `start + i / rate`; its latency is measured from that
+//!   intended start, not from when it was actually sent, so a stall of the server (or of the tool) shows up in
+//!   the percentiles instead of silently lowering the rate (coordinated omission). A request that goes out a
+//!   little early (see [`Schedule`]) is timed from when it went out. How late requests really started is
+//!   recorded too (`send_lag`: the tool's own lateness, included in the latencies). Intended requests that could
+//!   not be sent before the phase ended are counted as `not_sent` errors.
+//! - Closed model ([`Driver::closed`]): N workers each send the next request when the previous one is answered:
+//!   finds the saturation throughput; its latencies are service times.
+//! - Ramp ([`Driver::ramp`]): open-model steps of increasing rate until two steps in a row miss the p99 / error
+//!   SLO; the report names the highest rate that met it.
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::scenario::Slo;
+use crate::stats::{percentiles, Recorder};
+use crate::workload::{mix64, Workload};
+
+/// How the open model keeps its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// A task on the runtime wakes on tokio's 1 ms timer and sends every request due before the next tick
+    /// (up to 1 ms early). Cheap; arrivals come in bursts of `rate / 1000`, whose queueing adds to the
+    /// latencies (conservative).
+    Tick,
+    /// A dedicated thread sleeps with 1 µs timer slack and hands the runtime the requests due in each 250 µs
+    /// window. Arrivals are closer to evenly spread, at about twice the tool's CPU per request (and more for the
+    /// server too, which batches less): prefer it on machines with cores to spare.
+    Precise,
+}
+
+/// Window of the precise schedule.
+pub const PRECISE_WINDOW: Duration = Duration::from_micros(250);
+/// Window of the tick schedule: one tick of tokio's timer.
+pub const TICK_WINDOW: Duration = Duration::from_millis(1);
+
+/// A ramp stops after this many failing steps in a row.
+pub const RAMP_STOP_AFTER_FAILURES: usize = 2;
+
+/// Set by Ctrl-C: phases stop sending and wrap up.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The outcome of one load phase.
+pub struct Phase {
+    pub recorder: Recorder,
+    /// The planned length of the phase.
+    pub nominal: Duration,
+    /// Offered rate (open model) or concurrency (closed model), for the report.
+    pub rate_per_s: Option<f64>,
+    pub concurrency: Option<usize>,
+}
+
+impl Phase {
+    pub fn achieved_rps(&self) -> f64 {
+        self.recorder.achieved_rps(self.nominal)
+    }
+
+    /// p99 and error rate within the SLO.
+    pub fn meets(&self, slo: &Slo) -> bool {
+        let p = percentiles(&self.recorder.overall);
+        self.recorder.requests > 0 && p.p99 <= slo.p99_ms && self.recorder.error_rate() <= slo.max_error_rate
+    }
+}
+
+/// One step of a ramp.
+#[derive(Debug, Clone, Serialize)]
+pub struct RampStep {
+    pub rate_per_s: f64,
+    pub achieved_rps: f64,
+    pub requests: u64,
+    pub error_rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub passed: bool,
+}
+
+pub struct Driver {
+    pub workload: Arc<Workload>,
+    /// Base seed of the per-request random generators.
+    pub seed: u64,
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    pub schedule: Schedule,
+    pub in_flight: Arc<AtomicU64>,
+    tty: bool,
+}
+
+fn print_progress(tty: bool, line: &str, last: bool) {
+    let mut err = std::io::stderr().lock();
+    if tty {
+        let _ = write!(err, "\r\x1b[2K{line}");
+        if last {
+            let _ = writeln!(err);
+        }
+    } else {
+        let _ = writeln!(err, "{line}");
+    }
+    let _ = err.flush();
+}
+
+/// When the requests of one open-model phase are due.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    start: Instant,
+    interval_ns: f64,
+    total: u64,
+    end: Instant,
+}
+
+impl Plan {
+    fn due(&self, i: u64) -> Instant {
+        self.start + Duration::from_nanos((i as f64 * self.interval_ns) as u64)
+    }
+
+    /// Past this, a dispatcher that is behind schedule stops rather than runs on.
+    fn hard_end(&self) -> Instant {
+        self.end + Duration::from_secs(1)
+    }
+}
+
+/// Makes the task of one open-model request.
+#[derive(Clone)]
+struct RequestFactory {
+    workload: Arc<Workload>,
+    in_flight: Arc<AtomicU64>,
+    seed: u64,
+    recorder: Arc<Mutex<Recorder>>,
+}
+
+impl RequestFactory {
+    /// Request `i`, due at `intended`, holding one in-flight slot until it is answered.
+    fn task(
+        &self,
+        i: u64,
+        intended: Instant,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let workload = self.workload.clone();
+        let in_flight = self.in_flight.clone();
+        let recorder = self.recorder.clone();
+        let seed = self.seed ^ mix64(i);
+        async move {
+            let started = Instant::now();
+            let mut rng = SmallRng::seed_from_u64(seed);
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (op, error) = workload.execute(&mut rng).await;
+            let now = Instant::now();
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let latency_us = now.saturating_duration_since(intended.min(started)).as_micros() as u64;
+            let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
+            let mut r = recorder.lock().expect("recorder");
+            r.record(op, latency_us, error.as_deref(), now);
+            r.record_send_lag(lag_us);
+            drop(r);
+            drop(permit);
+        }
+    }
+}
+
+/// The tick schedule (see [`Schedule::Tick`]); returns how many requests it sent.
+async fn dispatch_ticks(plan: &Plan, permits: &Arc<Semaphore>, factory: &RequestFactory) -> u64 {
+    let end = tokio::time::Instant::from_std(plan.end);
+    let mut sent = 0;
+    for i in 0..plan.total {
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        let intended = plan.due(i);
+        let now = Instant::now();
+        if intended > now + TICK_WINDOW {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(intended - TICK_WINDOW)).await;
+        } else if now > plan.hard_end() {
+            break;
+        }
+        let permit = tokio::select! {
+            biased;
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
+            _ = tokio::time::sleep_until(end) => break,
+        };
+        tokio::spawn(factory.task(i, intended, permit));
+        sent += 1;
+    }
+    sent
+}
+
+/// The precise schedule (see [`Schedule::Precise`]); runs on its own thread; returns how many it sent.
+fn dispatch_precise(
+    plan: &Plan,
+    runtime: &tokio::runtime::Handle,
+    permits: &Arc<Semaphore>,
+    factory: &RequestFactory,
+) -> u64 {
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack (default 50 µs); harmless if it fails.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong, 0, 0, 0);
+    }
+    let end = tokio::time::Instant::from_std(plan.end);
+    // A free in-flight slot, waiting for one if all are taken; None once the phase is over.
+    let acquire = || match permits.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => runtime.block_on(async {
+            tokio::select! {
+                biased;
+                p = permits.clone().acquire_owned() => p.ok(),
+                _ = tokio::time::sleep_until(end) => None,
+            }
+        }),
+    };
+    let mut i = 0;
+    let mut over = false;
+    while i < plan.total && !over && !STOP.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let first = plan.due(i);
+        if first > now + PRECISE_WINDOW {
+            std::thread::sleep(first - now - PRECISE_WINDOW);
+        } else if now > plan.hard_end() {
+            break;
+        }
+        let horizon = Instant::now() + PRECISE_WINDOW;
+        let mut batch = Vec::new();
+        while i < plan.total && plan.due(i) <= horizon {
+            match acquire() {
+                Some(permit) => batch.push(factory.task(i, plan.due(i), permit)),
+                None => {
+                    over = true;
+                    break;
+                }
+            }
+            i += 1;
+        }
+        // One wake-up of the runtime per window; the tasks are then spawned from inside it.
+        runtime.spawn(async move {
+            for task in batch {
+                tokio::spawn(task);
+            }
+        });
+    }
+    i
+}
+
+impl Driver {
+    pub fn new(
+        workload: Arc<Workload>,
+        seed: u64,
+        max_in_flight: usize,
+        request_timeout: Duration,
+        schedule: Schedule,
+    ) -> Driver {
+        Driver {
+            workload,
+            seed,
+            max_in_flight: max_in_flight.max(1),
+            request_timeout,
+            schedule,
+            in_flight: Arc::new(AtomicU64::new(0)),
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Prints a progress line every second until the returned sender is dropped, then a last one.
+    fn progress(
+        &self,
+        recorder: Arc<Mutex<Recorder>>,
+        label: String,
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        let in_flight = self.in_flight.clone();
+        let tty = self.tty;
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate
+            loop {
+                let last = tokio::select! {
+                    _ = ticker.tick() => false,
+                    _ = &mut done_rx => true,
+                };
+                let line = {
+                    let mut r = recorder.lock().expect("recorder");
+                    let point = r.tick(Instant::now());
+                    r.progress_line(&point, in_flight.load(Ordering::Relaxed), &label)
+                };
+                print_progress(tty, &line, last);
+                if last {
+                    break;
+                }
+            }
+        });
+        (done_tx, handle)
+    }
+
+    /// Open model: `rate_per_s` arrivals per second for `duration`, at most `max_in_flight` outstanding.
+    pub async fn open(&self, rate_per_s: f64, duration: Duration, label: &str) -> Phase {
+        let start = Instant::now();
+        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
+        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let permits = Arc::new(Semaphore::new(self.max_in_flight));
+        let plan = Plan {
+            start,
+            interval_ns: 1e9 / rate_per_s,
+            total: (rate_per_s * duration.as_secs_f64()).floor() as u64,
+            end: start + duration,
+        };
+        let factory = RequestFactory {
+            workload: self.workload.clone(),
+            in_flight: self.in_flight.clone(),
+            seed: self.seed,
+            recorder: recorder.clone(),
+        };
+        let sent = match self.schedule {
+            Schedule::Tick => dispatch_ticks(&plan, &permits, &factory).await,
+            Schedule::Precise => {
+                let runtime = tokio::runtime::Handle::current();
+                let permits = permits.clone();
+                tokio::task::spawn_blocking(move || dispatch_precise(&plan, &runtime, &permits, &factory))
+                    .await
+                    .expect("dispatcher thread")
+            }
+        };
+        recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
+        // Drain: every request is bounded by its own timeout.
+        let drain = self.request_timeout + Duration::from_secs(2);
+        let _ = tokio::time::timeout(drain, permits.acquire_many(self.max_in_flight as u32)).await;
+        drop(done);
+        let _ = progress.await;
+        let recorder = take(recorder);
+        Phase { recorder, nominal: duration, rate_per_s: Some(rate_per_s), concurrency: None }
+    }
+
+    /// Closed model: `concurrency` workers back to back for `duration`.
+    pub async fn closed(&self, concurrency: usize, duration: Duration, label: &str) -> Phase {
+        let start = Instant::now();
+        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
+        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let end = start + duration;
+        let mut workers = tokio::task::JoinSet::new();
+        for w in 0..concurrency.max(1) {
+            let workload = self.workload.clone();
+            let recorder = recorder.clone();
+            let in_flight = self.in_flight.clone();
+            let seed = self.seed ^ mix64(w as u64 + (1 << 40));
+            workers.spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(seed);
+                while Instant::now() < end && !STOP.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    let (op, error) = workload.execute(&mut rng).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    let latency_us = now.duration_since(t0).as_micros() as u64;
+                    recorder.lock().expect("recorder").record(op, latency_us, error.as_deref(), now);
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        drop(done);
+        let _ = progress.await;
+        let recorder = take(recorder);
+        Phase { recorder, nominal: duration, rate_per_s: None, concurrency: Some(concurrency) }
+    }
+
+    /// Ramp: open-model steps `start, start+step, … max`, each `step_duration` long, until two steps in a row
+    /// miss the SLO (one noisy step does not end the ramp; two mean the rate is past what the target sustains).
+    pub async fn ramp(
+        &self,
+        start_per_s: f64,
+        step_per_s: f64,
+        max_per_s: f64,
+        step_duration: Duration,
+        slo: &Slo,
+    ) -> (Vec<RampStep>, Vec<Phase>) {
+        let mut steps = Vec::new();
+        let mut phases = Vec::new();
+        let mut rate = start_per_s;
+        let mut failures_in_a_row = 0;
+        while rate <= max_per_s + 1e-9 && !STOP.load(Ordering::Relaxed) {
+            let phase = self.open(rate, step_duration, &format!("ramp {rate:.0}/s ")).await;
+            let p = percentiles(&phase.recorder.overall);
+            let passed = phase.meets(slo);
+            steps.push(RampStep {
+                rate_per_s: rate,
+                achieved_rps: phase.achieved_rps(),
+                requests: phase.recorder.requests,
+                error_rate: phase.recorder.error_rate(),
+                p50_ms: p.p50,
+                p99_ms: p.p99,
+                max_ms: p.max,
+                passed,
+            });
+            phases.push(phase);
+            failures_in_a_row = if passed { 0 } else { failures_in_a_row + 1 };
+            let stop = failures_in_a_row >= RAMP_STOP_AFTER_FAILURES;
+            eprintln!(
+                "ramp step {rate:.0}/s: achieved {:.0}/s p99 {:.2} ms error rate {:.4} -> {}",
+                steps.last().expect("a step").achieved_rps,
+                p.p99,
+                steps.last().expect("a step").error_rate,
+                match (passed, stop) {
+                    (true, _) => "meets the SLO",
+                    (false, false) => "misses the SLO",
+                    (false, true) => "misses the SLO again: stopping",
+                }
+            );
+            if stop {
+                break;
+            }
+            rate += step_per_s;
+        }
+        (steps, phases)
+    }
+}
+
+fn take(recorder: Arc<Mutex<Recorder>>) -> Recorder {
+    // Stray request tasks (past the drain timeout) may still hold a clone: take the data out under the lock.
+    match Arc::try_unwrap(recorder) {
+        Ok(m) => m.into_inner().expect("recorder"),
+        Err(shared) => {
+            let mut guard = shared.lock().expect("recorder");
+            let started = guard.started;
+            std::mem::replace(&mut *guard, Recorder::new(started))
+        }
+    }
+}
+
+/// The highest ramp rate that met the SLO, if any.
+pub fn best_rate(steps: &[RampStep]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|s| s.passed)
+        .map(|s| s.rate_per_s)
+        .fold(None, |best, r| Some(best.map_or(r, |b: f64| b.max(r))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(rate: f64, passed: bool) -> RampStep {
+        RampStep {
+            rate_per_s: rate,
+            achieved_rps: rate,
+            requests: 1,
+            error_rate: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            passed,
+        }
+    }
+
+    #[test]
+    fn best_rate_is_the_highest_passing_step() {
+        assert_eq!(best_rate(&[]), None);
+        assert_eq!(best_rate(&[step(100.0, false)]), None);
+        assert_eq!(best_rate(&[step(100.0, true), step(200.0, true), step(300.0, false)]), Some(200.0));
+    }
+}

@@ -1,0 +1,563 @@
+//! `settlegate-loadtest`: the CLI. The module map is in `lib.rs`; this file parses arguments and runs the steps
+//! of a load test in order:
+//!
+//! ```text
+//! run:   scenario → identities (one mTLS pool per hospital) → seed (import cards, publish ruleset)
+//!        → snapshot (reconciliation, pools) → load (open | closed | ramp, with live progress)
+//!        → audit → report.json / report.html / summary.txt → exit code (0 pass, 1 fail, 2 could not run)
+//! seed:  the seed step alone
+//! floor: a trivial hyper+rustls server (ok | evalsha) for the benchmark
+//! bench-report: docs/BENCHMARKS.md from the reports of one scripts/bench.sh run
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use settlegate_loadtest::audit::{self, AuditInput, AuditReport, Tamper};
+use settlegate_loadtest::client::{Endpoint, Target, MAX_POOL_SIZE};
+use settlegate_loadtest::cpu::{CpuUse, CpuWatch, MachineWatch};
+use settlegate_loadtest::driver::{best_rate, Driver, Phase, Schedule, STOP};
+use settlegate_loadtest::floor::{self, FloorMode, FloorOptions};
+use settlegate_loadtest::report::{self, RampReport, RunFacts};
+use settlegate_loadtest::scenario::{self, LoadShape, Scenario};
+use settlegate_loadtest::seed;
+use settlegate_loadtest::workload::{RecordState, Workload};
+use settlegate_loadtest::BoxError;
+
+#[derive(Parser)]
+#[command(
+    name = "settlegate-loadtest",
+    version,
+    about = "Load tester, money auditor and benchmark floor servers for settlegate"
+)]
+struct Cli {
+    /// Worker threads of the tool's runtime (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
+enum Command {
+    /// Seed, put load on the gateway, audit the money, write reports. Exit code: 0 when the SLOs and the
+    /// audit pass, 1 when they do not, 2 when the run could not be made (bad arguments, seed failed, …).
+    Run(RunArgs),
+    /// Only the seed step: import the scenario's cardholders and publish its ruleset.
+    Seed(SeedArgs),
+    /// A trivial hyper+rustls server with the gateway's TLS settings, for the benchmark.
+    Floor(FloorArgs),
+    /// Render the reports of one scripts/bench.sh run (DIR/<run>/report.json) as docs/BENCHMARKS.md.
+    BenchReport {
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        #[arg(long, default_value = "docs/BENCHMARKS.md")]
+        out: PathBuf,
+        /// Markdown appended as "Notes" (findings that need a person, e.g. a profile).
+        #[arg(long)]
+        notes: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Scenario file (loadtest/scenarios/*.toml).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// The gateway's mTLS API.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    target: String,
+    /// Directory with ca.pem and <identity>.pem / <identity>.key for every hospital and the admin
+    /// (as written by `settlegate certs`).
+    #[arg(long)]
+    certs: PathBuf,
+    /// CA that signed the server certificate (default: <certs>/ca.pem).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// HTTP/2 (one multiplexed connection per hospital) instead of HTTP/1.1 keep-alive pools.
+    #[arg(long)]
+    http2: bool,
+    /// Bound on one request, from waiting for a pooled connection to the last body byte.
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    /// Size of each hospital's keep-alive pool (default 32).
+    #[arg(long)]
+    connections: Option<usize>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Open model: arrivals per second.
+    #[arg(long, conflicts_with_all = ["concurrency", "ramp"])]
+    rate: Option<f64>,
+    /// Closed model: requests kept in flight back to back.
+    #[arg(long, conflicts_with = "ramp")]
+    concurrency: Option<usize>,
+    /// Ramp start:step:max (per second): open-model steps until one misses the SLO.
+    #[arg(long)]
+    ramp: Option<String>,
+    /// Length of one ramp step, seconds.
+    #[arg(long)]
+    ramp_step_s: Option<f64>,
+    /// Length of the load phase, seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Open model: how the schedule is kept (tick: cheap, 1 ms bursts; precise: 250 µs, about twice the CPU).
+    #[arg(long, value_enum, default_value = "tick")]
+    schedule: Schedule,
+    /// Open model: requests outstanding at most.
+    #[arg(long)]
+    max_in_flight: Option<usize>,
+    /// Output directory (default target/loadtest/<scenario name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the scenario's p99 SLO (milliseconds).
+    #[arg(long)]
+    slo_p99_ms: Option<f64>,
+    /// Override the scenario's maximum error rate (0..=1).
+    #[arg(long)]
+    slo_max_error_rate: Option<f64>,
+    /// Do not open the hospitals' pools before the load starts (measure the cold start too).
+    #[arg(long)]
+    no_prewarm: bool,
+    /// Skip the post-run money audit.
+    #[arg(long)]
+    no_audit: bool,
+    /// The target is a floor server (`settlegate-loadtest floor`): no seed, no audit, any 2xx is success.
+    #[arg(long)]
+    floor: bool,
+    /// Mid-run, add 1 fen to one card's usage directly in Redis (the audit must then fail).
+    #[arg(long, requires = "redis_url")]
+    tamper: bool,
+    /// Redis of the gateway (for --tamper).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Usage hash key template for --tamper ($CARD, $YEAR, $PROGRAM are replaced).
+    #[arg(long, default_value = "sg:{$CARD}:usage")]
+    tamper_key: String,
+    /// Usage hash field template for --tamper.
+    #[arg(long, default_value = "$YEAR:$PROGRAM:paid")]
+    tamper_field: String,
+    /// Measure the CPU time of another process during the load phase: NAME=PID (repeatable).
+    #[arg(long = "watch-pid", value_name = "NAME=PID")]
+    watch_pid: Vec<String>,
+    /// Seed of the request generator.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run id (prefix of card ids and hospital settlement ids); default: derived from the clock.
+    #[arg(long)]
+    run_id: Option<String>,
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long)]
+    run_id: Option<String>,
+}
+
+#[derive(Args)]
+struct FloorArgs {
+    #[arg(long, value_enum)]
+    mode: FloorMode,
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    listen: std::net::SocketAddr,
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    client_ca: PathBuf,
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+/// A run id unique per run and short: "LT" + milliseconds since the epoch in base 36.
+fn new_run_id() -> String {
+    let mut n = Utc::now().timestamp_millis() as u64;
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    while n > 0 {
+        s.push(digits[(n % 36) as usize]);
+        n /= 36;
+    }
+    s.reverse();
+    format!("LT{}", String::from_utf8(s).expect("ascii"))
+}
+
+/// Today and tomorrow in the scenario's timezone.
+fn local_dates(tz: &str) -> Result<(String, String), BoxError> {
+    let tz: chrono_tz::Tz = tz.parse().map_err(|e| format!("timezone {tz}: {e}"))?;
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let tomorrow = today.succ_opt().ok_or("no tomorrow")?;
+    Ok((today.format("%Y-%m-%d").to_string(), tomorrow.format("%Y-%m-%d").to_string()))
+}
+
+struct Setup {
+    scenario: Arc<Scenario>,
+    target: Arc<Target>,
+    hospitals: Vec<Arc<Endpoint>>,
+    admin: Option<Arc<Endpoint>>,
+    http2: bool,
+    request_timeout: Duration,
+    connections: usize,
+}
+
+fn setup(common: &Common, need_admin: bool) -> Result<Setup, BoxError> {
+    let scenario = Arc::new(Scenario::from_file(&common.scenario)?);
+    let target = Arc::new(Target::parse(&common.target)?);
+    let ca = common.ca.clone().unwrap_or_else(|| common.certs.join("ca.pem"));
+    let http2 = common.http2 || scenario.load.http2.unwrap_or(false);
+    let request_timeout = Duration::from_millis(
+        common.request_timeout_ms.or(scenario.load.request_timeout_ms).unwrap_or(5000).clamp(10, 120_000),
+    );
+    let connections =
+        common.connections.or(scenario.load.connections_per_hospital).unwrap_or(32).clamp(1, MAX_POOL_SIZE);
+    let endpoint = |name: &str, pool_size: usize| -> Result<Arc<Endpoint>, BoxError> {
+        Ok(Arc::new(Endpoint::new(&target, &ca, &common.certs, name, http2, request_timeout, pool_size)?))
+    };
+    let hospitals = scenario.hospitals.iter().map(|h| endpoint(h, connections)).collect::<Result<Vec<_>, _>>()?;
+    let admin = if need_admin { Some(endpoint(&scenario.admin, scenario.audit.concurrency)?) } else { None };
+    Ok(Setup { scenario, target, hospitals, admin, http2, request_timeout, connections })
+}
+
+fn load_shape(args: &RunArgs, s: &Scenario) -> Result<LoadShape, BoxError> {
+    let duration_s = args.duration.or(s.load.duration_s).unwrap_or(10.0);
+    if !(duration_s > 0.0 && duration_s <= scenario::MAX_DURATION_S) {
+        return Err(format!("duration must be in (0, {}] s", scenario::MAX_DURATION_S).into());
+    }
+    let ramp = |spec: &str| -> Result<LoadShape, BoxError> {
+        let (start_per_s, step_per_s, max_per_s) = scenario::parse_ramp(spec)?;
+        let step_s = args.ramp_step_s.or(s.load.ramp_step_s).unwrap_or(5.0);
+        if !(step_s > 0.0 && step_s <= 600.0) {
+            return Err("ramp step must be in (0, 600] s".into());
+        }
+        Ok(LoadShape::Ramp { start_per_s, step_per_s, max_per_s, step_s })
+    };
+    let open = |rate_per_s: f64| -> Result<LoadShape, BoxError> {
+        if !(rate_per_s > 0.0 && rate_per_s <= scenario::MAX_RATE_PER_S) {
+            return Err(format!("rate must be in (0, {}]", scenario::MAX_RATE_PER_S).into());
+        }
+        Ok(LoadShape::Open { rate_per_s, duration_s })
+    };
+    let closed = |c: usize| -> Result<LoadShape, BoxError> {
+        if c == 0 || c > scenario::MAX_IN_FLIGHT {
+            return Err(format!("concurrency must be in 1..={}", scenario::MAX_IN_FLIGHT).into());
+        }
+        Ok(LoadShape::Closed { concurrency: c, duration_s })
+    };
+    if let Some(r) = &args.ramp {
+        return ramp(r);
+    }
+    if let Some(c) = args.concurrency {
+        return closed(c);
+    }
+    if let Some(rate) = args.rate {
+        return open(rate);
+    }
+    if let Some(r) = &s.load.ramp {
+        return ramp(r);
+    }
+    if let Some(c) = s.load.concurrency {
+        return closed(c);
+    }
+    if let Some(rate) = s.load.rate_per_s {
+        return open(rate);
+    }
+    Err("no load shape: give --rate, --concurrency or --ramp (or set one in the scenario's [load])".into())
+}
+
+fn parse_watch(specs: &[String]) -> Result<Vec<(String, u32)>, BoxError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, pid) = spec.split_once('=').ok_or_else(|| format!("--watch-pid {spec:?}: expected NAME=PID"))?;
+            let pid: u32 = pid.parse().map_err(|_| format!("--watch-pid {spec:?}: bad pid"))?;
+            Ok((name.to_string(), pid))
+        })
+        .collect()
+}
+
+/// Mid-run fault injection for `--tamper`: waits, then bumps one answered card's usage in Redis.
+struct TamperArgs {
+    redis_url: String,
+    key_template: String,
+    field_template: String,
+}
+
+async fn tamper_later(args: &TamperArgs, workload: Arc<Workload>, after: Duration) -> Tamper {
+    tokio::time::sleep(after).await;
+    let picked = {
+        let ledger = workload.ledger.lock().expect("ledger");
+        ledger.records.iter().find(|r| r.state == RecordState::Settled && r.answer.is_some()).map(|r| {
+            let answer = r.answer.as_ref().expect("answered");
+            let program = answer
+                .payments
+                .iter()
+                .find(|p| p.paid_fen > 0)
+                .or(answer.payments.first())
+                .map(|p| p.program.clone())
+                .unwrap_or_else(|| workload.scenario.ruleset.programs[0].id.clone());
+            (workload.cards.card_id(r.card), program)
+        })
+    };
+    let (card_id, program) = match picked {
+        Some(p) => p,
+        None => (workload.cards.card_id(0), workload.scenario.ruleset.programs[0].id.clone()),
+    };
+    let (key, field) =
+        audit::tamper_names(&args.key_template, &args.field_template, &card_id, workload.year(), &program);
+    let result = audit::tamper(&args.redis_url, &key, &field).await;
+    match &result {
+        Ok(v) => eprintln!("tamper: HINCRBY {key} {field} 1 -> {v}"),
+        Err(e) => eprintln!("tamper: HINCRBY {key} {field} 1 failed: {e}"),
+    }
+    Tamper { card_id, key, field, applied: result.is_ok(), error: result.err() }
+}
+
+async fn run(args: RunArgs) -> Result<i32, BoxError> {
+    let audit_enabled = !args.no_audit && !args.floor;
+    let Setup { scenario, target, hospitals, admin, http2, request_timeout, connections } =
+        setup(&args.common, !args.floor)?;
+    let audit_enabled = audit_enabled && scenario.audit.enabled;
+    let mut slo = scenario.slo;
+    if let Some(p99_ms) = args.slo_p99_ms {
+        slo.p99_ms = p99_ms;
+    }
+    if let Some(rate) = args.slo_max_error_rate {
+        slo.max_error_rate = rate;
+    }
+    if slo.p99_ms.is_nan() || slo.p99_ms <= 0.0 || !(0.0..=1.0).contains(&slo.max_error_rate) {
+        return Err("SLO: need p99 > 0 ms and 0 <= max error rate <= 1".into());
+    }
+    let shape = load_shape(&args, &scenario)?;
+    let max_in_flight =
+        args.max_in_flight.or(scenario.load.max_in_flight).unwrap_or(1024).clamp(1, scenario::MAX_IN_FLIGHT);
+    let (today, tomorrow) = local_dates(&scenario.timezone)?;
+    let year: i32 = today[..4].parse()?;
+    let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("target/loadtest").join(&scenario.name));
+    let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mix = scenario.operations;
+    let keep_ledger = !args.floor && (audit_enabled || mix.retry > 0 || mix.reversal > 0);
+    let workload = Arc::new(Workload::new(
+        scenario.clone(),
+        run_id.clone(),
+        today.clone(),
+        hospitals.clone(),
+        args.floor,
+        keep_ledger,
+    ));
+    eprintln!(
+        "settlegate-loadtest: scenario {} → {} as {} hospital(s), run {run_id}, visit date {today}",
+        scenario.name,
+        target.base,
+        hospitals.len()
+    );
+
+    // Seed and snapshot.
+    let mut seeded = None;
+    let mut before = audit::Snapshot::default();
+    if let Some(admin) = &admin {
+        let s = seed::seed(admin, &hospitals[0], &workload.cards, &scenario.ruleset_json(), &today, year).await?;
+        eprintln!(
+            "seed: {} cards imported in {} ms; ruleset version {} in use after {} ms",
+            s.cards, s.import_ms, s.ruleset_version, s.ruleset_visible_ms
+        );
+        seeded = Some(s);
+        if audit_enabled {
+            before = audit::snapshot(&hospitals, admin, &[today.clone(), tomorrow.clone()], &today[..4]).await?;
+        }
+    }
+
+    // Load.
+    if !args.no_prewarm {
+        for h in &hospitals {
+            h.prewarm(connections).await?;
+        }
+    }
+    let watches: Vec<CpuWatch> = std::iter::once(("loadtest".to_string(), 0u32))
+        .chain(parse_watch(&args.watch_pid)?)
+        .map(|(name, pid)| CpuWatch::start(&name, pid))
+        .collect::<Result<_, _>>()?;
+    let machine = MachineWatch::start();
+    let seed = args.seed.or(scenario.load.seed).unwrap_or(0x5e7_71e);
+    let driver = Driver::new(workload.clone(), seed, max_in_flight, request_timeout, args.schedule);
+    let first_phase_s = match &shape {
+        LoadShape::Open { duration_s, .. } | LoadShape::Closed { duration_s, .. } => *duration_s,
+        LoadShape::Ramp { step_s, .. } => *step_s,
+    };
+    let tamper_task = if args.tamper && !args.floor {
+        let w = workload.clone();
+        let t = TamperArgs {
+            redis_url: args.redis_url.clone().unwrap_or_default(),
+            key_template: args.tamper_key.clone(),
+            field_template: args.tamper_field.clone(),
+        };
+        Some(tokio::spawn(async move { tamper_later(&t, w, Duration::from_secs_f64(first_phase_s / 2.0)).await }))
+    } else {
+        None
+    };
+    let (mode, rate_per_s, concurrency, duration_s, phase, ramp) = match shape {
+        LoadShape::Open { rate_per_s, duration_s } => {
+            let phase = driver.open(rate_per_s, Duration::from_secs_f64(duration_s), "").await;
+            ("open", Some(rate_per_s), None, duration_s, phase, None)
+        }
+        LoadShape::Closed { concurrency, duration_s } => {
+            let phase = driver.closed(concurrency, Duration::from_secs_f64(duration_s), "").await;
+            ("closed", None, Some(concurrency), duration_s, phase, None)
+        }
+        LoadShape::Ramp { start_per_s, step_per_s, max_per_s, step_s } => {
+            let (steps, phases) =
+                driver.ramp(start_per_s, step_per_s, max_per_s, Duration::from_secs_f64(step_s), &slo).await;
+            let mut phases = phases.into_iter();
+            let mut merged = phases.next().ok_or("the ramp was stopped before its first step")?;
+            for p in phases {
+                merged.recorder.absorb(&p.recorder);
+            }
+            merged.nominal = Duration::from_secs_f64(step_s * steps.len() as f64);
+            let best_rate_per_s = best_rate(&steps);
+            let duration_s = merged.nominal.as_secs_f64();
+            ("ramp", None, None, duration_s, merged, Some(RampReport { steps, best_rate_per_s }))
+        }
+    };
+    let Phase { recorder, nominal, .. } = phase;
+    let achieved_rps = recorder.achieved_rps(nominal);
+    let completed = recorder.overall.len();
+    let cpu: Vec<CpuUse> =
+        watches.iter().filter_map(|w| w.finish(completed).map_err(|e| eprintln!("cpu: {e}")).ok()).collect();
+    let machine_cpu = machine.and_then(|m| m.finish(&cpu)).map_err(|e| eprintln!("cpu: {e}")).ok();
+    let tamper = match tamper_task {
+        Some(t) => Some(t.await?),
+        None => None,
+    };
+    let connections_opened: BTreeMap<String, u64> =
+        hospitals.iter().map(|h| (h.name.clone(), h.connections_opened())).collect();
+
+    // Audit.
+    let audit_report = match (&admin, &seeded, audit_enabled) {
+        (Some(admin), Some(s), true) => {
+            eprintln!("audit: checking the money …");
+            let r = audit::run(AuditInput {
+                workload: workload.clone(),
+                admin: admin.clone(),
+                ruleset_version: s.ruleset_version,
+                year: today[..4].to_string(),
+                dates: vec![today.clone(), tomorrow.clone()],
+                before,
+                options: scenario.audit.clone(),
+                tamper,
+            })
+            .await;
+            eprintln!("audit: {} in {} ms", if r.passed == Some(true) { "pass" } else { "FAIL" }, r.duration_ms);
+            r
+        }
+        _ => {
+            let mut r = AuditReport::disabled();
+            r.tamper = tamper;
+            r
+        }
+    };
+
+    let facts = RunFacts {
+        scenario: scenario.name.clone(),
+        target: target.base.clone(),
+        run_id,
+        started_at,
+        visit_date: today,
+        mode: mode.to_string(),
+        rate_per_s,
+        concurrency,
+        duration_s,
+        max_in_flight,
+        schedule: (mode != "closed").then_some(args.schedule),
+        connections_per_hospital: connections,
+        http2,
+        floor_target: args.floor,
+        slo,
+        achieved_rps,
+        ramp,
+        seed: seeded,
+        connections_opened,
+        cpu,
+        machine_cpu,
+    };
+    let report = report::build(&recorder, facts, audit_report);
+    report::write_all(&out, &report)?;
+    print!("{}", report::summary(&report));
+    println!("reports: {}", out.join("report.html").display());
+    Ok(if report.verdict.passed { 0 } else { 1 })
+}
+
+async fn seed_only(args: SeedArgs) -> Result<i32, BoxError> {
+    let Setup { scenario, hospitals, admin, .. } = setup(&args.common, true)?;
+    let admin = admin.expect("admin endpoint");
+    let (today, _) = local_dates(&scenario.timezone)?;
+    let run_id = args.run_id.unwrap_or_else(new_run_id);
+    let cards = settlegate_loadtest::workload::CardBook::new(&scenario, &run_id);
+    let s = seed::seed(&admin, &hospitals[0], &cards, &scenario.ruleset_json(), &today, today[..4].parse()?).await?;
+    println!("{}", serde_json::json!({"run_id": run_id, "seed": s}));
+    Ok(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(n.clamp(1, 256));
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping the load and writing the reports");
+                STOP.store(true, Ordering::Relaxed);
+            }
+        });
+        let result = match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Seed(args) => seed_only(args).await,
+            Command::Floor(args) => floor::serve(FloorOptions {
+                mode: args.mode,
+                listen: args.listen,
+                cert: args.cert,
+                key: args.key,
+                client_ca: args.client_ca,
+                redis_url: args.redis_url,
+            })
+            .await
+            .map(|_| 0),
+            Command::BenchReport { dir, out, notes } => {
+                settlegate_loadtest::bench::load(&dir).map_err(BoxError::from).and_then(|mut run| {
+                    if let Some(path) = notes {
+                        run.notes =
+                            Some(std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+                    }
+                    std::fs::write(&out, settlegate_loadtest::bench::render(&run))?;
+                    eprintln!("wrote {}", out.display());
+                    Ok(0)
+                })
+            }
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("settlegate-loadtest: {e}");
+                2
+            }
+        }
+    });
+    // Stray connections and timers must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    std::process::exit(code);
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Smoke load test: a private redis-server (free port, no persistence), the gateway's release binary, dev
+# certificates, then loadtest/scenarios/smoke.toml (every operation, ~12 s of load, then the money audit).
+# Writes target/loadtest/smoke/{report.json,report.html,summary.txt} and exits with the tester's verdict
+# (0 pass, 1 SLO or audit failed, 2 could not run). Extra arguments go to `settlegate-loadtest run`
+# (e.g. --tamper to prove the audit catches a fault, --duration 5).
+#
+# Environment: SETTLEGATE_BIN, LOADTEST_BIN (default target/release/…), SKIP_BUILD=1 to use them as they are.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=../loadtest/scripts/harness.sh
+source "$ROOT/loadtest/scripts/harness.sh"
+
+OUT=${SMOKE_OUT:-$ROOT/target/loadtest/smoke}
+WORK="$OUT/work"
+SETTLEGATE_BIN=${SETTLEGATE_BIN:-$ROOT/target/release/settlegate}
+LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
+
+trap lt_cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  lt_log "building settlegate and settlegate-loadtest (release)"
+  cargo build --release -q -p settlegate -p settlegate-loadtest
+fi
+for bin in "$SETTLEGATE_BIN" "$LOADTEST_BIN"; do
+  [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
+done
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+lt_start_redis "$WORK/redis"
+lt_log "redis-server on port $REDIS_PORT (pid $REDIS_PID)"
+lt_make_certs "$SETTLEGATE_BIN" "$WORK/certs" relief-office H0001 H0002
+lt_start_gateway "$SETTLEGATE_BIN" "$WORK/gateway" "$WORK/certs" "$REDIS_URL"
+lt_log "gateway on $GW_URL (pid $GW_PID, ops $OPS_PORT)"
+
+set +e
+timeout --signal=INT --kill-after=10 120 "$LOADTEST_BIN" run \
+  --scenario "$ROOT/loadtest/scenarios/smoke.toml" \
+  --target "$GW_URL" --certs "$WORK/certs" --out "$OUT" \
+  --redis-url "$REDIS_URL" --watch-pid "gateway=$GW_PID" --watch-pid "redis=$REDIS_PID" \
+  "$@"
+verdict=$?
+set -e
+if ! kill -0 "$GW_PID" 2>/dev/null; then
+  echo "the gateway died during the run; see $WORK/gateway/gateway.log" >&2
+  verdict=1
+fi
+lt_log "verdict: exit $verdict; reports in $OUT"
+exit "$verdict"
