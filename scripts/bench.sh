@@ -32,6 +32,9 @@ RAMP_P99_MS=${BENCH_RAMP_P99_MS:-10}
 DOCS=${BENCH_DOCS:-$ROOT/docs/BENCHMARKS.md}
 SCENARIO=$ROOT/loadtest/scenarios/settle_only.toml
 SETTLEGATE_BIN=${SETTLEGATE_BIN:-$ROOT/target/release/settlegate}
+# Runtime threads of every server under test (gateway, floor, ceiling) alike; 1 suits a 2-core machine that also
+# runs Redis and the load tool (fewer cross-thread wake-ups); 0 = one per core.
+export LT_SERVER_THREADS=${BENCH_SERVER_THREADS:-1}
 LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
 HOSPITALS=(H0001 H0002 H0003 H0004)
 

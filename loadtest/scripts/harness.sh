@@ -87,6 +87,7 @@ lt_start_gateway() {
 listen = "127.0.0.1:$GW_PORT"
 ops_listen = "127.0.0.1:$OPS_PORT"
 timezone = "Asia/Shanghai"
+worker_threads = ${LT_SERVER_THREADS:-0}
 [tls]
 cert = "$certs/server.pem"
 key = "$certs/server.key"
@@ -129,7 +130,9 @@ lt_start_floor() {
   local bin=$1 dir=$2 certs=$3 mode=$4 redis_url=${5:-}
   mkdir -p "$dir"
   FLOOR_PORT=$(lt_free_port)
-  local args=(floor --mode "$mode" --listen "127.0.0.1:$FLOOR_PORT" --cert "$certs/server.pem" \
+  local args=()
+  [ "${LT_SERVER_THREADS:-0}" != 0 ] && args+=(--threads "$LT_SERVER_THREADS")
+  args+=(floor --mode "$mode" --listen "127.0.0.1:$FLOOR_PORT" --cert "$certs/server.pem" \
     --key "$certs/server.key" --client-ca "$certs/ca.pem")
   [ -n "$redis_url" ] && args+=(--redis-url "$redis_url")
   "$bin" "${args[@]}" >"$dir/floor-$mode.log" 2>&1 &

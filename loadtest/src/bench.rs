@@ -143,7 +143,8 @@ pub fn render(run: &BenchRun) -> String {
          required (mTLS), hyper's auto (HTTP/1.1 + h2) server, TCP_NODELAY. The two reference servers are \
          `settlegate-loadtest floor --mode ok|evalsha` (`loadtest/src/floor.rs`): `ok` reads the body and answers \
          201; `evalsha` also runs one `EVALSHA` of `return redis.call('INCR', KEYS[1])` on one multiplexed \
-         connection per request.\n\
+         connection per request. Every server under test runs a tokio runtime of {threads} worker thread(s) \
+         (`BENCH_SERVER_THREADS`; 0 = one per core).\n\
          - Saturation: closed model, {concurrency} requests in flight back to back for {duration} s; the achieved \
          rate is the saturation throughput (an upper bound: closed loops overstate what an open arrival stream can \
          sustain).\n\
@@ -157,7 +158,8 @@ pub fn render(run: &BenchRun) -> String {
          the answer).\n\
          - Before every run the script waits (up to 60 s) for the machine to be quiet; a run during which other \
          processes used more than {} cores is made again (at most three attempts).",
-        m("MAX_OTHERS")
+        m("MAX_OTHERS"),
+        threads = std::env::var("LT_SERVER_THREADS").unwrap_or_else(|_| "?".into())
     );
     let _ = writeln!(s, "\n## Results\n");
     let _ = writeln!(
