@@ -726,22 +726,7 @@ const MISMATCH: &str = "settlegate_engine_mismatch_total";
 const HOSPITALS: [&str; 2] = ["H0001", "H0002"];
 
 fn code(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Invalid(_) => "invalid_request",
-        ApiError::Forbidden(_) => "forbidden",
-        ApiError::CardNotFound(_) => "card_not_found",
-        ApiError::NotFound(_) => "not_found",
-        ApiError::IdempotencyConflict(_) => "idempotency_conflict",
-        ApiError::AlreadyReversed(_) => "already_reversed",
-        ApiError::PayloadTooLarge(_) => "payload_too_large",
-        ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-        ApiError::NotEligible(_) => "not_eligible",
-        ApiError::NoRulesInForce(_) => "no_rules_in_force",
-        ApiError::RateLimited { .. } => "rate_limited",
-        ApiError::Unavailable(_) => "unavailable",
-        ApiError::OutcomeUnknown(_) => "outcome_unknown",
-        ApiError::Internal(_) => "internal",
-    }
+    e.code()
 }
 
 #[derive(Debug, Clone)]

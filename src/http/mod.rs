@@ -227,15 +227,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
                 Ok(json_response(StatusCode::OK, wire::to_vec(&app.put_cardholder(&last, card).await?)))
             }
             "admin_get_cardholder" => {
-                let year = match q("year") {
-                    Some(y) => Some(
-                        y.parse::<i32>()
-                            .ok()
-                            .filter(|y| (1900..=9999).contains(y))
-                            .ok_or_else(|| ApiError::invalid("year", "must be a year like 2026"))?,
-                    ),
-                    None => None,
-                };
+                let year = query_year(q("year"))?;
                 let (card, year, usage) = app.get_cardholder(&last, year).await?;
                 Ok(json_response(StatusCode::OK, wire::cardholder_with_usage(&card, year, &usage)))
             }
@@ -257,15 +249,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
                 Ok(json_response(StatusCode::OK, wire::to_vec(r)))
             }
             "admin_pools" => {
-                let year = match q("year") {
-                    Some(y) => Some(
-                        y.parse::<i32>()
-                            .ok()
-                            .filter(|y| (1900..=9999).contains(y))
-                            .ok_or_else(|| ApiError::invalid("year", "must be a year like 2026"))?,
-                    ),
-                    None => None,
-                };
+                let year = query_year(q("year"))?;
                 let (year, version, pools) = app.pools(year).await?;
                 Ok(json_response(StatusCode::OK, wire::pools(year, version, &pools)))
             }
@@ -298,6 +282,17 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
             r
         }),
     )
+}
+
+/// An optional `?year=` (1900..=9999).
+fn query_year(raw: Option<String>) -> Result<Option<i32>, ApiError> {
+    raw.map(|y| {
+        y.parse::<i32>()
+            .ok()
+            .filter(|y| (1900..=9999).contains(y))
+            .ok_or_else(|| ApiError::invalid("year", "must be a year like 2026"))
+    })
+    .transpose()
 }
 
 fn query_date(raw: Option<String>) -> Result<NaiveDate, ApiError> {
