@@ -218,3 +218,32 @@ async fn dates_must_be_yyyy_mm_dd() {
     }
     assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_accepts_a_settle_body_and_reconciliation_defaults_to_today() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let admin = gw.client(ADMIN);
+    let card = json!({"card_id": "Q1", "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active"});
+    seed(&admin, &[ruleset(9000)], &[card]).await;
+    let h = gw.client("H0001");
+    let body = json!({"hospital_settlement_id": "q-1", "card_id": "Q1", "visit": {"type": "outpatient", "date": today()},
+        "amounts": {"total_fen": 1000, "in_scope_fen": 1000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}});
+    let quote = h.post("/v1/settlements/quote", &body).await;
+    assert_eq!((quote.status, quote.body["status"].as_str()), (200, Some("quote")), "{}", quote.body);
+    assert!(quote.body.get("hospital_settlement_id").is_none() && quote.body.get("settlement_id").is_none());
+    assert_eq!(
+        h.get("/v1/settlements?card_id=Q1&hospital_settlement_id=q-1").await.status,
+        404,
+        "a quote records nothing"
+    );
+    assert_eq!(h.post("/v1/settlements", &body).await.status, 201);
+    let day = h.get("/v1/reconciliation").await;
+    assert_eq!(
+        (day.body["date"].as_str(), day.body["settled_count"].as_i64()),
+        (Some(today().as_str()), Some(1)),
+        "{}",
+        day.body
+    );
+    assert_eq!(h.get("/v1/reconciliation?date=2026-13-01").await.body["errors"][0]["field"], "date");
+}

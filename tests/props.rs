@@ -996,6 +996,7 @@ impl Live {
                 }
                 Op::Quote { card, bill } => {
                     let req = QuoteRequest {
+                        hospital_settlement_id: None,
                         card_id: card_id(*card),
                         visit: bill.visit,
                         amounts: bill.amounts,

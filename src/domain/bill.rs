@@ -50,6 +50,9 @@ impl Insurance {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
+    /// Accepted and ignored, so a billing system can quote with the body it is about to settle.
+    #[serde(default, skip_serializing)]
+    pub hospital_settlement_id: Option<String>,
     pub card_id: String,
     pub visit: Visit,
     pub amounts: Amounts,

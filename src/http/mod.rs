@@ -214,14 +214,16 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
                 Ok(json_response(StatusCode::OK, wire::reversal(&app.reverse(hospital_id, &r).await?)))
             }
             "reconciliation" => {
-                let date = query_date(q("date"))?;
+                let date = query_date(q("date"), app.today())?;
                 let totals = app.day_totals(hospital_id, date).await?;
                 Ok(json_response(
                     StatusCode::OK,
                     wire::to_vec(&wire::day_totals(&date.to_string(), hospital_id, &totals)),
                 ))
             }
-            "reconciliation_detail" => day_events(ctx, hospital_id.to_string(), query_date(q("date"))?).await,
+            "reconciliation_detail" => {
+                day_events(ctx, hospital_id.to_string(), query_date(q("date"), app.today())?).await
+            }
             "admin_put_cardholder" => {
                 let card: Cardholder = read_json(ctx, req).await?;
                 Ok(json_response(StatusCode::OK, wire::to_vec(&app.put_cardholder(&last, card).await?)))
@@ -254,7 +256,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
                 Ok(json_response(StatusCode::OK, wire::pools(year, version, &pools)))
             }
             "admin_reconciliation" => {
-                let date = query_date(q("date"))?;
+                let date = query_date(q("date"), app.today())?;
                 let list: Vec<serde_json::Value> = app
                     .admin_day_totals(date)
                     .await?
@@ -295,8 +297,9 @@ fn query_year(raw: Option<String>) -> Result<Option<i32>, ApiError> {
     .transpose()
 }
 
-fn query_date(raw: Option<String>) -> Result<NaiveDate, ApiError> {
-    let raw = raw.ok_or_else(|| ApiError::invalid("date", "query parameter required (YYYY-MM-DD)"))?;
+/// `?date=YYYY-MM-DD`, today (local) when absent.
+fn query_date(raw: Option<String>, today: NaiveDate) -> Result<NaiveDate, ApiError> {
+    let Some(raw) = raw else { return Ok(today) };
     crate::domain::date::parse(&raw)
         .ok_or_else(|| ApiError::invalid("date", format!("{raw:?} is not a date (YYYY-MM-DD)")))
 }
