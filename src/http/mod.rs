@@ -354,22 +354,27 @@ async fn import(ctx: &Ctx, req: Request<Incoming>) -> Handled {
         return Err(ApiError::UnsupportedMediaType(format!("expected application/x-ndjson, got {media:?}")));
     }
     let deadline = Instant::now() + Duration::from_millis(ctx.limits.import_timeout_ms);
-    let mut body = Limited::new(req.into_body(), ctx.limits.max_import_bytes);
+    let max_bytes = ctx.limits.max_import_bytes;
+    let mut body = req.into_body();
+    let mut received = 0usize;
     let mut import = Import::new(ctx.limits.max_import_line_bytes);
     let failure = loop {
         let frame = match tokio::time::timeout_at(deadline.into(), body.frame()).await {
             Err(_) => break Some(ApiError::invalid("body", "import not finished within limits.import_timeout_ms")),
             Ok(None) => break None,
-            Ok(Some(Err(e))) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                break Some(ApiError::PayloadTooLarge(ctx.limits.max_import_bytes))
-            }
             Ok(Some(Err(e))) => break Some(ApiError::invalid("body", format!("could not be read: {e}"))),
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
-            import.feed(&data);
+            // Feed up to the limit, so every line that arrived whole before it is stored; then refuse the rest.
+            let room = max_bytes - received;
+            import.feed(&data[..data.len().min(room)]);
+            received += data.len().min(room);
             if import.batch.len() >= IMPORT_BATCH {
                 import.flush(ctx).await?;
+            }
+            if data.len() > room {
+                break Some(ApiError::PayloadTooLarge(max_bytes));
             }
         }
     };
