@@ -155,9 +155,11 @@ impl App {
         self.now().date_naive()
     }
 
-    fn stamp(&self) -> (String, String) {
+    /// The time of a change (RFC 3339, milliseconds) and its local day, from one clock reading.
+    fn stamp(&self) -> (String, String, NaiveDate) {
         let now = self.now();
-        (now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false), now.date_naive().to_string())
+        let day = now.date_naive();
+        (now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false), day.to_string(), day)
     }
 
     // ---- hospital operations ------------------------------------------------------------------------------
@@ -167,11 +169,11 @@ impl App {
         if !is_valid_id(&req.hospital_settlement_id) {
             errors.push(FieldError::new("hospital_settlement_id", "must be 1-64 chars of A-Za-z0-9._:-"));
         }
-        errors.extend(req.bill().validate(self.today()));
+        let (settled_at, settled_day, today) = self.stamp();
+        errors.extend(req.bill().validate(today));
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let (settled_at, settled_day) = self.stamp();
         let outcome = self
             .run_settle(Some((hospital_id, &req.hospital_settlement_id)), req.bill(), &settled_at, &settled_day)
             .await?;
@@ -334,7 +336,7 @@ impl App {
                 ))
             }
         };
-        let (reversed_at, reversed_day) = self.stamp();
+        let (reversed_at, reversed_day, _) = self.stamp();
         match self.store.reverse(&at, by_hsid, &reason, &reversed_at, &reversed_day).await? {
             ReverseOutcome::Reversed { settlement, changed } => {
                 if changed {
@@ -394,7 +396,7 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let (published_at, _) = self.stamp();
+        let (published_at, _, _) = self.stamp();
         let version = self.store.publish_ruleset(input, &published_at).await?;
         if let Err(e) = self.rules.refresh(&self.store).await {
             tracing::warn!(error = %e, "published, but the local refresh failed; the periodic refresh will retry");

@@ -48,10 +48,6 @@ impl Rulebook {
         self.plain.last().map(|r| r.version).unwrap_or(0)
     }
 
-    pub fn all(&self) -> &[Ruleset] {
-        &self.plain
-    }
-
     /// RULES.md: the ruleset in force for a visit on `date`.
     pub fn in_force(&self, date: NaiveDate) -> Option<Arc<CompiledRuleset>> {
         let version = in_force(&self.plain, date)?.version;

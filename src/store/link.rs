@@ -29,8 +29,6 @@ pub struct Link {
     myself: Weak<Link>,
     /// Wakes the supervisor early after a request saw the connection break.
     broken: Notify,
-    /// Counts breaker openings, for /metrics and tests.
-    pub openings: AtomicU64,
 }
 
 impl Link {
@@ -56,7 +54,6 @@ impl Link {
             generation: AtomicU64::new(0),
             myself: myself.clone(),
             broken: Notify::new(),
-            openings: AtomicU64::new(0),
         }))
     }
 
@@ -80,7 +77,7 @@ impl Link {
         if current.as_ref().is_some_and(|(g, _)| generation.is_none_or(|want| *g == want)) {
             *current = None;
             drop(current);
-            self.openings.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("settlegate_redis_breaker_openings_total").increment(1);
             tracing::warn!("redis connection lost; failing fast until it is back");
         }
         self.broken.notify_one();

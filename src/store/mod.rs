@@ -176,10 +176,6 @@ impl Store {
         }
     }
 
-    pub fn link(&self) -> &Arc<Link> {
-        &self.link
-    }
-
     fn conn(&self, op: &'static str) -> StoreResult<MultiplexedConnection> {
         self.link.current().ok_or_else(|| StoreError::new(op, StoreErrorKind::Unavailable, "no healthy connection"))
     }
@@ -433,12 +429,16 @@ impl Store {
     pub async fn settle(&self, call: &SettleCall<'_>, quote: bool) -> StoreResult<SettleOutcome> {
         let op = if quote { "quote" } else { "settle" };
         let year = chrono::Datelike::year(&call.visit.date);
-        let settlement_id = SettlementRef {
-            card_id: call.card_id.to_string(),
-            hospital_id: call.hospital_id.to_string(),
-            hsid: call.hospital_settlement_id.to_string(),
-        }
-        .encode();
+        let settlement_id = if quote {
+            String::new()
+        } else {
+            SettlementRef {
+                card_id: call.card_id.to_string(),
+                hospital_id: call.hospital_id.to_string(),
+                hsid: call.hospital_settlement_id.to_string(),
+            }
+            .encode()
+        };
         let mut inv = self.settle_script.prepare_invoke();
         inv.key(keys::card(call.card_id)).key(keys::usage(call.card_id)).key(keys::PROGRAM_PAID);
         if !quote {
