@@ -247,3 +247,32 @@ async fn quote_accepts_a_settle_body_and_reconciliation_defaults_to_today() {
     );
     assert_eq!(h.get("/v1/reconciliation?date=2026-13-01").await.body["errors"][0]["field"], "date");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_and_tags_are_free_labels() {
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let admin = gw.client(ADMIN);
+    // Characters that are magic in Lua patterns, and a category that is a prefix of another.
+    let ruleset = json!({"effective_from": "2026-01-01", "programs": [
+        {"id": "empty", "name": "Covers nobody", "covers": ["in_scope"], "categories": {}},
+        {"id": "ma", "name": "MA", "covers": ["in_scope"], "require_tags": ["80+(elderly)"],
+         "categories": {"dibao": {"ratio_bp": 1000}, "dibao-edge.%": {"ratio_bp": 5000}, "低保": {"ratio_bp": 9000}}}]});
+    let cards = [
+        json!({"card_id": "L1", "category": "dibao-edge.%", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["80+(elderly)"]}),
+        json!({"card_id": "L2", "category": "低保", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["80+(elderly)"]}),
+        json!({"card_id": "L3", "category": "dibao-edge.%", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": []}),
+    ];
+    seed(&admin, &[ruleset], &cards).await;
+    let h = gw.client("H0001");
+    for (card, relief) in [("L1", 5000), ("L2", 9000), ("L3", 0)] {
+        let s = h.post("/v1/settlements", &json!({"hospital_settlement_id": format!("l-{card}"), "card_id": card,
+            "visit": {"type": "outpatient", "date": today()},
+            "amounts": {"total_fen": 10000, "in_scope_fen": 10000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}})).await;
+        assert_eq!((s.status, s.body["relief_fen"].as_i64()), (201, Some(relief)), "{card}: {}", s.body);
+    }
+    let bad = json!({"card_id": "L4", "category": "a;b", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active"});
+    assert_eq!(admin.put("/admin/v1/cardholders/L4", &bad).await.body["errors"][0]["field"], "category");
+    let none = admin.post("/admin/v1/rulesets", &json!({"effective_from": "2027-01-01", "programs": []})).await;
+    assert_eq!(none.status, 201, "a ruleset without programs (relief suspended) is valid: {}", none.body);
+}

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{is_valid_id, is_valid_name, FieldError};
+use super::{is_valid_id, is_valid_label, FieldError};
 
 /// Tags a card may carry; a bound so one card cannot bloat every settle script call.
 pub const MAX_TAGS: usize = 32;
@@ -84,8 +84,8 @@ impl Cardholder {
         if !is_valid_id(&self.card_id) {
             errors.push(FieldError::new("card_id", "must be 1-64 chars of A-Za-z0-9._:-"));
         }
-        if !is_valid_name(&self.category) {
-            errors.push(FieldError::new("category", "must be 1-64 chars of a-z0-9_"));
+        if !is_valid_label(&self.category) {
+            errors.push(FieldError::new("category", "must be 1-64 visible chars, none of , ; = | { }"));
         }
         if self.valid_from > self.valid_until {
             errors.push(FieldError::new("valid_until", "must not be before valid_from"));
@@ -94,8 +94,8 @@ impl Cardholder {
             errors.push(FieldError::new("tags", format!("at most {MAX_TAGS} tags")));
         }
         for (i, tag) in self.tags.iter().enumerate() {
-            if !is_valid_name(tag) {
-                errors.push(FieldError::new(format!("tags[{i}]"), "must be 1-64 chars of a-z0-9_"));
+            if !is_valid_label(tag) {
+                errors.push(FieldError::new(format!("tags[{i}]"), "must be 1-64 visible chars, none of , ; = | { }"));
             }
         }
         errors

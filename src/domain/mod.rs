@@ -36,6 +36,13 @@ pub fn is_valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Categories and tags (names the relief office defines, RULES.md): 1–64 visible characters, none of the separators
+/// the store and the settle script use (`, ; = | { }`) and no whitespace.
+pub fn is_valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.chars().count())
+        && label.chars().all(|c| !c.is_whitespace() && !c.is_control() && !",;=|{}".contains(c))
+}
+
 /// Identifiers chosen by hospitals and the card system (`hospital_settlement_id`, `card_id`, hospital ids):
 /// 1–64 chars of `A-Za-z0-9._:-`. No braces, so an id can never break a Redis Cluster hash tag.
 pub fn is_valid_id(id: &str) -> bool {

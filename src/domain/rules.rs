@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::money::{is_valid_fen, FULL_BP};
-use super::{is_valid_name, FieldError};
+use super::{is_valid_label, is_valid_name, FieldError};
 
 /// Programs in one ruleset; a bound that keeps the settle script's work per call small.
 pub const MAX_PROGRAMS: usize = 32;
@@ -125,9 +125,6 @@ impl RulesetInput {
     /// Every check of API.md "publish a new ruleset"; each error names its field.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if self.programs.is_empty() {
-            errors.push(FieldError::new("programs", "must list at least one program"));
-        }
         if self.programs.len() > MAX_PROGRAMS {
             errors.push(FieldError::new("programs", format!("at most {MAX_PROGRAMS} programs")));
         }
@@ -157,8 +154,11 @@ impl RulesetInput {
                 errors.push(FieldError::new(at("covers"), "must not repeat a bucket"));
             }
             for (k, tag) in p.required_tags().iter().enumerate() {
-                if !is_valid_name(tag) {
-                    errors.push(FieldError::new(at(&format!("require_tags[{k}]")), "must be 1-64 chars of a-z0-9_"));
+                if !is_valid_label(tag) {
+                    errors.push(FieldError::new(
+                        at(&format!("require_tags[{k}]")),
+                        "must be 1-64 visible chars, none of , ; = | { }",
+                    ));
                 }
             }
             if let Some(pool) = p.annual_pool_fen {
@@ -166,16 +166,13 @@ impl RulesetInput {
                     errors.push(FieldError::new(at("annual_pool_fen"), "must be 0..=9007199254740991"));
                 }
             }
-            if p.categories.is_empty() {
-                errors.push(FieldError::new(at("categories"), "must name at least one category"));
-            }
             if p.categories.len() > MAX_CATEGORIES {
                 errors.push(FieldError::new(at("categories"), format!("at most {MAX_CATEGORIES} categories")));
             }
             for (name, terms) in &p.categories {
                 let at = |field: &str| format!("programs[{i}].categories.{name}{field}");
-                if !is_valid_name(name) {
-                    errors.push(FieldError::new(at(""), "category must be 1-64 chars of a-z0-9_"));
+                if !is_valid_label(name) {
+                    errors.push(FieldError::new(at(""), "category must be 1-64 visible chars, none of , ; = | { }"));
                 }
                 if !(0..=FULL_BP as i64).contains(&terms.ratio_bp) {
                     errors.push(FieldError::new(at(".ratio_bp"), "must be 0..=10000"));

@@ -28,6 +28,16 @@ local function field(flat, name)
   return nil
 end
 
+-- The terms of `category` in a program's ";cat=r,d,ac,pv;..." list. A plain search, not a pattern: categories
+-- are free labels (no , ; = | { }), so they may hold characters that are magic in Lua patterns.
+local function terms_of(cats, category)
+  local key = ';' .. category .. '='
+  local at = string.find(cats, key, 1, true)
+  if not at then return nil end
+  local from = at + #key
+  return string.sub(cats, from, string.find(cats, ';', from, true) - 1)
+end
+
 -- pct(x, bp) = floor((x * bp + 5000) / 10000), exact for x <= 2^53 - 1 (RULES.md, PITFALLS.md)
 local function pct(x, bp)
   local q = math.floor(x / 10000)
@@ -63,7 +73,7 @@ local year = ARGV[5]
 local progs, usage_fields, total_fields = {}, {}, {}
 for i = 1, tonumber(ARGV[17]) do
   local id, covers, pool, tags, cats = string.match(ARGV[17 + i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
-  local terms = string.match(cats, ';' .. category .. '=([^;]*)')
+  local terms = terms_of(cats, category)
   if terms then
     for tag in string.gmatch(tags, '[^,]+') do
       if not string.find(card_tags, ',' .. tag .. ',', 1, true) then terms = nil; break end
