@@ -15,9 +15,15 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
 pub fn free_port() -> u16 {
-    let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    assert_ne!(port, 6379);
-    port
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports (all bound at once, so the kernel cannot hand out the same one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<StdListener> = (0..N).map(|_| StdListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports = std::array::from_fn(|i| listeners[i].local_addr().unwrap().port());
+    assert!(!ports.contains(&6379));
+    ports
 }
 
 /// A private redis-server, stopped (and its directory removed) on drop.
@@ -33,6 +39,16 @@ impl Redis {
     }
 
     pub fn start_with(extra: &[&str]) -> Redis {
+        for _attempt in 0..5 {
+            if let Some(redis) = Redis::try_start(extra) {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start in 5 attempts");
+    }
+
+    /// One attempt on a fresh free port; `None` when the server exited (e.g. the port was taken meanwhile).
+    fn try_start(extra: &[&str]) -> Option<Redis> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = Command::new("redis-server")
@@ -43,13 +59,16 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it)");
-        let redis = Redis { child, port, _dir: dir };
+        let mut redis = Redis { child, port, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis.cli(&["PING"]).trim() != "PONG" {
+            if redis.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        redis
+        Some(redis)
     }
 
     pub fn url(&self) -> String {
@@ -133,8 +152,18 @@ impl Gateway {
     }
 
     pub fn start_env(redis_url: &str, certs: Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Gateway {
+        for _attempt in 0..5 {
+            if let Some(gw) = Gateway::try_start(redis_url, certs.clone(), extra, env) {
+                return gw;
+            }
+        }
+        panic!("the gateway did not start in 5 attempts");
+    }
+
+    /// One attempt on fresh ports; `None` when the process exited (a port was taken meanwhile).
+    fn try_start(redis_url: &str, certs: Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Option<Gateway> {
         let dir = tempfile::tempdir().unwrap();
-        let (port, ops_port) = (free_port(), free_port());
+        let [port, ops_port] = free_ports::<2>();
         let c = certs.path().display();
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:{ops_port}\"\ntimezone = \"Asia/Shanghai\"\n\
@@ -159,13 +188,18 @@ impl Gateway {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let gw = Gateway { child: Some(child), port, ops_port, certs, log, _dir: dir };
+        let mut gw = Gateway { child: Some(child), port, ops_port, certs, log, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while ops_get_blocking(ops_port, "/healthz").0 != 200 {
+            if gw.child.as_mut().unwrap().try_wait().ok().flatten().is_some() {
+                let log = gw.log_text();
+                assert!(log.contains("Address already in use"), "gateway exited: {log}");
+                return None;
+            }
             assert!(Instant::now() < deadline, "gateway did not start: {}", gw.log_text());
             std::thread::sleep(Duration::from_millis(25));
         }
-        gw
+        Some(gw)
     }
 
     pub fn log_text(&self) -> String {
