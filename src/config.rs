@@ -301,8 +301,13 @@ impl Config {
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             return bad(format!("timezone {:?} is not an IANA zone", self.timezone));
         }
-        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
-            return bad("redis.url must start with redis:// or rediss://".into());
+        if self.redis.url.starts_with("rediss://") {
+            return bad("redis.url: TLS to Redis (rediss://) is not supported by this build; use redis:// on a \
+                        private network or a local TLS tunnel"
+                .into());
+        }
+        if !self.redis.url.starts_with("redis://") {
+            return bad("redis.url must start with redis://".into());
         }
         if self.admin.identities.is_empty() {
             return bad("admin.identities must name at least one certificate CN".into());
@@ -387,5 +392,7 @@ identities = ["relief-office"]
         let bad =
             Config::from_toml(&MINIMAL.replace("Asia", "x"), vec![("SETTLEGATE_TIMEZONE".into(), "Mars/Base".into())]);
         assert!(bad.unwrap_err().to_string().contains("Mars/Base"));
+        let tls = vec![("SETTLEGATE_REDIS_URL".to_string(), "rediss://h:6380".to_string())];
+        assert!(Config::from_toml(MINIMAL, tls).unwrap_err().to_string().contains("rediss"));
     }
 }
