@@ -384,6 +384,13 @@ identities = ["relief-office"]
     }
 
     #[test]
+    fn the_documented_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.toml");
+        let c = Config::load(&path, vec![]).unwrap();
+        assert_eq!((c.redis.response_timeout_ms, c.limits.max_body_bytes, c.rate_limit.burst), (250, 65536, 1000));
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = Config::from_toml(&format!("{MINIMAL}\n[limits]\nmax_bodee = 1\n"), vec![]).unwrap_err();
         assert!(err.to_string().contains("max_bodee"), "{err}");
