@@ -50,13 +50,7 @@ fi
 trap lt_cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  lt_log "building settlegate and settlegate-loadtest (release)"
-  cargo build --release -q -p settlegate -p settlegate-loadtest
-fi
-for bin in "$SETTLEGATE_BIN" "$LOADTEST_BIN"; do
-  [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
-done
+lt_build_bins "$SETTLEGATE_BIN" "$LOADTEST_BIN"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"

@@ -21,13 +21,7 @@ LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
 trap lt_cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  lt_log "building settlegate and settlegate-loadtest (release)"
-  cargo build --release -q -p settlegate -p settlegate-loadtest
-fi
-for bin in "$SETTLEGATE_BIN" "$LOADTEST_BIN"; do
-  [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
-done
+lt_build_bins "$SETTLEGATE_BIN" "$LOADTEST_BIN"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"

@@ -68,6 +68,18 @@ lt_start_redis() {
   return 1
 }
 
+# lt_build_bins SETTLEGATE_BIN LOADTEST_BIN: release builds (unless SKIP_BUILD=1); exit 2 if a binary is missing.
+lt_build_bins() {
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    lt_log "building settlegate and settlegate-loadtest (release)"
+    cargo build --release -q -p settlegate -p settlegate-loadtest
+  fi
+  local bin
+  for bin in "$@"; do
+    [ -x "$bin" ] || { echo "missing $bin" >&2; exit 2; }
+  done
+}
+
 # lt_make_certs SETTLEGATE_BIN DIR ADMIN HOSPITAL...: dev CA, server and client certificates.
 lt_make_certs() {
   local bin=$1 dir=$2 admin=$3; shift 3
