@@ -24,7 +24,7 @@ use settlegate_loadtest::client::{Endpoint, Target, MAX_POOL_SIZE};
 use settlegate_loadtest::cpu::{CpuUse, CpuWatch, MachineWatch};
 use settlegate_loadtest::driver::{best_rate, Driver, Phase, Schedule, STOP};
 use settlegate_loadtest::floor::{self, FloorMode, FloorOptions};
-use settlegate_loadtest::report::{self, RampReport, RunFacts};
+use settlegate_loadtest::report::{self, RampReport, RunFacts, RunInfo};
 use settlegate_loadtest::scenario::{self, LoadShape, Scenario};
 use settlegate_loadtest::seed;
 use settlegate_loadtest::workload::{RecordState, Workload};
@@ -470,20 +470,22 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     };
 
     let facts = RunFacts {
-        scenario: scenario.name.clone(),
-        target: target.base.clone(),
-        run_id,
-        started_at,
-        visit_date: today,
-        mode: mode.to_string(),
-        rate_per_s,
-        concurrency,
-        duration_s,
-        max_in_flight,
-        schedule: (mode != "closed").then_some(args.schedule),
-        connections_per_hospital: connections,
-        http2,
-        floor_target: args.floor,
+        run: RunInfo {
+            scenario: scenario.name.clone(),
+            target: target.base.clone(),
+            run_id,
+            started_at,
+            visit_date: today,
+            mode: mode.to_string(),
+            rate_per_s,
+            concurrency,
+            duration_s,
+            max_in_flight,
+            schedule: (mode != "closed").then_some(args.schedule),
+            connections_per_hospital: connections,
+            http2,
+            floor_target: args.floor,
+        },
         slo,
         achieved_rps,
         ramp,

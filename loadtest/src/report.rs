@@ -96,23 +96,9 @@ pub fn verdict(slo: &SloVerdict, audit: &AuditReport, ramp: Option<&RampReport>)
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub tool: String,
-    pub scenario: String,
-    pub target: String,
-    pub run_id: String,
-    pub started_at: String,
-    pub visit_date: String,
-    /// `open` | `closed` | `ramp`
-    pub mode: String,
-    pub rate_per_s: Option<f64>,
-    pub concurrency: Option<usize>,
-    pub duration_s: f64,
-    pub max_in_flight: usize,
-    /// Open model: how the schedule was kept (`tick` | `precise`, see the README).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
-    pub connections_per_hospital: usize,
-    pub http2: bool,
-    pub floor_target: bool,
+    /// What was run, how and against what (flattened: the same keys at the top of report.json).
+    #[serde(flatten)]
+    pub run: RunInfo,
     /// Requests the run intended (completed + never sent).
     pub requests: u64,
     pub completed: u64,
@@ -141,22 +127,31 @@ pub struct Report {
     pub verdict: Verdict,
 }
 
-/// Everything about the run that is not in the recorder.
-pub struct RunFacts {
+/// What was run, how and against what: kept in the report as it was given.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
     pub scenario: String,
     pub target: String,
     pub run_id: String,
     pub started_at: String,
     pub visit_date: String,
+    /// `open` | `closed` | `ramp`
     pub mode: String,
     pub rate_per_s: Option<f64>,
     pub concurrency: Option<usize>,
     pub duration_s: f64,
     pub max_in_flight: usize,
+    /// Open model: how the schedule was kept (`tick` | `precise`, see the README).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
     pub connections_per_hospital: usize,
     pub http2: bool,
     pub floor_target: bool,
+}
+
+/// Everything about the run that is not in the recorder.
+pub struct RunFacts {
+    pub run: RunInfo,
     pub slo: Slo,
     pub achieved_rps: f64,
     pub ramp: Option<RampReport>,
@@ -199,20 +194,7 @@ pub fn build(recorder: &Recorder, facts: RunFacts, audit: AuditReport) -> Report
     let verdict = verdict(&slo, &audit, facts.ramp.as_ref());
     Report {
         tool: format!("settlegate-loadtest {}", env!("CARGO_PKG_VERSION")),
-        scenario: facts.scenario,
-        target: facts.target,
-        run_id: facts.run_id,
-        started_at: facts.started_at,
-        visit_date: facts.visit_date,
-        mode: facts.mode,
-        rate_per_s: facts.rate_per_s,
-        concurrency: facts.concurrency,
-        duration_s: facts.duration_s,
-        max_in_flight: facts.max_in_flight,
-        schedule: facts.schedule,
-        connections_per_hospital: facts.connections_per_hospital,
-        http2: facts.http2,
-        floor_target: facts.floor_target,
+        run: facts.run,
         requests: recorder.requests,
         completed: recorder.overall.len(),
         errors: recorder.errors,
@@ -241,16 +223,16 @@ pub fn build(recorder: &Recorder, facts: RunFacts, audit: AuditReport) -> Report
 /// The text summary (also printed on stdout at the end of a run).
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
-    let shape = match (&r.ramp, r.rate_per_s, r.concurrency) {
+    let shape = match (&r.ramp, r.run.rate_per_s, r.run.concurrency) {
         (Some(_), _, _) => "ramp".to_string(),
         (None, Some(rate), _) => format!("open model, {rate:.0}/s offered"),
         (None, None, Some(c)) => format!("closed model, concurrency {c}"),
-        _ => r.mode.clone(),
+        _ => r.run.mode.clone(),
     };
     let _ = writeln!(
         s,
         "settlegate load test: scenario {} against {} ({shape}, {:.1} s)",
-        r.scenario, r.target, r.duration_s
+        r.run.scenario, r.run.target, r.run.duration_s
     );
     let _ = writeln!(
         s,
@@ -522,23 +504,25 @@ code{{background:#f4f4f4;padding:1px 4px}}
 <p>Target <code>{target}</code>, run <code>{run_id}</code>, started {started} (visit date {visit}); {shape}; {http}.</p>
 <div class="verdict">{verdict}</div>
 "#,
-        scenario = esc(&r.scenario),
+        scenario = esc(&r.run.scenario),
         bg = if ok { "#2e7d32" } else { "#c62828" },
-        target = esc(&r.target),
-        run_id = esc(&r.run_id),
-        started = esc(&r.started_at),
-        visit = esc(&r.visit_date),
-        shape = esc(&match (&r.ramp, r.rate_per_s, r.concurrency) {
-            (Some(_), _, _) => format!("ramp, {:.1} s", r.duration_s),
-            (None, Some(rate), _) =>
-                format!("open model at {rate:.0}/s for {:.1} s, at most {} in flight", r.duration_s, r.max_in_flight),
-            (None, None, Some(c)) => format!("closed model, concurrency {c}, {:.1} s", r.duration_s),
-            _ => r.mode.clone(),
+        target = esc(&r.run.target),
+        run_id = esc(&r.run.run_id),
+        started = esc(&r.run.started_at),
+        visit = esc(&r.run.visit_date),
+        shape = esc(&match (&r.ramp, r.run.rate_per_s, r.run.concurrency) {
+            (Some(_), _, _) => format!("ramp, {:.1} s", r.run.duration_s),
+            (None, Some(rate), _) => format!(
+                "open model at {rate:.0}/s for {:.1} s, at most {} in flight",
+                r.run.duration_s, r.run.max_in_flight
+            ),
+            (None, None, Some(c)) => format!("closed model, concurrency {c}, {:.1} s", r.run.duration_s),
+            _ => r.run.mode.clone(),
         }),
-        http = if r.http2 {
-            format!("HTTP/2, {} streams per hospital", r.connections_per_hospital)
+        http = if r.run.http2 {
+            format!("HTTP/2, {} streams per hospital", r.run.connections_per_hospital)
         } else {
-            format!("HTTP/1.1 keep-alive, {} connections per hospital", r.connections_per_hospital)
+            format!("HTTP/1.1 keep-alive, {} connections per hospital", r.run.connections_per_hospital)
         },
         verdict = if ok {
             "PASS: SLO met and money audit clean".to_string()
@@ -569,7 +553,7 @@ Latencies are measured from each request's intended start{}.</p>"#,
         r.slo.max_error_rate,
         if r.slo.error_rate_passed { "good" } else { "bad" },
         r.slo.measured_error_rate,
-        if r.concurrency.is_some() {
+        if r.run.concurrency.is_some() {
             " (closed model: the start of each request, so these are service times)"
         } else {
             " (open model: stalls are not hidden)"
@@ -662,7 +646,7 @@ Latencies are measured from each request's intended start{}.</p>"#,
         ],
         &x_ticks,
         false,
-        r.rate_per_s.map(|rate| (rate, "offered")),
+        r.run.rate_per_s.map(|rate| (rate, "offered")),
     ));
 
     // Latency by percentile, x in "nines".
@@ -809,20 +793,22 @@ mod tests {
 
     fn facts() -> RunFacts {
         RunFacts {
-            scenario: "smoke".into(),
-            target: "https://127.0.0.1:8443".into(),
-            run_id: "LTx".into(),
-            started_at: "2026-11-30T00:00:00Z".into(),
-            visit_date: "2026-11-30".into(),
-            mode: "open".into(),
-            rate_per_s: Some(100.0),
-            concurrency: None,
-            duration_s: 1.0,
-            max_in_flight: 10,
-            schedule: Some(Schedule::Tick),
-            connections_per_hospital: 4,
-            http2: false,
-            floor_target: false,
+            run: RunInfo {
+                scenario: "smoke".into(),
+                target: "https://127.0.0.1:8443".into(),
+                run_id: "LTx".into(),
+                started_at: "2026-11-30T00:00:00Z".into(),
+                visit_date: "2026-11-30".into(),
+                mode: "open".into(),
+                rate_per_s: Some(100.0),
+                concurrency: None,
+                duration_s: 1.0,
+                max_in_flight: 10,
+                schedule: Some(Schedule::Tick),
+                connections_per_hospital: 4,
+                http2: false,
+                floor_target: false,
+            },
             slo: Slo { p99_ms: 5.0, max_error_rate: 0.01 },
             achieved_rps: 100.0,
             ramp: None,
