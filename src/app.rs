@@ -217,17 +217,10 @@ impl App {
     ) -> ApiResult<SettleOutcome> {
         let book = self.rules.snapshot();
         let compiled = book.in_force(bill.visit.date);
-        let canonical = bill.canonical();
         let call = SettleCall {
             hospital_id: id.map(|i| i.0).unwrap_or(""),
             hospital_settlement_id: id.map(|i| i.1).unwrap_or(""),
-            card_id: bill.card_id,
-            canonical_request: &canonical,
-            visit: bill.visit,
-            amounts: bill.amounts,
-            insurance: bill.insurance,
-            total_fen: bill.amounts.total_fen,
-            residual_fen: bill.residual(),
+            bill,
             ruleset: compiled.as_deref().map(|c| (&c.ruleset, c.specs(bill.visit.visit_type))),
             settled_at,
             settled_day,

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 
-use crate::domain::bill::{Amounts, Insurance, Visit};
+use crate::domain::bill::{Amounts, Bill, Insurance, Visit};
 use crate::domain::card::{CardStatus, Cardholder, Ineligible};
 use crate::domain::rules::{Bucket, Ruleset, RulesetInput, VisitType};
 use crate::domain::settlement::{Settlement, SettlementStatus, Tombstone};
@@ -108,15 +108,12 @@ pub struct ScriptReads {
 
 /// Everything the settle script needs besides the keys.
 pub struct SettleCall<'a> {
+    /// Empty for a quote.
     pub hospital_id: &'a str,
+    /// Empty for a quote.
     pub hospital_settlement_id: &'a str,
-    pub card_id: &'a str,
-    pub canonical_request: &'a str,
-    pub visit: Visit,
-    pub amounts: Amounts,
-    pub insurance: Insurance,
-    pub total_fen: i64,
-    pub residual_fen: [i64; 4],
+    /// The validated bill: card, visit, amounts, insurance (the residual and canonical form derive from it).
+    pub bill: Bill<'a>,
     /// The ruleset in force and its compiled program specs (see [`script_specs`]); `None` = no rules in force.
     pub ruleset: Option<(&'a Ruleset, &'a [String])>,
     pub settled_at: &'a str,
@@ -428,36 +425,38 @@ impl Store {
     /// Settles (or, with `quote`, only computes) one bill in one atomic script call.
     pub async fn settle(&self, call: &SettleCall<'_>, quote: bool) -> StoreResult<SettleOutcome> {
         let op = if quote { "quote" } else { "settle" };
-        let year = chrono::Datelike::year(&call.visit.date);
+        let bill = &call.bill;
+        let year = chrono::Datelike::year(&bill.visit.date);
+        let residual = bill.residual();
         let settlement_id = if quote {
             String::new()
         } else {
             SettlementRef {
-                card_id: call.card_id.to_string(),
+                card_id: bill.card_id.to_string(),
                 hospital_id: call.hospital_id.to_string(),
                 hsid: call.hospital_settlement_id.to_string(),
             }
             .encode()
         };
         let mut inv = self.settle_script.prepare_invoke();
-        inv.key(keys::card(call.card_id)).key(keys::usage(call.card_id)).key(keys::PROGRAM_PAID);
+        inv.key(keys::card(bill.card_id)).key(keys::usage(bill.card_id)).key(keys::PROGRAM_PAID);
         if !quote {
-            inv.key(keys::settlement(call.card_id, call.hospital_id, call.hospital_settlement_id))
+            inv.key(keys::settlement(bill.card_id, call.hospital_id, call.hospital_settlement_id))
                 .key(keys::claim(call.hospital_id, call.hospital_settlement_id))
                 .key(keys::recon_events(call.settled_day, call.hospital_id))
                 .key(keys::recon_hospitals(call.settled_day));
         }
         let specs: &[String] = call.ruleset.map(|r| r.1).unwrap_or(&[]);
         inv.arg(op)
-            .arg(call.card_id)
-            .arg(call.canonical_request)
-            .arg(call.visit.date.to_string())
+            .arg(bill.card_id)
+            .arg(bill.canonical())
+            .arg(bill.visit.date.to_string())
             .arg(year)
-            .arg(call.residual_fen[0])
-            .arg(call.residual_fen[1])
-            .arg(call.residual_fen[2])
-            .arg(call.residual_fen[3])
-            .arg(call.total_fen)
+            .arg(residual[0])
+            .arg(residual[1])
+            .arg(residual[2])
+            .arg(residual[3])
+            .arg(bill.amounts.total_fen)
             .arg(call.ruleset.map(|r| r.0.version).unwrap_or(0))
             .arg(call.hospital_id)
             .arg(call.hospital_settlement_id)
@@ -489,11 +488,11 @@ impl Store {
                     hospital_settlement_id: settled.then(|| call.hospital_settlement_id.to_string()),
                     hospital_id: settled.then(|| call.hospital_id.to_string()),
                     status: if settled { SettlementStatus::Settled } else { SettlementStatus::Quote },
-                    card_id: call.card_id.to_string(),
+                    card_id: bill.card_id.to_string(),
                     category: category.clone(),
-                    visit: call.visit,
-                    amounts: call.amounts,
-                    insurance: call.insurance,
+                    visit: bill.visit,
+                    amounts: bill.amounts,
+                    insurance: bill.insurance,
                     ruleset_version: call.ruleset.map(|r| r.0.version).unwrap_or(0),
                     insurance_fen: int(insurance_fen)?,
                     payments: parse_payments(payments).map_err(corrupt)?,
