@@ -1,4 +1,4 @@
-//! Every golden vector of ../shared/testdata/golden through the pure engine, no Redis, no HTTP.
+//! Every golden vector of tests/golden through the pure engine, no Redis, no HTTP.
 //!
 //! A small in-memory ledger inside this test applies the API.md semantics with the domain types only: parse
 //! (serde_json) → validate (400) → tombstone (409 already_reversed) → idempotency per (hospital,

@@ -1,6 +1,6 @@
 //! The HTTPS API against the real `settlegate serve` binary and a private Redis per test: mTLS identity and roles,
 //! hospital isolation, strict request validation, rate limits, graceful SIGTERM, ruleset propagation between
-//! instances, request ids, reconciliation and readiness (spec/API.md).
+//! instances, request ids, reconciliation and readiness (docs/API.md).
 
 mod common;
 
@@ -25,7 +25,7 @@ fn today() -> NaiveDate {
     chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive()
 }
 
-/// The ruleset of spec/RULES.md's worked example (testdata/golden/worked_example.json), in force since 2020.
+/// The ruleset of docs/RULES.md's worked example (tests/golden/worked_example.json), in force since 2020.
 fn worked_ruleset() -> Value {
     json!({
         "effective_from": "2020-01-01",

@@ -1,4 +1,4 @@
-//! PEM loading and rustls configs, ring provider only (never aws-lc-rs; see PITFALLS.md).
+//! PEM loading and rustls configs, ring provider only (never aws-lc-rs: two providers in one binary panic rustls).
 //! Client: the CA that signed the gateway's server certificate + one client certificate per identity.
 //! Server (floor servers): the same settings as the gateway: TLS 1.2/1.3, client certificate required.
 

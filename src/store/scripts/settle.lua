@@ -38,7 +38,7 @@ local function terms_of(cats, category)
   return string.sub(cats, from, string.find(cats, ';', from, true) - 1)
 end
 
--- pct(x, bp) = floor((x * bp + 5000) / 10000), exact for x <= 2^53 - 1 (RULES.md, PITFALLS.md)
+-- pct(x, bp) = floor((x * bp + 5000) / 10000), exact for x <= 2^53 - 1 (docs/RULES.md)
 local function pct(x, bp)
   local q = math.floor(x / 10000)
   local r = x - q * 10000
