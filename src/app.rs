@@ -89,7 +89,7 @@ pub fn mask_card(card_id: &str) -> String {
     card_id.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EligibilityRequest {
     pub card_id: String,
@@ -113,7 +113,7 @@ pub struct Eligibility {
     pub programs: Vec<ProgramEligibility>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReversalRequest {
     pub card_id: String,
@@ -165,12 +165,8 @@ impl App {
     // ---- hospital operations ------------------------------------------------------------------------------
 
     pub async fn settle(&self, hospital_id: &str, req: &SettleRequest) -> ApiResult<(Settlement, bool)> {
-        let mut errors = Vec::new();
-        if !is_valid_id(&req.hospital_settlement_id) {
-            errors.push(FieldError::new("hospital_settlement_id", "must be 1-64 chars of A-Za-z0-9._:-"));
-        }
         let (settled_at, settled_day, today) = self.stamp();
-        errors.extend(req.bill().validate(today));
+        let errors = req.validate(today);
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
