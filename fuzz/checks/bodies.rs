@@ -17,9 +17,18 @@ fn fixed_today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 29).expect("a date")
 }
 
-/// Parses `data` as the server does. A rejection must be a 400 naming a field; an accepted value is returned.
-fn parse_or_named_rejection<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
-    match parse::<T>(data) {
+/// Parses `data` as the server does. A rejection must be a 400 naming a field; an accepted value is returned. The
+/// server accepts exactly what strict serde_json accepts (one value, nothing after it), as the same value.
+fn parse_or_named_rejection<T: DeserializeOwned + PartialEq + Debug>(data: &[u8]) -> Option<T> {
+    let parsed = parse::<T>(data);
+    let strict = serde_json::from_slice::<T>(data).ok();
+    assert_eq!(
+        parsed.as_ref().ok(),
+        strict.as_ref(),
+        "wire::parse and serde_json disagree on {:?}",
+        String::from_utf8_lossy(data)
+    );
+    match parsed {
         Ok(v) => Some(v),
         Err(ApiError::Invalid(errors)) => {
             assert!(!errors.is_empty(), "a rejection without errors for {:?}", String::from_utf8_lossy(data));
