@@ -7,169 +7,29 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::bill::{Bill, QuoteRequest, SettleRequest, Visit};
+use crate::domain::bill::{Bill, QuoteRequest, SettleRequest};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Ruleset, RulesetInput};
-use crate::domain::settlement::{Settlement, Tombstone};
+use crate::domain::settlement::Settlement;
 use crate::domain::split::{covering_programs, split, ProgramUsage};
 use crate::domain::{is_valid_id, FieldError};
 use crate::rulebook::{CompiledRuleset, RulebookCache};
 use crate::store::keys::SettlementRef;
 use crate::store::{
-    DayTotals, ProgramYearUsage, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode,
-    SettleOutcome, Store, StoreError, StoreErrorKind,
+    DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
-/// Every failure a client can see, one variant per API.md error code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{}", fields_text(.0))]
-    Invalid(Vec<FieldError>),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("card {0} not found")]
-    CardNotFound(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    IdempotencyConflict(String),
-    #[error("{0}")]
-    AlreadyReversed(String),
-    #[error("body larger than {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    NotEligible(String),
-    #[error("{0}")]
-    NoRulesInForce(String),
-    #[error("rate limit reached; retry in {retry_after_s} s")]
-    RateLimited { retry_after_s: u64 },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    OutcomeUnknown(String),
-    #[error("{0}")]
-    Internal(String),
-}
+mod error;
+mod types;
 
-fn fields_text(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
-}
-
-impl ApiError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid(vec![FieldError::new(field, message)])
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e.kind {
-            StoreErrorKind::Unavailable => {
-                ApiError::Unavailable("the settlement store is unavailable; nothing was changed".into())
-            }
-            StoreErrorKind::OutcomeUnknown => ApiError::OutcomeUnknown(
-                "the settlement store did not answer in time; the request may still be applied. \
-                 Retrying with the same hospital_settlement_id is safe"
-                    .into(),
-            ),
-            StoreErrorKind::Corrupt => {
-                tracing::error!(error = %e, "store returned data the gateway does not understand");
-                ApiError::Internal("internal error".into())
-            }
-        }
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
+pub use error::{ApiError, ApiResult};
+pub use types::*;
 
 /// Masks a card id for logs: only the last 4 characters stay.
 pub fn mask_card(card_id: &str) -> String {
     let n = card_id.chars().count();
     card_id.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
 }
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EligibilityRequest {
-    pub card_id: String,
-    pub visit: Visit,
-}
-
-pub struct ProgramEligibility {
-    pub program: String,
-    pub ratio_bp: i64,
-    pub deductible_left_fen: i64,
-    pub annual_cap_left_fen: Option<i64>,
-    pub per_visit_cap_fen: Option<i64>,
-}
-
-pub struct Eligibility {
-    pub card_id: String,
-    pub eligible: bool,
-    pub reason: Option<&'static str>,
-    pub category: String,
-    pub ruleset_version: Option<u64>,
-    pub programs: Vec<ProgramEligibility>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReversalRequest {
-    pub card_id: String,
-    #[serde(default)]
-    pub hospital_settlement_id: Option<String>,
-    #[serde(default)]
-    pub settlement_id: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-pub enum Reversal {
-    Settlement(Box<Settlement>),
-    ReversedBeforeSettled(Tombstone),
-}
-
-/// One pool of `GET /admin/v1/pools`.
-pub struct Pool {
-    /// The program with an `annual_pool_fen`.
-    pub program: String,
-    /// The year's budget (the ruleset's `annual_pool_fen`).
-    pub budget_fen: i64,
-    /// What the program paid all cards that year.
-    pub paid_fen: i64,
-    /// `budget_fen - paid_fen`, not below 0.
-    pub left_fen: i64,
-}
-
-/// `GET /admin/v1/pools`: the pools of one year.
-pub struct PoolsReport {
-    /// The year asked for (default: this local year).
-    pub year: i32,
-    /// The ruleset whose pools these are; `None` when none is in force.
-    pub ruleset_version: Option<u64>,
-    pub pools: Vec<Pool>,
-}
-
-/// `GET /admin/v1/cardholders/{card_id}`: the cardholder and its usage in one year.
-pub struct CardholderYear {
-    pub card: Cardholder,
-    /// The year of `usage` (default: this local year).
-    pub year: i32,
-    /// Per program with any usage that year, by program id.
-    pub usage: Vec<ProgramYearUsage>,
-}
-
-/// One hospital's reconciliation day (`GET /admin/v1/reconciliation`).
-pub struct HospitalDay {
-    /// The hospital (certificate CN).
-    pub hospital_id: String,
-    pub totals: DayTotals,
-}
-
-/// Longest reversal reason kept.
-pub const MAX_REASON_CHARS: usize = 500;
 
 pub struct App {
     pub store: Arc<Store>,
