@@ -10,6 +10,9 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     Forbidden(String),
+    /// The path exists, not with this method: the methods it has (the `Allow` header).
+    #[error("method not allowed; allowed: {}", .0.join(", "))]
+    MethodNotAllowed(Vec<&'static str>),
     #[error("card {0} not found")]
     CardNotFound(String),
     #[error("{0}")]

@@ -104,34 +104,31 @@ type Handled = Result<Response<Body>, ApiError>;
 /// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route's name
 /// for metrics (`unknown` when none matched).
 async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'static str, Handled) {
+    // Every request of a non-admin caller counts against its quota, refused ones (403, 404, 405) too.
+    if let Identity::Hospital(id) | Identity::Unusable(id) = who {
+        if let Err(retry_after_s) = ctx.limiter.check(id) {
+            return ("unknown", Err(ApiError::RateLimited { retry_after_s }));
+        }
+    }
     let path = req.uri().path().to_string();
+    let own = match who {
+        Identity::Hospital(_) => Some(Role::Hospital),
+        Identity::Admin(_) => Some(Role::Admin),
+        Identity::Unusable(_) => None,
+    };
+    // a path under another role's prefix is forbidden whether or not it exists (API.md: 403)
+    let foreign = [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
     let (route, params) = match routes::find(req.method().as_str(), &path, |r| r != Role::Ops) {
         Match::Found { route, params } => (route, params),
-        Match::WrongMethod { .. } | Match::NotFound => {
-            // a path under another role's prefix is forbidden whether or not it exists (API.md: 403)
-            let own = match who {
-                Identity::Hospital(_) => Some(Role::Hospital),
-                Identity::Admin(_) => Some(Role::Admin),
-                Identity::Unusable(_) => None,
-            };
-            let foreign =
-                [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
-            let e = if own.is_none() || foreign {
-                ApiError::Forbidden(format!("{} may not call {path}", who.name()))
-            } else {
-                ApiError::NotFound(format!("no route for {} {path}", req.method()))
-            };
-            return ("unknown", Err(e));
+        _ if own.is_none() || foreign => {
+            return ("unknown", Err(ApiError::Forbidden(format!("{} may not call this path", who.name()))));
         }
+        Match::WrongMethod { allowed } => return ("unknown", Err(ApiError::MethodNotAllowed(allowed))),
+        Match::NotFound => return ("unknown", Err(ApiError::NotFound("no such path".into()))),
     };
     // Who may call what: hospitals /v1, the relief office /admin (API.md "Transport and identity").
     let hospital_id = match (who, route.role()) {
-        (Identity::Hospital(id), Role::Hospital) => {
-            if let Err(retry_after_s) = ctx.limiter.check(id) {
-                return (route.name(), Err(ApiError::RateLimited { retry_after_s }));
-            }
-            id.as_str()
-        }
+        (Identity::Hospital(id), Role::Hospital) => id.as_str(),
         (Identity::Admin(_), Role::Admin) => "",
         (Identity::Admin(_), _) => {
             return (route.name(), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
@@ -139,8 +136,8 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
         (Identity::Hospital(_), _) => {
             return (route.name(), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
         }
-        (Identity::Unusable(cn), _) => {
-            let e = ApiError::Forbidden(format!("certificate CN {cn:?} is not a valid caller id"));
+        (Identity::Unusable(_), _) => {
+            let e = ApiError::Forbidden("this certificate is not a valid caller (one CN, a valid id)".into());
             return (route.name(), Err(e));
         }
     };
