@@ -50,6 +50,8 @@ pub struct Ctx {
     pub limiter: HospitalLimiter,
     /// Certificate CNs with the relief office's role (`admin.identities`).
     pub admins: Vec<String>,
+    /// Requests being served now, at most `limits.max_in_flight`; past it, 503 at once (load shedding).
+    pub in_flight: tokio::sync::Semaphore,
 }
 
 /// Handles one request: request id, dispatch, problem+json for errors, metrics and one log line.
@@ -62,6 +64,16 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
         .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let Ok(_in_flight) = ctx.in_flight.try_acquire() else {
+        // overloaded: a fast "try again" instead of a queue that makes every request time out
+        metrics::counter!("settlegate_http_shed_total").increment(1);
+        let mut resp = ApiError::Unavailable("this instance is at limits.max_in_flight; nothing was changed".into())
+            .to_response();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        return Ok(resp);
+    };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, caller = %who.name());
