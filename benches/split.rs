@@ -56,4 +56,66 @@ fn main() {
         black_box(relief);
         println!("split, 5-program ruleset (all 5 cover the card): {ns:.0} ns per settlement (round {round})");
     }
+    cross_check(ruleset, &card, iterations / 4);
+}
+
+/// The production cross-check as `App` runs it after every settle: parse the counters the script reported, build
+/// the card, re-run the split, compare (docs/DESIGN.md weighs this against the gateway's ~30 µs per settle).
+fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
+    use settlegate::domain::bill::{Amounts, Bill, Insurance, Visit};
+    use settlegate::domain::settlement::{Settlement, SettlementStatus};
+    use settlegate::store::codec::parse_reads;
+    use settlegate::store::ScriptReads;
+
+    let bill = Bill {
+        card_id: "C100001",
+        visit: Visit { visit_type: VisitType::Inpatient, date: ruleset.effective_from },
+        amounts: Amounts {
+            total_fen: 2_000_000,
+            in_scope_fen: 1_799_999,
+            pre_self_pay_fen: 30_001,
+            over_limit_fen: 20_000,
+            self_pay_fen: 150_000,
+        },
+        insurance: Insurance { basic_fen: 1_203_999, critical_illness_fen: 94_900, other_fen: 0 },
+    };
+    let usage = ProgramUsage { paid_fen: 120000, deductible_met_fen: 40000, program_paid_fen: 9_000_000 };
+    let reported: String = ruleset
+        .programs
+        .iter()
+        .map(|p| format!("{},{},{},{}", p.id, usage.paid_fen, usage.deductible_met_fen, usage.program_paid_fen))
+        .collect::<Vec<_>>()
+        .join(";");
+    let s = split(&ruleset, card, VisitType::Inpatient, 2_000_000, bill.residual(), |_| usage);
+    let settlement = Settlement {
+        settlement_id: None,
+        hospital_settlement_id: None,
+        hospital_id: None,
+        status: SettlementStatus::Settled,
+        card_id: bill.card_id.into(),
+        category: card.category.clone(),
+        visit: bill.visit,
+        amounts: bill.amounts,
+        insurance: bill.insurance,
+        ruleset_version: 1,
+        insurance_fen: s.insurance_fen,
+        payments: s.payments,
+        relief_fen: s.relief_fen,
+        patient_fen: s.patient_fen,
+        settled_at: None,
+        reversed_at: None,
+    };
+    let compiled = settlegate::rulebook::CompiledRuleset::new(ruleset);
+    for round in 0..3 {
+        let started = Instant::now();
+        let mut same = 0u32;
+        for _ in 0..iterations {
+            let reads =
+                ScriptReads { card_tags: card.tags.clone(), programs: parse_reads(black_box(&reported)).unwrap() };
+            same += u32::from(settlegate::app::cross_check(&compiled, &bill, black_box(&settlement), &reads));
+        }
+        assert_eq!(same, iterations, "the engine must agree with itself");
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(iterations);
+        println!("cross-check (parse reads + split + compare), 5 programs: {ns:.0} ns per settlement (round {round})");
+    }
 }

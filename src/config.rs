@@ -43,9 +43,12 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// The CA that signs hospital and relief-office client certificates, PEM.
     pub client_ca: PathBuf,
-    /// Optional certificate revocation list(s), PEM.
+    /// Optional certificate revocation list(s), PEM. A rewritten file takes effect without a restart.
     #[serde(default)]
     pub crl: Option<PathBuf>,
+    /// How often the TLS files (CRL, certificates) are checked for changes; SIGHUP checks at once.
+    #[serde(default = "defaults::tls_reload_ms")]
+    pub reload_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -133,9 +136,25 @@ pub struct LimitsConfig {
     /// Longest single line of an import.
     #[serde(default = "defaults::max_import_line_bytes")]
     pub max_import_line_bytes: usize,
-    /// Open client connections; further connections wait in the kernel backlog.
+    /// Established client connections (after the TLS handshake); a further one waits up to the handshake timeout
+    /// for a slot, then is closed.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Requests being served by this instance at once; past it a request is answered 503 at once (load shedding).
+    #[serde(default = "defaults::max_in_flight")]
+    pub max_in_flight: usize,
+    /// A connection with no request in progress (also right after the handshake) is closed after this long.
+    #[serde(default = "defaults::idle_connection_timeout_ms")]
+    pub idle_connection_timeout_ms: u64,
+    /// TLS handshakes in progress at once, from everyone; a connection past it is closed at once.
+    #[serde(default = "defaults::max_handshakes")]
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress at once from one IP address (unauthenticated sockets cannot crowd out others).
+    #[serde(default = "defaults::max_handshakes_per_ip")]
+    pub max_handshakes_per_ip: usize,
+    /// Largest request head (HTTP/1.1 read buffer, HTTP/2 header list); bounds memory per connection.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
     /// Bound on reading a request's headers (HTTP/1.1).
     #[serde(default = "defaults::header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
@@ -219,6 +238,24 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         10_000
+    }
+    pub fn tls_reload_ms() -> u64 {
+        2000
+    }
+    pub fn max_in_flight() -> usize {
+        2048
+    }
+    pub fn idle_connection_timeout_ms() -> u64 {
+        5000
+    }
+    pub fn max_handshakes() -> usize {
+        1024
+    }
+    pub fn max_handshakes_per_ip() -> usize {
+        64
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
     }
     pub fn header_read_timeout_ms() -> u64 {
         5000
@@ -322,12 +359,19 @@ impl Config {
             ("limits.request_timeout_ms", self.limits.request_timeout_ms, 1, 600_000),
             ("limits.import_timeout_ms", self.limits.import_timeout_ms, 1, 86_400_000),
             ("limits.shutdown_grace_ms", self.limits.shutdown_grace_ms, 0, 600_000),
+            ("tls.reload_ms", self.tls.reload_ms, 100, 10_000),
+            ("limits.idle_connection_timeout_ms", self.limits.idle_connection_timeout_ms, 1, 3_600_000),
             ("rate_limit.per_second", self.rate_limit.per_second as u64, 1, 10_000_000),
             ("rate_limit.burst", self.rate_limit.burst as u64, 1, 10_000_000),
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64, 1024, 64 << 20),
             ("limits.max_import_bytes", self.limits.max_import_bytes as u64, 1024, 16 << 30),
             ("limits.max_import_line_bytes", self.limits.max_import_line_bytes as u64, 256, 1 << 20),
             ("limits.max_connections", self.limits.max_connections as u64, 1, 1_000_000),
+            ("limits.max_in_flight", self.limits.max_in_flight as u64, 1, 1_000_000),
+            ("limits.max_handshakes", self.limits.max_handshakes as u64, 1, 1_000_000),
+            ("limits.max_handshakes_per_ip", self.limits.max_handshakes_per_ip as u64, 1, 1_000_000),
+            // hyper's HTTP/1 read buffer is at least 8 KiB
+            ("limits.max_header_bytes", self.limits.max_header_bytes as u64, 8192, 1 << 20),
             ("limits.max_concurrent_streams", self.limits.max_concurrent_streams as u64, 1, 10_000),
             ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
             ("worker_threads", self.worker_threads as u64, 0, 1024),

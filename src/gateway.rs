@@ -48,7 +48,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<Link>, Arc<Store>), Stri
 
 /// Runs the gateway until SIGTERM or SIGINT; returns after requests in flight have finished.
 pub async fn run(config: Config) -> Result<(), String> {
-    let tls_config = tls::server_config(&config.tls)?;
+    let tls = tls::TlsReloader::new(config.tls.clone())?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
     let ops_listener =
         TcpListener::bind(config.ops_listen).await.map_err(|e| format!("ops_listen {}: {e}", config.ops_listen))?;
@@ -78,6 +78,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         limits: config.limits.clone(),
         limiter: HospitalLimiter::new(config.rate_limit.per_second, config.rate_limit.burst),
         admins: config.admin.identities.clone(),
+        in_flight: tokio::sync::Semaphore::new(config.limits.max_in_flight),
     });
     let pruner = ctx.clone();
     tokio::spawn(async move {
@@ -87,7 +88,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
     });
     tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %crate::config::mask_url_password(&config.redis.url), "settlegate serving");
-    server::serve(ctx, listener, tls_config, shutdown_signal()).await;
+    tokio::spawn(tls.clone().keep_fresh());
+    server::serve(ctx, listener, tls, shutdown_signal()).await;
     tracing::info!("settlegate stopped");
     Ok(())
 }

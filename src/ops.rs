@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use crate::http::routes::{self, Match, Role, Route};
 use crate::http::{full, Body};
 use crate::rulebook::RulebookCache;
 use crate::store::link::Link;
@@ -24,17 +25,21 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
         .ok()
 }
 
+/// What the ops endpoints report on.
 pub struct Ops {
+    /// The Redis connection's health (`/readyz`).
     pub link: Arc<Link>,
+    /// The loaded rulesets (`/readyz`: at least one).
     pub rules: Arc<RulebookCache>,
+    /// The Prometheus recorder (`/metrics`); `None` when another recorder was installed first (tests).
     pub metrics: Option<PrometheusHandle>,
 }
 
 impl Ops {
-    fn respond(&self, path: &str) -> Response<Body> {
-        let (status, content_type, body) = match path {
-            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-            "/readyz" => {
+    fn respond(&self, method: &str, path: &str) -> Response<Body> {
+        let (status, content_type, body) = match routes::find(method, path, |r| r == Role::Ops) {
+            Match::Found { route: Route::Healthz, .. } => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            Match::Found { route: Route::Readyz, .. } => {
                 let redis = self.link.is_up();
                 let version = self.rules.snapshot().latest_version();
                 if redis && version > 0 {
@@ -46,11 +51,12 @@ impl Ops {
                     (StatusCode::SERVICE_UNAVAILABLE, "application/problem+json", body.to_string())
                 }
             }
-            "/metrics" => match &self.metrics {
+            Match::Found { route: Route::Metrics, .. } => match &self.metrics {
                 Some(h) => (StatusCode::OK, "text/plain; version=0.0.4", h.render()),
                 None => (StatusCode::OK, "text/plain; version=0.0.4", String::new()),
             },
-            _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+            Match::WrongMethod { .. } => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".to_string()),
+            Match::Found { .. } | Match::NotFound => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
         };
         let mut resp = Response::new(full(Bytes::from(body)));
         *resp.status_mut() = status;
@@ -83,7 +89,7 @@ pub async fn serve(ops: Arc<Ops>, listener: TcpListener) {
         tokio::spawn(async move {
             let _permit = permit;
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let resp = ops.respond(req.uri().path());
+                let resp = ops.respond(req.method().as_str(), req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;

@@ -1,4 +1,4 @@
-//! docs/openapi.yaml documents exactly the routes the gateway serves (`settlegate::http::ROUTES`): a route served but
+//! docs/openapi.yaml documents exactly the routes the gateway serves (`settlegate::http::routes::Route::ALL`): a route served but
 //! undocumented, or documented but not served, fails this test.
 
 use std::collections::BTreeSet;
@@ -46,14 +46,14 @@ fn documented_operations() -> BTreeSet<(String, String)> {
 fn openapi_documents_exactly_the_served_routes() {
     let documented = documented_operations();
     let served: BTreeSet<(String, String)> =
-        settlegate::http::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(served.len(), settlegate::http::ROUTES.len(), "ROUTES lists an operation twice");
+        settlegate::http::routes::Route::ALL.iter().map(|r| (r.method().to_string(), r.path().to_string())).collect();
+    assert_eq!(served.len(), settlegate::http::routes::Route::ALL.len(), "ROUTES lists an operation twice");
 
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let not_served: Vec<_> = documented.difference(&served).collect();
     assert!(
         undocumented.is_empty() && not_served.is_empty(),
-        "docs/openapi.yaml and settlegate::http::ROUTES differ:\n  served but not documented: {undocumented:?}\n  \
+        "docs/openapi.yaml and settlegate::http::routes::Route::ALL differ:\n  served but not documented: {undocumented:?}\n  \
          documented but not served: {not_served:?}"
     );
     eprintln!("openapi: {} operations, all served and documented", documented.len());

@@ -1022,7 +1022,11 @@ impl Live {
                 let (stored, usage) =
                     app.store.cardholder_with_usage(&c.card_id, year).await.expect("usage").expect("card exists");
                 prop_assert_eq!(&stored, &m.cards[&c.card_id]);
-                let got: Vec<(String, i64, i64)> = usage.into_iter().filter(|u| u.1 != 0 || u.2 != 0).collect();
+                let got: Vec<(String, i64, i64)> = usage
+                    .into_iter()
+                    .filter(|u| u.paid_fen != 0 || u.deductible_met_fen != 0)
+                    .map(|u| (u.program, u.paid_fen, u.deductible_met_fen))
+                    .collect();
                 let mut want: Vec<(String, i64, i64)> = m
                     .counters
                     .normal()

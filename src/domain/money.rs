@@ -14,10 +14,10 @@ pub const FULL_BP: u32 = 10_000;
 pub fn pct(amount_fen: i64, ratio_bp: u32) -> i64 {
     assert!((0..=MAX_FEN).contains(&amount_fen), "pct: amount out of range: {amount_fen}");
     assert!(ratio_bp <= FULL_BP, "pct: ratio out of range: {ratio_bp}");
-    let scaled = (amount_fen as i128) * (ratio_bp as i128) + 5_000;
+    let scaled = i128::from(amount_fen) * i128::from(ratio_bp) + 5_000;
     let result = scaled / 10_000;
-    debug_assert!(result <= amount_fen as i128);
-    result as i64
+    // ratio_bp <= 10000, so the result is at most the amount: it fits
+    i64::try_from(result).expect("pct(x, bp) <= x")
 }
 
 /// True when `amount_fen` is an amount the API accepts.

@@ -30,6 +30,11 @@ impl VisitType {
             VisitType::Inpatient => "inpatient",
         }
     }
+
+    /// The inverse of [`VisitType::as_str`].
+    pub fn parse(s: &str) -> Option<VisitType> {
+        VisitType::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// The four residual buckets of a bill, in the order the API lists them.
@@ -66,8 +71,9 @@ pub struct CategoryTerms {
 }
 
 impl CategoryTerms {
+    /// The ratio for `pct`; a validated ruleset has `0..=10000`, anything else is refused before use.
     pub fn ratio_bp(&self) -> u32 {
-        self.ratio_bp as u32
+        u32::try_from(self.ratio_bp).expect("ratio_bp validated to 0..=10000")
     }
 }
 

@@ -11,6 +11,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CardNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::IdempotencyConflict(_) | ApiError::AlreadyReversed(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -27,6 +28,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => "invalid_request",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::CardNotFound(_) => "card_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
@@ -46,6 +48,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => "Invalid request",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::CardNotFound(_) => "Card not found",
             ApiError::NotFound(_) => "Not found",
             ApiError::IdempotencyConflict(_) => "Idempotency conflict",
@@ -82,6 +85,11 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::MethodNotAllowed(allowed) => {
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    h.insert(http::header::ALLOW, v);
+                }
             }
             _ => {}
         }

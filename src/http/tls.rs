@@ -1,12 +1,17 @@
-//! TLS with client certificates (ring provider only) and the caller's identity: the leaf certificate's subject CN.
+//! TLS with client certificates (ring provider only), reloaded when its files change, and the caller's identity:
+//! the leaf certificate's one subject CN.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 
@@ -17,7 +22,8 @@ pub enum Identity {
     Admin(String),
     /// A hospital; its id is the CN.
     Hospital(String),
-    /// A certificate this gateway will not serve (CN missing or not a valid hospital id): 403 on every path.
+    /// A certificate this gateway will not serve (not exactly one CN, a CN that is not a valid hospital id, or no
+    /// client-authentication key usage): 403 on every path. Holds a log-safe form of the CN.
     Unusable(String),
 }
 
@@ -37,26 +43,50 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
-pub fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
+/// The files of a TLS config, read once: what a server config is built from, and what a reload compares.
+struct TlsFiles {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Vec<u8>,
+    crl: Option<Vec<u8>>,
+}
+
+impl TlsFiles {
+    fn read(tls: &TlsConfig) -> Result<TlsFiles, String> {
+        Ok(TlsFiles {
+            cert: read(&tls.cert)?,
+            key: read(&tls.key)?,
+            client_ca: read(&tls.client_ca)?,
+            crl: tls.crl.as_deref().map(read).transpose()?,
+        })
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        (&self.cert, &self.key, &self.client_ca, &self.crl).hash(&mut h);
+        h.finish()
+    }
+}
+
+fn build(tls: &TlsConfig, files: &TlsFiles) -> Result<ServerConfig, String> {
     let provider = provider();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&tls.cert)?)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", tls.cert.display()))?;
     if certs.is_empty() {
         return Err(format!("{}: no certificate", tls.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read(&tls.key)?).map_err(|e| format!("{}: {e}", tls.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| format!("{}: {e}", tls.key.display()))?;
     let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(&read(&tls.client_ca)?) {
+    for ca in CertificateDer::pem_slice_iter(&files.client_ca) {
         let ca = ca.map_err(|e| format!("{}: {e}", tls.client_ca.display()))?;
         roots.add(ca).map_err(|e| format!("{}: {e}", tls.client_ca.display()))?;
     }
     let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    if let Some(crl) = &tls.crl {
-        let crls: Vec<CertificateRevocationListDer<'static>> =
-            CertificateRevocationListDer::pem_slice_iter(&read(crl)?)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: {e}", crl.display()))?;
+    if let (Some(path), Some(crl)) = (&tls.crl, &files.crl) {
+        let crls: Vec<CertificateRevocationListDer<'static>> = CertificateRevocationListDer::pem_slice_iter(crl)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         verifier = verifier.with_crls(crls);
     }
     let verifier = verifier.build().map_err(|e| format!("client verifier: {e}"))?;
@@ -70,18 +100,124 @@ pub fn server_config(tls: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
+/// The TLS acceptor in use, rebuilt when a TLS file changes (a rewritten CRL above all): every `tls.reload_ms`,
+/// and at once on SIGHUP. After a reload, connections made under the old files are closed gracefully, so a revoked
+/// certificate cannot keep a connection open.
+pub struct TlsReloader {
+    /// Where the files are.
+    config: TlsConfig,
+    /// The acceptor for new connections (swapped whole; never held across an await).
+    acceptor: RwLock<TlsAcceptor>,
+    /// The fingerprint of the files `acceptor` was built from.
+    fingerprint: Mutex<u64>,
+    /// Bumped after every reload; a connection watches it and ends gracefully when it moves.
+    generation: watch::Sender<u64>,
+}
+
+impl TlsReloader {
+    pub fn new(config: TlsConfig) -> Result<Arc<TlsReloader>, String> {
+        let files = TlsFiles::read(&config)?;
+        let acceptor = TlsAcceptor::from(Arc::new(build(&config, &files)?));
+        Ok(Arc::new(TlsReloader {
+            config,
+            acceptor: RwLock::new(acceptor),
+            fingerprint: Mutex::new(files.fingerprint()),
+            generation: watch::Sender::new(0),
+        }))
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.read().expect("tls lock").clone()
+    }
+
+    /// Moves after every reload.
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Rebuilds the acceptor if the files changed; `Ok(true)` when it did. A file that no longer parses keeps the
+    /// old acceptor (and says why).
+    pub fn reload_if_changed(&self) -> Result<bool, String> {
+        let files = TlsFiles::read(&self.config)?;
+        let fingerprint = files.fingerprint();
+        if fingerprint == *self.fingerprint.lock().expect("tls lock") {
+            return Ok(false);
+        }
+        let acceptor = TlsAcceptor::from(Arc::new(build(&self.config, &files)?));
+        *self.acceptor.write().expect("tls lock") = acceptor;
+        *self.fingerprint.lock().expect("tls lock") = fingerprint;
+        self.generation.send_modify(|g| *g += 1);
+        Ok(true)
+    }
+
+    /// Checks the files every `tls.reload_ms` and on SIGHUP, until the task is dropped.
+    pub async fn keep_fresh(self: Arc<Self>) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("no SIGHUP handler; TLS files are still checked every tls.reload_ms");
+            return self.poll_only().await;
+        };
+        let every = Duration::from_millis(self.config.reload_ms);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = hup.recv() => tracing::info!("SIGHUP: checking the TLS files"),
+            }
+            self.reload_and_log();
+        }
+    }
+
+    async fn poll_only(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(self.config.reload_ms)).await;
+            self.reload_and_log();
+        }
+    }
+
+    fn reload_and_log(&self) {
+        match self.reload_if_changed() {
+            Ok(true) => {
+                metrics::counter!("settlegate_tls_reloads_total", "outcome" => "reloaded").increment(1);
+                tracing::info!("TLS files changed: new connections use them; older connections are closed gracefully");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("settlegate_tls_reloads_total", "outcome" => "failed").increment(1);
+                tracing::error!(error = %e, "TLS files changed but do not load; keeping the previous ones");
+            }
+        }
+    }
+}
+
+/// Longest CN kept for logs of an unusable certificate.
+const MAX_LOGGED_CN_CHARS: usize = 64;
+
+/// A CN as it may appear in a log line: control and non-ASCII characters escaped, length bounded.
+pub fn log_safe(cn: &str) -> String {
+    cn.chars().take(MAX_LOGGED_CN_CHARS).flat_map(char::escape_default).collect()
+}
+
 /// The identity of a verified client certificate chain (leaf first).
 pub fn identity(chain: Option<&[CertificateDer<'_>]>, admins: &[String]) -> Identity {
     let Some(leaf) = chain.and_then(|c| c.first()) else { return Identity::Unusable(String::new()) };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
         return Identity::Unusable(String::new());
     };
-    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or("").to_string();
-    if admins.contains(&cn) {
-        Identity::Admin(cn)
-    } else if crate::domain::is_valid_id(&cn) {
-        Identity::Hospital(cn)
+    // exactly one CN: with two, tools disagree about which one is "the" name
+    let mut cns = cert.subject().iter_common_name();
+    let (Some(cn), None) = (cns.next(), cns.next()) else {
+        return Identity::Unusable("(not exactly one CN)".into());
+    };
+    let Ok(cn) = cn.as_str() else { return Identity::Unusable("(CN not a string)".into()) };
+    // a client certificate must say it is one (webpki checks the purpose only when the extension is there)
+    let client_auth = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth);
+    if !client_auth {
+        return Identity::Unusable(format!("{} (no clientAuth key usage)", log_safe(cn)));
+    }
+    if admins.iter().any(|a| a == cn) {
+        Identity::Admin(cn.to_string())
+    } else if crate::domain::is_valid_id(cn) {
+        Identity::Hospital(cn.to_string())
     } else {
-        Identity::Unusable(cn)
+        Identity::Unusable(log_safe(cn))
     }
 }

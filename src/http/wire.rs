@@ -4,12 +4,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::app::{ApiError, Eligibility, Pool, Reversal};
-use crate::domain::card::Cardholder;
+use crate::app::{ApiError, CardholderYear, Eligibility, PoolsReport, Reversal};
 use crate::domain::settlement::{Settlement, SettlementStatus};
 use crate::domain::split::Payment;
 use crate::domain::FieldError;
-use crate::store::{DayEvent, DayTotals};
+use crate::store::{DayEvent, DayTotals, ProgramFen};
 
 /// Parses a JSON body strictly (unknown fields, wrong types, floats for integers: 400 naming the field).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -180,7 +179,7 @@ pub fn eligibility(e: &Eligibility) -> Vec<u8> {
 }
 
 pub fn day_totals(date: &str, hospital_id: &str, t: &DayTotals) -> Value {
-    let by_program: serde_json::Map<String, Value> = t.by_program.iter().map(|(p, v)| (p.clone(), json!(v))).collect();
+    let by_program = program_map(&t.by_program);
     json!({"date": date, "hospital_id": hospital_id, "settled_count": t.settled_count, "reversed_count": t.reversed_count,
            "net": {"total_fen": t.total_fen, "insurance_fen": t.insurance_fen, "relief_fen": t.relief_fen,
                    "patient_fen": t.patient_fen, "by_program": by_program}})
@@ -188,7 +187,7 @@ pub fn day_totals(date: &str, hospital_id: &str, t: &DayTotals) -> Value {
 
 /// One NDJSON line of `GET /v1/reconciliation/settlements` (amounts negative for reversals), newline included.
 pub fn day_event(e: &DayEvent) -> Vec<u8> {
-    let by_program: serde_json::Map<String, Value> = e.by_program.iter().map(|(p, v)| (p.clone(), json!(v))).collect();
+    let by_program = program_map(&e.by_program);
     let mut line = to_vec(&json!({
         "event": if e.reversal { "reversed" } else { "settled" }, "at": e.at, "settlement_id": e.settlement_id,
         "hospital_settlement_id": e.hospital_settlement_id, "card_id": e.card_id, "total_fen": e.total_fen,
@@ -198,22 +197,29 @@ pub fn day_event(e: &DayEvent) -> Vec<u8> {
     line
 }
 
-pub fn cardholder_with_usage(card: &Cardholder, year: i32, usage: &[(String, i64, i64)]) -> Vec<u8> {
-    let mut v = serde_json::to_value(card).expect("cardholder serialises");
-    v["year"] = json!(year);
-    v["usage"] = usage
+/// `{"program": fen, …}`, by program id.
+fn program_map(amounts: &[ProgramFen]) -> serde_json::Map<String, Value> {
+    amounts.iter().map(|p| (p.program.clone(), json!(p.fen))).collect()
+}
+
+pub fn cardholder_with_usage(c: &CardholderYear) -> Vec<u8> {
+    let mut v = serde_json::to_value(&c.card).expect("cardholder serialises");
+    v["year"] = json!(c.year);
+    v["usage"] = c
+        .usage
         .iter()
-        .map(|(program, paid, ded)| json!({"program": program, "paid_fen": paid, "deductible_met_fen": ded}))
+        .map(|u| json!({"program": u.program, "paid_fen": u.paid_fen, "deductible_met_fen": u.deductible_met_fen}))
         .collect();
     to_vec(&v)
 }
 
-pub fn pools(year: i32, version: Option<u64>, pools: &[Pool]) -> Vec<u8> {
-    let list: Vec<Value> = pools
+pub fn pools(r: &PoolsReport) -> Vec<u8> {
+    let list: Vec<Value> = r
+        .pools
         .iter()
         .map(|p| json!({"program": p.program, "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen}))
         .collect();
-    to_vec(&json!({"year": year, "ruleset_version": version, "pools": list}))
+    to_vec(&json!({"year": r.year, "ruleset_version": r.ruleset_version, "pools": list}))
 }
 
 pub fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {

@@ -69,6 +69,10 @@ pub struct SettlementRef {
 }
 
 impl SettlementRef {
+    pub fn new(card_id: &str, hospital_id: &str, hsid: &str) -> SettlementRef {
+        SettlementRef { card_id: card_id.into(), hospital_id: hospital_id.into(), hsid: hsid.into() }
+    }
+
     pub fn encode(&self) -> String {
         format!("s1_{}", URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", self.card_id, self.hsid, self.hospital_id)))
     }

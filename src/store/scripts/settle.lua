@@ -14,12 +14,16 @@
 -- KEYS[6] sg:recon:<day>:<hospital>:events   list: one line per settlement / reversal (the day's totals are their sum)
 -- KEYS[7] sg:recon:<day>:hospitals           set: hospitals with events that day
 --
--- ARGV: 1 mode, 2 card_id, 3 canonical request, 4 visit date, 5 year, 6..9 residual buckets, 10 total_fen,
---       11 ruleset version ("0" = none in force), 12 hospital, 13 hsid, 14 settled_at, 15 settled day,
---       16 settlement_id, 17 program count, 18.. one spec per program: "id|covers|pool|tags|;cat=r,d,ac,pv;..."
+-- ARGV (named once here; src/store/settle.rs passes them in this order):
+local MODE, CARD_ID, REQUEST, VISIT_DATE, YEAR = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local RESIDUAL = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])} -- the four buckets
+local TOTAL_FEN, RULESET_VERSION = tonumber(ARGV[10]), ARGV[11]            -- version "0" = none in force
+local HOSPITAL, HSID, SETTLED_AT, SETTLED_DAY, SETTLEMENT_ID = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+local PROGRAM_COUNT = tonumber(ARGV[17]) -- then ARGV[18..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
+-- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID are empty for a quote.
 -- Reply: {"settled"|"quote", before, card tags, category, insurance, relief, patient, payments} or a refusal, or
 --        {"replay", <the record as field, value, ...>}.
-local settle = ARGV[1] == 'settle'
+local settle = MODE == 'settle'
 
 local function fmt(x) return string.format('%d', x) end
 local function num(s) if s then return tonumber(s) end return 0 end
@@ -52,26 +56,26 @@ if settle then
   if claim then
     local kind, holder = string.match(claim, '^(%a):(.*)$')
     if kind == 'T' then return {'already_reversed'} end
-    if holder ~= ARGV[2] then return {'conflict'} end
+    if holder ~= CARD_ID then return {'conflict'} end
     local rec = redis.call('HGETALL', KEYS[4])
-    if field(rec, 'req') ~= ARGV[3] then return {'conflict'} end
+    if field(rec, 'req') ~= REQUEST then return {'conflict'} end
     return {'replay', unpack(rec)}
   end
 end
 
 local card = redis.call('HMGET', KEYS[1], 'category', 'status', 'valid_from', 'valid_until', 'tags')
 if not card[1] then return {'card_not_found'} end
-local category, date = card[1], ARGV[4]
+local category, date = card[1], VISIT_DATE
 if card[2] ~= 'active' then return {'not_eligible', 'suspended'} end
 if date < card[3] then return {'not_eligible', 'not_yet_valid'} end
 if date > card[4] then return {'not_eligible', 'expired'} end
-if ARGV[11] == '0' then return {'no_rules_in_force'} end
+if RULESET_VERSION == '0' then return {'no_rules_in_force'} end
 local card_tags = card[5] or ','
-local year = ARGV[5]
+local year = YEAR
 
 -- the programs that cover this card: category present, required tags carried
 local progs, usage_fields, total_fields = {}, {}, {}
-for i = 1, tonumber(ARGV[17]) do
+for i = 1, PROGRAM_COUNT do
   local id, covers, pool, tags, cats = string.match(ARGV[17 + i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local terms = terms_of(cats, category)
   if terms then
@@ -97,8 +101,8 @@ end
 -- Redis refuses an HINCRBY past 2^63 - 1 in the middle of a script, after earlier writes: so check first. Every
 -- counter this script raises is at most its program's year total, raised by < 2^53.
 local COUNTER_LIMIT = 4611686018427387904 -- 2^62
-local residual = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
-local total = tonumber(ARGV[10])
+local residual = {RESIDUAL[1], RESIDUAL[2], RESIDUAL[3], RESIDUAL[4]}
+local total = TOTAL_FEN
 local insurance = total - residual[1] - residual[2] - residual[3] - residual[4]
 local befores, lines, relief = {}, {}, 0
 for i, p in ipairs(progs) do
@@ -169,12 +173,12 @@ for i, p in ipairs(progs) do
 end
 if #usage_set > 0 then redis.call('HSET', KEYS[2], unpack(usage_set)) end
 if #totals_set > 0 then redis.call('HSET', KEYS[3], unpack(totals_set)) end
-redis.call('HSET', KEYS[4], 'kind', 'settlement', 'status', 'settled', 'card_id', ARGV[2], 'category', category,
-  'req', ARGV[3], 'year', year, 'ruleset_version', ARGV[11], 'total_fen', ARGV[10], 'insurance_fen', fmt(insurance),
-  'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments, 'hospital', ARGV[12],
-  'hsid', ARGV[13], 'settlement_id', ARGV[16], 'settled_at', ARGV[14], 'settled_day', ARGV[15])
-redis.call('SET', KEYS[5], 'S:' .. ARGV[2])
-redis.call('SADD', KEYS[7], ARGV[12])
-redis.call('RPUSH', KEYS[6], table.concat({'S', ARGV[14], ARGV[16], ARGV[13], ARGV[2], ARGV[10], fmt(insurance),
+redis.call('HSET', KEYS[4], 'kind', 'settlement', 'status', 'settled', 'card_id', CARD_ID, 'category', category,
+  'req', REQUEST, 'year', year, 'ruleset_version', RULESET_VERSION, 'total_fen', fmt(TOTAL_FEN),
+  'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments, 'hospital', HOSPITAL,
+  'hsid', HSID, 'settlement_id', SETTLEMENT_ID, 'settled_at', SETTLED_AT, 'settled_day', SETTLED_DAY)
+redis.call('SET', KEYS[5], 'S:' .. CARD_ID)
+redis.call('SADD', KEYS[7], HOSPITAL)
+redis.call('RPUSH', KEYS[6], table.concat({'S', SETTLED_AT, SETTLEMENT_ID, HSID, CARD_ID, fmt(TOTAL_FEN), fmt(insurance),
   fmt(relief), fmt(patient), payments}, '|'))
 return result

@@ -7,138 +7,29 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::bill::{QuoteRequest, SettleRequest, Visit};
+use crate::domain::bill::{Bill, QuoteRequest, SettleRequest};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Ruleset, RulesetInput};
-use crate::domain::settlement::{Settlement, Tombstone};
+use crate::domain::settlement::Settlement;
 use crate::domain::split::{covering_programs, split, ProgramUsage};
 use crate::domain::{is_valid_id, FieldError};
 use crate::rulebook::{CompiledRuleset, RulebookCache};
 use crate::store::keys::SettlementRef;
 use crate::store::{
-    DayTotals, ReverseOutcome, ScriptReads, SettleCall, SettleOutcome, Store, StoreError, StoreErrorKind,
+    DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
-/// Every failure a client can see, one variant per API.md error code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{}", fields_text(.0))]
-    Invalid(Vec<FieldError>),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("card {0} not found")]
-    CardNotFound(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    IdempotencyConflict(String),
-    #[error("{0}")]
-    AlreadyReversed(String),
-    #[error("body larger than {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("{0}")]
-    NotEligible(String),
-    #[error("{0}")]
-    NoRulesInForce(String),
-    #[error("rate limit reached; retry in {retry_after_s} s")]
-    RateLimited { retry_after_s: u64 },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    OutcomeUnknown(String),
-    #[error("{0}")]
-    Internal(String),
-}
+mod error;
+mod types;
 
-fn fields_text(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
-}
-
-impl ApiError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid(vec![FieldError::new(field, message)])
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e.kind {
-            StoreErrorKind::Unavailable => {
-                ApiError::Unavailable("the settlement store is unavailable; nothing was changed".into())
-            }
-            StoreErrorKind::OutcomeUnknown => ApiError::OutcomeUnknown(
-                "the settlement store did not answer in time; the request may still be applied. \
-                 Retrying with the same hospital_settlement_id is safe"
-                    .into(),
-            ),
-            StoreErrorKind::Corrupt => {
-                tracing::error!(error = %e, "store returned data the gateway does not understand");
-                ApiError::Internal("internal error".into())
-            }
-        }
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
+pub use error::{ApiError, ApiResult};
+pub use types::*;
 
 /// Masks a card id for logs: only the last 4 characters stay.
 pub fn mask_card(card_id: &str) -> String {
     let n = card_id.chars().count();
     card_id.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EligibilityRequest {
-    pub card_id: String,
-    pub visit: Visit,
-}
-
-pub struct ProgramEligibility {
-    pub program: String,
-    pub ratio_bp: i64,
-    pub deductible_left_fen: i64,
-    pub annual_cap_left_fen: Option<i64>,
-    pub per_visit_cap_fen: Option<i64>,
-}
-
-pub struct Eligibility {
-    pub card_id: String,
-    pub eligible: bool,
-    pub reason: Option<&'static str>,
-    pub category: String,
-    pub ruleset_version: Option<u64>,
-    pub programs: Vec<ProgramEligibility>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReversalRequest {
-    pub card_id: String,
-    #[serde(default)]
-    pub hospital_settlement_id: Option<String>,
-    #[serde(default)]
-    pub settlement_id: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-pub enum Reversal {
-    Settlement(Box<Settlement>),
-    ReversedBeforeSettled(Tombstone),
-}
-
-pub struct Pool {
-    pub program: String,
-    pub budget_fen: i64,
-    pub paid_fen: i64,
-    pub left_fen: i64,
-}
-
-/// Longest reversal reason kept.
-pub const MAX_REASON_CHARS: usize = 500;
 
 pub struct App {
     pub store: Arc<Store>,
@@ -170,15 +61,18 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let outcome = self
-            .run_settle(Some((hospital_id, &req.hospital_settlement_id)), req.bill(), &settled_at, &settled_day)
-            .await?;
-        match outcome {
-            SettleOutcome::Settled { settlement, .. } => {
+        let mode = SettleMode::Settle {
+            hospital_id,
+            hospital_settlement_id: &req.hospital_settlement_id,
+            settled_at: &settled_at,
+            settled_day: &settled_day,
+        };
+        match self.run_settle(mode, req.bill()).await? {
+            SettleOutcome::Split { settlement, .. } => {
                 metrics::counter!("settlegate_settlements_total", "outcome" => "settled").increment(1);
                 for p in &settlement.payments {
                     metrics::counter!("settlegate_relief_paid_fen_total", "program" => p.program.clone())
-                        .increment(p.paid_fen as u64);
+                        .increment(u64::try_from(p.paid_fen).unwrap_or(0));
                 }
                 tracing::info!(card = %mask_card(&req.card_id), hsid = %req.hospital_settlement_id,
                     relief_fen = settlement.relief_fen, patient_fen = settlement.patient_fen, "settled");
@@ -188,7 +82,7 @@ impl App {
                 metrics::counter!("settlegate_settlements_total", "outcome" => "replayed").increment(1);
                 Ok((settlement, false))
             }
-            other => Err(refusal(other, &req.card_id)),
+            other => Err(refusal(&other, &req.card_id)),
         }
     }
 
@@ -197,35 +91,21 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        match self.run_settle(None, req.bill(), "", "").await? {
-            SettleOutcome::Quoted { settlement, .. } => Ok(settlement),
-            other => Err(refusal(other, &req.card_id)),
+        match self.run_settle(SettleMode::Quote, req.bill()).await? {
+            SettleOutcome::Split { settlement, .. } => Ok(settlement),
+            other => Err(refusal(&other, &req.card_id)),
         }
     }
 
     /// One settle-script call, then the engine cross-check on what it computed.
-    async fn run_settle(
-        &self,
-        id: Option<(&str, &str)>,
-        bill: crate::domain::bill::Bill<'_>,
-        settled_at: &str,
-        settled_day: &str,
-    ) -> ApiResult<SettleOutcome> {
+    async fn run_settle(&self, mode: SettleMode<'_>, bill: Bill<'_>) -> ApiResult<SettleOutcome> {
         let book = self.rules.snapshot();
         let compiled = book.in_force(bill.visit.date);
-        let call = SettleCall {
-            hospital_id: id.map(|i| i.0).unwrap_or(""),
-            hospital_settlement_id: id.map(|i| i.1).unwrap_or(""),
-            bill,
-            ruleset: compiled.as_deref().map(|c| (&c.ruleset, c.specs(bill.visit.visit_type))),
-            settled_at,
-            settled_day,
-        };
-        let outcome = self.store.settle(&call, id.is_none()).await?;
-        if let (SettleOutcome::Settled { settlement, check } | SettleOutcome::Quoted { settlement, check }, Some(c)) =
-            (&outcome, compiled.as_deref())
-        {
-            cross_check(c, &bill, settlement, check);
+        let rules =
+            compiled.as_deref().map(|c| RulesInForce { ruleset: &c.ruleset, specs: c.specs(bill.visit.visit_type) });
+        let outcome = self.store.settle(&SettleCall { bill, rules, mode }).await?;
+        if let (SettleOutcome::Split { settlement, reads }, Some(c)) = (&outcome, compiled.as_deref()) {
+            cross_check(c, &bill, settlement, reads);
         }
         Ok(outcome)
     }
@@ -304,10 +184,7 @@ impl App {
         let (at, by_hsid) = match (&req.hospital_settlement_id, &req.settlement_id) {
             (Some(hsid), None) => {
                 check_ids(&req.card_id, Some(hsid))?;
-                (
-                    SettlementRef { card_id: req.card_id.clone(), hospital_id: hospital_id.into(), hsid: hsid.clone() },
-                    true,
-                )
+                (SettlementRef::new(&req.card_id, hospital_id, hsid), true)
             }
             (None, Some(sid)) => {
                 check_ids(&req.card_id, None)?;
@@ -326,7 +203,14 @@ impl App {
             }
         };
         let (reversed_at, reversed_day, _) = self.stamp();
-        match self.store.reverse(&at, by_hsid, &reason, &reversed_at, &reversed_day).await? {
+        let call = ReverseCall {
+            at: &at,
+            tombstone_if_absent: by_hsid,
+            reason: &reason,
+            reversed_at: &reversed_at,
+            reversed_day: &reversed_day,
+        };
+        match self.store.reverse(&call).await? {
             ReverseOutcome::Reversed { settlement, changed } => {
                 if changed {
                     metrics::counter!("settlegate_reversals_total", "outcome" => "reversed").increment(1);
@@ -365,11 +249,7 @@ impl App {
         Ok(card)
     }
 
-    pub async fn get_cardholder(
-        &self,
-        card_id: &str,
-        year: Option<i32>,
-    ) -> ApiResult<(Cardholder, i32, Vec<(String, i64, i64)>)> {
+    pub async fn get_cardholder(&self, card_id: &str, year: Option<i32>) -> ApiResult<CardholderYear> {
         check_ids(card_id, None)?;
         let year = year.unwrap_or_else(|| self.today().year());
         let (card, usage) = self
@@ -377,7 +257,7 @@ impl App {
             .cardholder_with_usage(card_id, year)
             .await?
             .ok_or_else(|| ApiError::CardNotFound(card_id.to_string()))?;
-        Ok((card, year, usage))
+        Ok(CardholderYear { card, year, usage })
     }
 
     pub async fn publish_ruleset(&self, input: &RulesetInput) -> ApiResult<Ruleset> {
@@ -399,7 +279,7 @@ impl App {
     }
 
     /// Pools of the ruleset in force today (current year) or on the year's last day (other years).
-    pub async fn pools(&self, year: Option<i32>) -> ApiResult<(i32, Option<u64>, Vec<Pool>)> {
+    pub async fn pools(&self, year: Option<i32>) -> ApiResult<PoolsReport> {
         let today = self.today();
         let year = year.unwrap_or(today.year());
         let date = if year == today.year() {
@@ -407,7 +287,9 @@ impl App {
         } else {
             NaiveDate::from_ymd_opt(year, 12, 31).ok_or_else(|| ApiError::invalid("year", "not a valid year"))?
         };
-        let Some(c) = self.rules.snapshot().in_force(date) else { return Ok((year, None, Vec::new())) };
+        let Some(c) = self.rules.snapshot().in_force(date) else {
+            return Ok(PoolsReport { year, ruleset_version: None, pools: Vec::new() });
+        };
         let programs: Vec<(String, i64)> =
             c.ruleset.programs.iter().filter_map(|p| p.annual_pool_fen.map(|b| (p.id.clone(), b))).collect();
         let ids: Vec<String> = programs.iter().map(|p| p.0.clone()).collect();
@@ -422,15 +304,15 @@ impl App {
                 left_fen: (budget_fen - paid_fen).max(0),
             })
             .collect();
-        Ok((year, Some(c.ruleset.version), pools))
+        Ok(PoolsReport { year, ruleset_version: Some(c.ruleset.version), pools })
     }
 
-    pub async fn admin_day_totals(&self, date: NaiveDate) -> ApiResult<Vec<(String, DayTotals)>> {
+    pub async fn admin_day_totals(&self, date: NaiveDate) -> ApiResult<Vec<HospitalDay>> {
         let day = date.to_string();
         let mut out = Vec::new();
-        for hospital in self.store.day_hospitals(&day).await? {
-            let totals = self.store.day_totals(&day, &hospital).await?;
-            out.push((hospital, totals));
+        for hospital_id in self.store.day_hospitals(&day).await? {
+            let totals = self.store.day_totals(&day, &hospital_id).await?;
+            out.push(HospitalDay { hospital_id, totals });
         }
         Ok(out)
     }
@@ -451,7 +333,7 @@ fn check_ids(card_id: &str, hsid: Option<&str>) -> ApiResult<()> {
     }
 }
 
-fn refusal(outcome: SettleOutcome, card_id: &str) -> ApiError {
+fn refusal(outcome: &SettleOutcome, card_id: &str) -> ApiError {
     metrics::counter!("settlegate_settlements_total", "outcome" => "refused").increment(1);
     match outcome {
         SettleOutcome::IdempotencyConflict => ApiError::IdempotencyConflict(
@@ -471,7 +353,7 @@ fn refusal(outcome: SettleOutcome, card_id: &str) -> ApiError {
             tracing::error!("a ledger counter passed 2^62 fen; settlement refused, nothing written");
             ApiError::Internal("a ledger counter is at its limit; nothing was changed".into())
         }
-        SettleOutcome::Settled { .. } | SettleOutcome::Replayed(_) | SettleOutcome::Quoted { .. } => {
+        SettleOutcome::Split { .. } | SettleOutcome::Replayed(_) => {
             ApiError::Internal("unexpected store outcome".into())
         }
     }
@@ -480,7 +362,7 @@ fn refusal(outcome: SettleOutcome, card_id: &str) -> ApiError {
 /// Re-runs the pure engine on the counters the settle script read and compares. A difference means the Lua and
 /// Rust implementations of RULES.md disagree: the recorded settlement stands (it is what Redis applied), and the
 /// alarm goes to the log and to `settlegate_engine_mismatch_total`.
-fn cross_check(c: &CompiledRuleset, bill: &crate::domain::bill::Bill<'_>, s: &Settlement, reads: &ScriptReads) -> bool {
+pub fn cross_check(c: &CompiledRuleset, bill: &Bill<'_>, s: &Settlement, reads: &ScriptReads) -> bool {
     let card = Cardholder {
         card_id: bill.card_id.to_string(),
         category: s.category.clone(),
@@ -490,7 +372,7 @@ fn cross_check(c: &CompiledRuleset, bill: &crate::domain::bill::Bill<'_>, s: &Se
         tags: reads.card_tags.clone(),
     };
     let usage = |p: &crate::domain::rules::Program| -> ProgramUsage {
-        reads.usage.iter().find(|(id, _)| *id == p.id).map(|u| u.1).unwrap_or_default()
+        reads.programs.iter().find(|r| r.program == p.id).map(|r| r.usage).unwrap_or_default()
     };
     let expected = split(&c.ruleset, &card, bill.visit.visit_type, bill.amounts.total_fen, bill.residual(), usage);
     let same = expected.payments == s.payments

@@ -1,0 +1,207 @@
+//! Every route served, in one table: method, path pattern, who may call it, and its name (the `route` label of the
+//! metrics and logs). The dispatcher, the role check (403 / 404), the ops listener and the OpenAPI parity test all
+//! derive from it. A new endpoint is one line here; the handler `match` in `http::serve` is exhaustive, so a route
+//! without a handler does not compile.
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A hospital's billing system (certificate CN = hospital id): `/v1/*`.
+    Hospital,
+    /// The relief office (a CN listed in `admin.identities`): `/admin/*`.
+    Admin,
+    /// Anyone who reaches the plain-HTTP ops listener (no certificate).
+    Ops,
+}
+
+impl Role {
+    /// The path prefix of the role's routes: a path under another role's prefix is 403 whether or not it exists.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Role::Hospital => "/v1/",
+            Role::Admin => "/admin/",
+            Role::Ops => "/",
+        }
+    }
+}
+
+/// Declares [`Route`] and its table from one line per route: `Variant => METHOD "path", Role, "name";`.
+macro_rules! routes {
+    ($($route:ident => $method:ident $path:literal, $role:ident, $name:literal;)*) => {
+        /// One served operation.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Route { $($route,)* }
+
+        impl Route {
+            /// Every route, in table order.
+            pub const ALL: &'static [Route] = &[$(Route::$route,)*];
+
+            /// The HTTP method, upper case.
+            pub const fn method(self) -> &'static str {
+                match self { $(Route::$route => stringify!($method),)* }
+            }
+
+            /// The path pattern, OpenAPI style: `{name}` is one non-empty path segment.
+            pub const fn path(self) -> &'static str {
+                match self { $(Route::$route => $path,)* }
+            }
+
+            /// Who may call it.
+            pub const fn role(self) -> Role {
+                match self { $(Route::$route => Role::$role,)* }
+            }
+
+            /// The `route` label of metrics and logs.
+            pub const fn name(self) -> &'static str {
+                match self { $(Route::$route => $name,)* }
+            }
+        }
+    };
+}
+
+routes! {
+    Eligibility => POST "/v1/eligibility", Hospital, "eligibility";
+    Settle => POST "/v1/settlements", Hospital, "settle";
+    FindSettlement => GET "/v1/settlements", Hospital, "find_settlement";
+    Quote => POST "/v1/settlements/quote", Hospital, "quote";
+    GetSettlement => GET "/v1/settlements/{settlement_id}", Hospital, "get_settlement";
+    Reverse => POST "/v1/reversals", Hospital, "reverse";
+    Reconciliation => GET "/v1/reconciliation", Hospital, "reconciliation";
+    ReconciliationDetail => GET "/v1/reconciliation/settlements", Hospital, "reconciliation_detail";
+    PutCardholder => PUT "/admin/v1/cardholders/{card_id}", Admin, "admin_put_cardholder";
+    GetCardholder => GET "/admin/v1/cardholders/{card_id}", Admin, "admin_get_cardholder";
+    ImportCardholders => POST "/admin/v1/cardholders/import", Admin, "admin_import";
+    PublishRuleset => POST "/admin/v1/rulesets", Admin, "admin_publish_ruleset";
+    ListRulesets => GET "/admin/v1/rulesets", Admin, "admin_list_rulesets";
+    GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
+    Pools => GET "/admin/v1/pools", Admin, "admin_pools";
+    AdminReconciliation => GET "/admin/v1/reconciliation", Admin, "admin_reconciliation";
+    Healthz => GET "/healthz", Ops, "healthz";
+    Readyz => GET "/readyz", Ops, "readyz";
+    Metrics => GET "/metrics", Ops, "metrics";
+}
+
+/// Most `{param}` segments in one path pattern.
+const MAX_PARAMS: usize = 2;
+
+/// The `{param}` values of a matched path, in pattern order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Params<'p> {
+    values: [&'p str; MAX_PARAMS],
+    len: usize,
+}
+
+impl<'p> Params<'p> {
+    /// The `i`-th parameter (0-based); "" when the pattern has fewer.
+    pub fn get(&self, i: usize) -> &'p str {
+        if i < self.len {
+            self.values[i]
+        } else {
+            ""
+        }
+    }
+}
+
+/// What a method and path select among some routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match<'p> {
+    Found {
+        route: Route,
+        params: Params<'p>,
+    },
+    /// The path exists, but not with this method: the methods it has (for `405` and `Allow`).
+    WrongMethod {
+        allowed: Vec<&'static str>,
+    },
+    NotFound,
+}
+
+/// Finds the route for `method` and `path` among the routes whose role `roles` accepts. Where two patterns match a
+/// path, the one with more literal segments wins (`/v1/settlements/quote` over `/v1/settlements/{settlement_id}`).
+pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Match<'p> {
+    let mut best: Option<(usize, Route, Params<'p>)> = None;
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for &route in Route::ALL.iter().filter(|r| roles(r.role())) {
+        let Some((literals, params)) = match_path(route.path(), path) else { continue };
+        if route.method() != method {
+            if !allowed.contains(&route.method()) {
+                allowed.push(route.method());
+            }
+            continue;
+        }
+        if best.is_none_or(|(n, _, _)| literals > n) {
+            best = Some((literals, route, params));
+        }
+    }
+    match best {
+        Some((_, route, params)) => Match::Found { route, params },
+        None if !allowed.is_empty() => Match::WrongMethod { allowed },
+        None => Match::NotFound,
+    }
+}
+
+/// Matches one pattern: the number of literal segments and the parameters, or `None`.
+fn match_path<'p>(pattern: &str, path: &'p str) -> Option<(usize, Params<'p>)> {
+    let mut got = path.strip_prefix('/')?.split('/');
+    let mut params = Params::default();
+    let mut literals = 0;
+    for want in pattern.strip_prefix('/')?.split('/') {
+        let seg = got.next()?;
+        if want.starts_with('{') {
+            if seg.is_empty() || params.len == MAX_PARAMS {
+                return None;
+            }
+            params.values[params.len] = seg;
+            params.len += 1;
+        } else if want == seg {
+            literals += 1;
+        } else {
+            return None;
+        }
+    }
+    got.next().is_none().then_some((literals, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(method: &str, path: &str) -> Match<'static> {
+        let path: &'static str = Box::leak(path.to_string().into_boxed_str());
+        find(method, path, |r| r != Role::Ops)
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in Route::ALL {
+            assert!(seen.insert((r.method(), r.path())), "{r:?} listed twice");
+            assert!(r.path().starts_with(r.role().prefix()), "{r:?} outside its role's prefix");
+            assert!(r.path().matches('{').count() <= MAX_PARAMS, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn literal_segments_win_and_params_are_extracted() {
+        assert!(matches!(api("POST", "/v1/settlements/quote"), Match::Found { route: Route::Quote, .. }));
+        match api("GET", "/v1/settlements/s1_abc") {
+            Match::Found { route: Route::GetSettlement, params } => assert_eq!(params.get(0), "s1_abc"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            api("POST", "/admin/v1/cardholders/import"),
+            Match::Found { route: Route::ImportCardholders, .. }
+        ));
+        assert!(matches!(api("PUT", "/admin/v1/cardholders/C1"), Match::Found { route: Route::PutCardholder, .. }));
+    }
+
+    #[test]
+    fn wrong_methods_and_unknown_paths() {
+        assert_eq!(api("DELETE", "/v1/settlements"), Match::WrongMethod { allowed: vec!["POST", "GET"] });
+        assert_eq!(api("GET", "/v1/nope"), Match::NotFound);
+        assert_eq!(api("GET", "/v1/settlements/"), Match::NotFound);
+        assert_eq!(api("GET", "/v1/settlements/a/b"), Match::NotFound);
+        assert_eq!(api("GET", "/healthz"), Match::NotFound);
+        assert!(matches!(find("GET", "/healthz", |r| r == Role::Ops), Match::Found { route: Route::Healthz, .. }));
+    }
+}

@@ -1,0 +1,496 @@
+//! The text formats the store shares with its Lua scripts, each with its parser and its encoder side by side:
+//!
+//! * a cardholder hash (`card_fields` ⇄ `parse_card`);
+//! * a settlement record hash, as `settle.lua` and `reverse.lua` write it (`settlement_record` ⇄
+//!   `parse_settlement`), with its canonical request (`Bill::canonical` ⇄ `parse_canonical`) and payment lines
+//!   (`encode_payments` ⇄ `parse_payments`);
+//! * the counters the settle script read (`parse_reads`), for the engine cross-check;
+//! * one reconciliation detail line (`encode_event` ⇄ `parse_event`);
+//! * the compiled program specs the settle script takes as arguments (`script_specs`).
+//!
+//! Parsers return `Err(text)` for anything malformed (the caller makes it a `Corrupt` store error); none panics on
+//! any input (fuzzed: `fuzz/fuzz_targets/record_codec.rs`).
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::domain::bill::{Amounts, Bill, Insurance, Visit};
+use crate::domain::card::{CardStatus, Cardholder};
+use crate::domain::rules::{Bucket, Ruleset, VisitType};
+use crate::domain::settlement::{Settlement, SettlementStatus, Tombstone};
+use crate::domain::split::{CappedBy, Payment, ProgramUsage};
+
+/// A flat `[field, value, field, value, …]` reply as a map.
+pub fn pairs(flat: &[String]) -> HashMap<String, String> {
+    flat.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect()
+}
+
+// ---- cardholders ------------------------------------------------------------------------------------------------
+
+/// The fields of a cardholder's hash. Tags are stored as `",a,b,"` so the settle script finds a tag with one plain
+/// search for `",tag,"`.
+pub fn card_fields(c: &Cardholder) -> [(&'static str, String); 6] {
+    [
+        ("card_id", c.card_id.clone()),
+        ("category", c.category.clone()),
+        ("status", c.status.as_str().to_string()),
+        ("valid_from", c.valid_from.to_string()),
+        ("valid_until", c.valid_until.to_string()),
+        ("tags", format!(",{},", c.tags.join(","))),
+    ]
+}
+
+/// A cardholder's hash; `Ok(None)` when the hash is empty (no such card).
+pub fn parse_card(fields: &HashMap<String, String>) -> Result<Option<Cardholder>, String> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let get = |k: &str| fields.get(k).ok_or_else(|| format!("card field {k} missing"));
+    let date = |k: &str| get(k)?.parse::<NaiveDate>().map_err(|e| format!("card field {k}: {e}"));
+    Ok(Some(Cardholder {
+        card_id: get("card_id")?.clone(),
+        category: get("category")?.clone(),
+        valid_from: date("valid_from")?,
+        valid_until: date("valid_until")?,
+        status: match get("status")?.as_str() {
+            "active" => CardStatus::Active,
+            "suspended" => CardStatus::Suspended,
+            other => return Err(format!("card status {other:?}")),
+        },
+        tags: parse_tags(get("tags")?),
+    }))
+}
+
+/// `",a,b,"` (or `","`) as a list of tags.
+pub fn parse_tags(s: &str) -> Vec<String> {
+    s.split(',').filter(|t| !t.is_empty()).map(String::from).collect()
+}
+
+// ---- what the settle script read --------------------------------------------------------------------------------
+
+/// One covering program's counters as the settle script read them before splitting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramReads {
+    /// The program id.
+    pub program: String,
+    /// The card's counters and the program's year total, before this settlement.
+    pub usage: ProgramUsage,
+}
+
+/// `"id,paid,ded,program_paid;…"`: per covering program, in ruleset order.
+pub fn parse_reads(s: &str) -> Result<Vec<ProgramReads>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(';')
+        .map(|line| {
+            let (id, rest) = line.split_once(',').ok_or_else(|| format!("before {line:?}"))?;
+            let n: Vec<i64> = rest
+                .split(',')
+                .map(|x| x.parse::<i64>().map_err(|e| format!("before {line:?}: {e}")))
+                .collect::<Result<_, _>>()?;
+            match n[..] {
+                [paid, ded, program] => Ok(ProgramReads {
+                    program: id.to_string(),
+                    usage: ProgramUsage { paid_fen: paid, deductible_met_fen: ded, program_paid_fen: program },
+                }),
+                _ => Err(format!("before {line:?}")),
+            }
+        })
+        .collect()
+}
+
+// ---- payments ---------------------------------------------------------------------------------------------------
+
+/// `"program,paid,ded,capped_by;…"` (capped_by empty when none), as `settle.lua` writes it.
+pub fn encode_payments(payments: &[Payment]) -> String {
+    let lines: Vec<String> = payments
+        .iter()
+        .map(|p| {
+            let capped = p.capped_by.map(CappedBy::as_str).unwrap_or("");
+            format!("{},{},{},{capped}", p.program, p.paid_fen, p.deductible_applied_fen)
+        })
+        .collect();
+    lines.join(";")
+}
+
+pub fn parse_payments(s: &str) -> Result<Vec<Payment>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(';')
+        .map(|line| {
+            let parts: Vec<&str> = line.split(',').collect();
+            let [program, paid, ded, capped] = parts[..] else {
+                return Err(format!("payment {line:?}"));
+            };
+            if program.is_empty() {
+                return Err(format!("payment {line:?}: no program"));
+            }
+            Ok(Payment {
+                program: program.to_string(),
+                paid_fen: paid.parse().map_err(|e| format!("payment {line:?}: {e}"))?,
+                deductible_applied_fen: ded.parse().map_err(|e| format!("payment {line:?}: {e}"))?,
+                capped_by: if capped.is_empty() {
+                    None
+                } else {
+                    Some(CappedBy::parse(capped).ok_or_else(|| format!("capped_by {capped:?}"))?)
+                },
+            })
+        })
+        .collect()
+}
+
+// ---- the canonical request --------------------------------------------------------------------------------------
+
+/// A canonical request (see `Bill::canonical`) read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    /// The card the bill was for.
+    pub card_id: String,
+    /// The visit: type and local date.
+    pub visit: Visit,
+    /// The four buckets and their total.
+    pub amounts: Amounts,
+    /// What insurance paid before the gateway.
+    pub insurance: Insurance,
+}
+
+/// Parses the canonical request (`Bill::canonical`) back into the card, visit and amounts.
+pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
+    let p: Vec<&str> = s.split('|').collect();
+    if p.len() != 12 || p[0] != "v1" {
+        return Err(format!("canonical request {s:?}"));
+    }
+    let n = |i: usize| p[i].parse::<i64>().map_err(|e| format!("canonical request field {i}: {e}"));
+    let visit_type = VisitType::parse(p[2]).ok_or_else(|| format!("visit type {:?}", p[2]))?;
+    let date = p[3].parse::<NaiveDate>().map_err(|e| e.to_string())?;
+    Ok(CanonicalRequest {
+        card_id: p[1].to_string(),
+        visit: Visit { visit_type, date },
+        amounts: Amounts {
+            total_fen: n(4)?,
+            in_scope_fen: n(5)?,
+            pre_self_pay_fen: n(6)?,
+            over_limit_fen: n(7)?,
+            self_pay_fen: n(8)?,
+        },
+        insurance: Insurance { basic_fen: n(9)?, critical_illness_fen: n(10)?, other_fen: n(11)? },
+    })
+}
+
+// ---- settlement records -----------------------------------------------------------------------------------------
+
+/// The fields of a settlement record that [`parse_settlement`] reads, as the scripts write them (the scripts add
+/// bookkeeping fields such as `settled_day`, which the parser ignores). For tests and fuzzing of the format.
+pub fn settlement_record(s: &Settlement) -> Vec<(&'static str, String)> {
+    let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: s.insurance };
+    let mut fields = vec![
+        ("kind", "settlement".to_string()),
+        ("status", s.status.as_str().to_string()),
+        ("card_id", s.card_id.clone()),
+        ("category", s.category.clone()),
+        ("req", bill.canonical()),
+        ("year", s.visit.date.year().to_string()),
+        ("ruleset_version", s.ruleset_version.to_string()),
+        ("total_fen", s.amounts.total_fen.to_string()),
+        ("insurance_fen", s.insurance_fen.to_string()),
+        ("relief_fen", s.relief_fen.to_string()),
+        ("patient_fen", s.patient_fen.to_string()),
+        ("payments", encode_payments(&s.payments)),
+    ];
+    let optional = [
+        ("settlement_id", &s.settlement_id),
+        ("hsid", &s.hospital_settlement_id),
+        ("hospital", &s.hospital_id),
+        ("settled_at", &s.settled_at),
+        ("reversed_at", &s.reversed_at),
+    ];
+    fields.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+    fields
+}
+
+/// A settlement record; refuses one that breaks the settlement invariants.
+pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, String> {
+    let get = |k: &str| r.get(k).ok_or_else(|| format!("record field {k} missing"));
+    let int = |k: &str| get(k)?.parse::<i64>().map_err(|e| format!("record field {k}: {e}"));
+    let req = parse_canonical(get("req")?)?;
+    let status = match get("status")?.as_str() {
+        "settled" => SettlementStatus::Settled,
+        "reversed" => SettlementStatus::Reversed,
+        "quote" => SettlementStatus::Quote,
+        other => return Err(format!("status {other:?}")),
+    };
+    let settlement = Settlement {
+        settlement_id: r.get("settlement_id").cloned(),
+        hospital_settlement_id: r.get("hsid").cloned(),
+        hospital_id: r.get("hospital").cloned(),
+        status,
+        card_id: req.card_id,
+        category: get("category")?.clone(),
+        visit: req.visit,
+        amounts: req.amounts,
+        insurance: req.insurance,
+        ruleset_version: get("ruleset_version")?.parse::<u64>().map_err(|e| format!("ruleset_version: {e}"))?,
+        insurance_fen: int("insurance_fen")?,
+        payments: parse_payments(get("payments")?)?,
+        relief_fen: int("relief_fen")?,
+        patient_fen: int("patient_fen")?,
+        settled_at: r.get("settled_at").cloned(),
+        reversed_at: r.get("reversed_at").cloned(),
+    };
+    if !settlement.check_invariants() {
+        return Err(format!("record breaks the settlement invariants: {settlement:?}"));
+    }
+    Ok(settlement)
+}
+
+pub fn parse_tombstone(r: &HashMap<String, String>) -> Result<Tombstone, String> {
+    let get = |k: &str| r.get(k).cloned().ok_or_else(|| format!("tombstone field {k} missing"));
+    Ok(Tombstone { card_id: get("card_id")?, hospital_settlement_id: get("hsid")?, reversed_at: get("reversed_at")? })
+}
+
+// ---- reconciliation detail lines --------------------------------------------------------------------------------
+
+/// One reconciliation detail line, as recorded. Amounts carry the line's sign: a reversal's are negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayEvent {
+    /// A reversal (counted negative on its day) rather than a settlement.
+    pub reversal: bool,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The settlement's opaque id.
+    pub settlement_id: String,
+    /// The hospital's own id of the settlement.
+    pub hospital_settlement_id: String,
+    /// The card (never logged in full).
+    pub card_id: String,
+    pub total_fen: i64,
+    pub insurance_fen: i64,
+    pub relief_fen: i64,
+    pub patient_fen: i64,
+    /// What each program paid, in ruleset order, signed like the amounts.
+    pub by_program: Vec<ProgramFen>,
+}
+
+/// An amount per program.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProgramFen {
+    /// The program id.
+    pub program: String,
+    /// The amount, in fen.
+    pub fen: i64,
+}
+
+/// `"S|at|settlement_id|hsid|card|total|insurance|relief|patient|payments"` (`R` for a reversal, amounts
+/// unsigned), as the scripts `RPUSH` it.
+pub fn encode_event(e: &DayEvent, payments: &[Payment]) -> String {
+    let kind = if e.reversal { "R" } else { "S" };
+    let abs = |v: i64| v.unsigned_abs();
+    format!(
+        "{kind}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        e.at,
+        e.settlement_id,
+        e.hospital_settlement_id,
+        e.card_id,
+        abs(e.total_fen),
+        abs(e.insurance_fen),
+        abs(e.relief_fen),
+        abs(e.patient_fen),
+        encode_payments(payments)
+    )
+}
+
+pub fn parse_event(line: &str) -> Option<DayEvent> {
+    let p: Vec<&str> = line.split('|').collect();
+    if p.len() != 10 {
+        return None;
+    }
+    let reversal = match p[0] {
+        "S" => false,
+        "R" => true,
+        _ => return None,
+    };
+    let sign = if reversal { -1 } else { 1 };
+    let n = |i: usize| p[i].parse::<i64>().ok().filter(|v| *v >= 0).map(|v| v * sign);
+    let by_program = parse_payments(p[9])
+        .ok()?
+        .into_iter()
+        .map(|pay| (pay.paid_fen >= 0).then(|| ProgramFen { program: pay.program, fen: pay.paid_fen * sign }))
+        .collect::<Option<Vec<_>>>()?;
+    Some(DayEvent {
+        reversal,
+        at: p[1].to_string(),
+        settlement_id: p[2].to_string(),
+        hospital_settlement_id: p[3].to_string(),
+        card_id: p[4].to_string(),
+        total_fen: n(5)?,
+        insurance_fen: n(6)?,
+        relief_fen: n(7)?,
+        patient_fen: n(8)?,
+        by_program,
+    })
+}
+
+// ---- compiled program specs -------------------------------------------------------------------------------------
+
+/// Compiles one program list for the settle script: `"id|covers|pool|tags|;cat=ratio,ded,annual,visit;..."`, only
+/// the programs that serve `visit_type` (the script filters by category and tags, which it reads with the card).
+/// `covers` is a digit per bucket, `1` = in_scope … `4` = self_pay, in the program's order.
+pub fn script_specs(ruleset: &Ruleset, visit_type: VisitType) -> Vec<String> {
+    let opt = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    ruleset
+        .programs
+        .iter()
+        .filter(|p| p.serves(visit_type))
+        .map(|p| {
+            let covers: String = p.covers.iter().map(|b| bucket_digit(*b)).collect();
+            let mut cats = String::from(";");
+            for (name, t) in &p.categories {
+                cats.push_str(&format!(
+                    "{name}={},{},{},{};",
+                    t.ratio_bp,
+                    t.deductible_fen.unwrap_or(0),
+                    opt(t.annual_cap_fen),
+                    opt(t.per_visit_cap_fen)
+                ));
+            }
+            format!("{}|{}|{}|{}|{}", p.id, covers, opt(p.annual_pool_fen), p.required_tags().join(","), cats)
+        })
+        .collect()
+}
+
+/// The script's digit for a bucket: `'1'` for in_scope … `'4'` for self_pay.
+fn bucket_digit(b: Bucket) -> char {
+    match b {
+        Bucket::InScope => '1',
+        Bucket::PreSelfPay => '2',
+        Bucket::OverLimit => '3',
+        Bucket::SelfPay => '4',
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settlement() -> Settlement {
+        Settlement {
+            settlement_id: Some("s1_x".into()),
+            hospital_settlement_id: Some("H1-42".into()),
+            hospital_id: Some("H1".into()),
+            status: SettlementStatus::Settled,
+            card_id: "C1".into(),
+            category: "dibao".into(),
+            visit: Visit { visit_type: VisitType::Inpatient, date: NaiveDate::from_ymd_opt(2026, 11, 29).unwrap() },
+            amounts: Amounts {
+                total_fen: 2_000_000,
+                in_scope_fen: 1_799_999,
+                pre_self_pay_fen: 30_001,
+                over_limit_fen: 20_000,
+                self_pay_fen: 150_000,
+            },
+            insurance: Insurance { basic_fen: 1_203_999, critical_illness_fen: 94_900, other_fen: 0 },
+            ruleset_version: 3,
+            insurance_fen: 1_298_899,
+            payments: vec![
+                Payment {
+                    program: "medical_assistance".into(),
+                    paid_fen: 300_000,
+                    deductible_applied_fen: 0,
+                    capped_by: Some(CappedBy::AnnualCap),
+                },
+                Payment {
+                    program: "charity".into(),
+                    paid_fen: 50_000,
+                    deductible_applied_fen: 0,
+                    capped_by: Some(CappedBy::PerVisitCap),
+                },
+            ],
+            relief_fen: 350_000,
+            patient_fen: 351_101,
+            settled_at: Some("2026-11-29T10:15:02.123+08:00".into()),
+            reversed_at: None,
+        }
+    }
+
+    fn as_map(fields: Vec<(&'static str, String)>) -> HashMap<String, String> {
+        fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn settlement_records_round_trip() {
+        let s = settlement();
+        assert_eq!(parse_settlement(&as_map(settlement_record(&s))), Ok(s.clone()));
+        let quote = Settlement { settlement_id: None, hospital_settlement_id: None, hospital_id: None, ..s };
+        assert_eq!(parse_settlement(&as_map(settlement_record(&quote))), Ok(quote));
+    }
+
+    #[test]
+    fn a_record_that_breaks_the_invariants_is_refused() {
+        let mut fields = as_map(settlement_record(&settlement()));
+        fields.insert("patient_fen".into(), "351100".into());
+        assert!(parse_settlement(&fields).unwrap_err().contains("invariants"));
+    }
+
+    #[test]
+    fn cardholders_round_trip() {
+        let c = Cardholder {
+            card_id: "C1".into(),
+            category: "dibao".into(),
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            status: CardStatus::Suspended,
+            tags: vec!["elderly_80".into(), "disabled".into()],
+        };
+        let fields: HashMap<String, String> = card_fields(&c).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(parse_card(&fields), Ok(Some(c)));
+        assert_eq!(parse_card(&HashMap::new()), Ok(None));
+    }
+
+    #[test]
+    fn payments_and_events_round_trip() {
+        let s = settlement();
+        assert_eq!(parse_payments(&encode_payments(&s.payments)), Ok(s.payments.clone()));
+        assert_eq!(parse_payments(""), Ok(vec![]));
+        for reversal in [false, true] {
+            let sign = if reversal { -1 } else { 1 };
+            let e = DayEvent {
+                reversal,
+                at: "2026-11-29T10:15:02.123+08:00".into(),
+                settlement_id: "s1_x".into(),
+                hospital_settlement_id: "H1-42".into(),
+                card_id: "C1".into(),
+                total_fen: sign * 2_000_000,
+                insurance_fen: sign * 1_298_899,
+                relief_fen: sign * 350_000,
+                patient_fen: sign * 351_101,
+                by_program: s
+                    .payments
+                    .iter()
+                    .map(|p| ProgramFen { program: p.program.clone(), fen: sign * p.paid_fen })
+                    .collect(),
+            };
+            assert_eq!(parse_event(&encode_event(&e, &s.payments)), Some(e));
+        }
+        assert_eq!(parse_event("S|a|b|c|d|-1|0|0|0|"), None);
+        assert_eq!(parse_event("X|a|b|c|d|1|0|0|0|"), None);
+    }
+
+    #[test]
+    fn reads_and_canonical_requests_parse() {
+        let reads = parse_reads("ma,1,2,3;charity,0,0,9").unwrap();
+        assert_eq!(reads[1].program, "charity");
+        assert_eq!(reads[1].usage.program_paid_fen, 9);
+        assert!(parse_reads("ma,1,2").is_err());
+        let s = settlement();
+        let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: s.insurance };
+        let back = parse_canonical(&bill.canonical()).unwrap();
+        assert_eq!(
+            (back.card_id.as_str(), back.visit, back.amounts, back.insurance),
+            ("C1", s.visit, s.amounts, s.insurance)
+        );
+        assert!(parse_canonical("v2|C1").is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! Settle and quote: `scripts/settle.lua` checks the id, the card and its eligibility, splits the bill and records
+//! the settlement in one atomic script call (one round trip). Concurrent settlements of one card are serialised by
+//! Redis itself, so a hot card never causes retries.
+
+use chrono::Datelike;
+
+use super::codec::{pairs, parse_payments, parse_reads, parse_settlement, parse_tags, ProgramReads};
+use super::error::{StoreError, StoreResult};
+use super::keys::{self, SettlementRef};
+use super::Store;
+use crate::domain::bill::Bill;
+use crate::domain::card::Ineligible;
+use crate::domain::rules::Ruleset;
+use crate::domain::settlement::{Settlement, SettlementStatus};
+
+/// Whether the settle script records a settlement or only computes one.
+#[derive(Debug, Clone, Copy)]
+pub enum SettleMode<'a> {
+    /// Record it under the hospital's own id (the idempotency key, scoped to the hospital).
+    Settle {
+        /// The calling hospital (certificate CN).
+        hospital_id: &'a str,
+        /// The hospital's id of this settlement.
+        hospital_settlement_id: &'a str,
+        /// When it is settled (RFC 3339, local time).
+        settled_at: &'a str,
+        /// The local day it counts on for reconciliation (`YYYY-MM-DD`).
+        settled_day: &'a str,
+    },
+    /// Compute what a settlement would be now; write nothing.
+    Quote,
+}
+
+impl SettleMode<'_> {
+    fn op(&self) -> &'static str {
+        match self {
+            SettleMode::Settle { .. } => "settle",
+            SettleMode::Quote => "quote",
+        }
+    }
+}
+
+/// The ruleset in force for the visit, with its program specs compiled for the visit type.
+#[derive(Debug, Clone, Copy)]
+pub struct RulesInForce<'a> {
+    /// The ruleset the settlement records (its version).
+    pub ruleset: &'a Ruleset,
+    /// The programs serving the visit type, as the script reads them (`codec::script_specs`).
+    pub specs: &'a [String],
+}
+
+/// Everything the settle script needs besides the keys.
+#[derive(Debug, Clone, Copy)]
+pub struct SettleCall<'a> {
+    /// The validated bill: card, visit, amounts, insurance (the residual and canonical form derive from it).
+    pub bill: Bill<'a>,
+    /// `None` = no ruleset in force on the visit date (the script still checks the id and the card first).
+    pub rules: Option<RulesInForce<'a>>,
+    /// Record or only compute.
+    pub mode: SettleMode<'a>,
+}
+
+/// What the settle script decided.
+#[derive(Debug)]
+pub enum SettleOutcome {
+    /// Applied now (or, for a quote, computed). `reads` is what the script read, for the engine cross-check.
+    Split {
+        settlement: Settlement,
+        reads: ScriptReads,
+    },
+    /// The same request was settled before: the settlement as it stands now.
+    Replayed(Settlement),
+    IdempotencyConflict,
+    AlreadyReversed,
+    CardNotFound,
+    NotEligible(Ineligible),
+    NoRulesInForce,
+    /// A ledger counter is so large (> 2^62 fen) that recording could overflow: refused, nothing written.
+    CounterLimit,
+}
+
+/// What the settle script read before splitting: the card's tags and, per covering program in order, its counters.
+/// The gateway re-runs the pure engine on these and must get the same split.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptReads {
+    /// The card's tags (they decide which programs cover it).
+    pub card_tags: Vec<String>,
+    /// Per covering program, in ruleset order: the counters before this settlement.
+    pub programs: Vec<ProgramReads>,
+}
+
+impl Store {
+    /// Settles (or, in [`SettleMode::Quote`], only computes) one bill in one atomic script call.
+    pub async fn settle(&self, call: &SettleCall<'_>) -> StoreResult<SettleOutcome> {
+        let op = call.mode.op();
+        let bill = &call.bill;
+        let residual = bill.residual();
+        let version = call.rules.map(|r| r.ruleset.version).unwrap_or(0);
+        let specs: &[String] = call.rules.map(|r| r.specs).unwrap_or(&[]);
+        let mut inv = self.settle_script.prepare_invoke();
+        inv.key(keys::card(bill.card_id)).key(keys::usage(bill.card_id)).key(keys::PROGRAM_PAID);
+        // ARGV, named at the top of settle.lua
+        inv.arg(op)
+            .arg(bill.card_id)
+            .arg(bill.canonical())
+            .arg(bill.visit.date.to_string())
+            .arg(bill.visit.date.year())
+            .arg(residual[0])
+            .arg(residual[1])
+            .arg(residual[2])
+            .arg(residual[3])
+            .arg(bill.amounts.total_fen)
+            .arg(version);
+        let settlement_id = match call.mode {
+            SettleMode::Settle { hospital_id, hospital_settlement_id: hsid, settled_at, settled_day } => {
+                let id = SettlementRef::new(bill.card_id, hospital_id, hsid).encode();
+                inv.key(keys::settlement(bill.card_id, hospital_id, hsid))
+                    .key(keys::claim(hospital_id, hsid))
+                    .key(keys::recon_events(settled_day, hospital_id))
+                    .key(keys::recon_hospitals(settled_day));
+                inv.arg(hospital_id).arg(hsid).arg(settled_at).arg(settled_day).arg(&id);
+                Some(id)
+            }
+            SettleMode::Quote => {
+                inv.arg("").arg("").arg("").arg("").arg("");
+                None
+            }
+        };
+        inv.arg(specs.len()).arg(specs);
+        let mut conn = self.conn(op)?;
+        let writes = matches!(call.mode, SettleMode::Settle { .. });
+        let reply: Vec<String> = self.call(op, writes, async move { inv.invoke_async(&mut conn).await }).await?;
+        decode_reply(op, call, settlement_id, &reply)
+    }
+}
+
+/// The settle script's reply: `{"settled"|"quote", reads, tags, category, insurance, relief, patient, payments}`,
+/// `{"replay", record…}`, or a refusal tag.
+fn decode_reply(
+    op: &'static str,
+    call: &SettleCall<'_>,
+    settlement_id: Option<String>,
+    reply: &[String],
+) -> StoreResult<SettleOutcome> {
+    let corrupt = |e: String| StoreError::corrupt(op, e);
+    let Some(tag) = reply.first() else {
+        return Err(corrupt("empty reply".into()));
+    };
+    Ok(match tag.as_str() {
+        "replay" => SettleOutcome::Replayed(parse_settlement(&pairs(&reply[1..])).map_err(corrupt)?),
+        "settled" | "quote" => {
+            let [_, reads, tags, category, insurance_fen, relief_fen, patient_fen, payments] = reply else {
+                return Err(corrupt(format!("reply of {} fields", reply.len())));
+            };
+            let int = |s: &str| s.parse::<i64>().map_err(|e| corrupt(format!("{s:?}: {e}")));
+            let reads = ScriptReads { programs: parse_reads(reads).map_err(corrupt)?, card_tags: parse_tags(tags) };
+            let recorded = match call.mode {
+                SettleMode::Settle { hospital_id, hospital_settlement_id, settled_at, .. } if tag == "settled" => {
+                    Some((hospital_id, hospital_settlement_id, settled_at))
+                }
+                SettleMode::Quote if tag == "quote" => None,
+                _ => return Err(corrupt(format!("reply {tag:?} to a {op}"))),
+            };
+            let bill = &call.bill;
+            let settlement = Settlement {
+                settlement_id,
+                hospital_settlement_id: recorded.map(|r| r.1.to_string()),
+                hospital_id: recorded.map(|r| r.0.to_string()),
+                status: if recorded.is_some() { SettlementStatus::Settled } else { SettlementStatus::Quote },
+                card_id: bill.card_id.to_string(),
+                category: category.clone(),
+                visit: bill.visit,
+                amounts: bill.amounts,
+                insurance: bill.insurance,
+                ruleset_version: call.rules.map(|r| r.ruleset.version).unwrap_or(0),
+                insurance_fen: int(insurance_fen)?,
+                payments: parse_payments(payments).map_err(corrupt)?,
+                relief_fen: int(relief_fen)?,
+                patient_fen: int(patient_fen)?,
+                settled_at: recorded.map(|r| r.2.to_string()),
+                reversed_at: None,
+            };
+            if !settlement.check_invariants() {
+                return Err(corrupt(format!("settlement breaks the invariants: {settlement:?}")));
+            }
+            SettleOutcome::Split { settlement, reads }
+        }
+        "conflict" => SettleOutcome::IdempotencyConflict,
+        "already_reversed" => SettleOutcome::AlreadyReversed,
+        "card_not_found" => SettleOutcome::CardNotFound,
+        "no_rules_in_force" => SettleOutcome::NoRulesInForce,
+        "counter_limit" => SettleOutcome::CounterLimit,
+        "not_eligible" => SettleOutcome::NotEligible(match reply.get(1).map(String::as_str) {
+            Some("suspended") => Ineligible::Suspended,
+            Some("not_yet_valid") => Ineligible::NotYetValid,
+            Some("expired") => Ineligible::Expired,
+            other => return Err(corrupt(format!("unknown ineligibility {other:?}"))),
+        }),
+        other => return Err(corrupt(format!("unknown reply {other:?}"))),
+    })
+}
