@@ -6,12 +6,23 @@
 
 pub mod bodies;
 pub mod config;
+pub mod import_framing;
+pub mod record_codec;
 pub mod ruleset;
 pub mod settlement_id;
 
 /// Every target, by the name of its `fuzz_targets/<name>.rs` and of its corpus directory.
-pub const TARGETS: &[&str] =
-    &["settle_body", "quote_body", "reversal_body", "eligibility_body", "ruleset", "settlement_id", "config"];
+pub const TARGETS: &[&str] = &[
+    "settle_body",
+    "quote_body",
+    "reversal_body",
+    "eligibility_body",
+    "ruleset",
+    "settlement_id",
+    "config",
+    "import_framing",
+    "record_codec",
+];
 
 /// Runs the check of `target` on one input. Panics on a property violation or an unknown target.
 pub fn run(target: &str, data: &[u8]) {
@@ -23,6 +34,8 @@ pub fn run(target: &str, data: &[u8]) {
         "ruleset" => ruleset::check_ruleset(data),
         "settlement_id" => settlement_id::check_settlement_id(data),
         "config" => config::check_config(data),
+        "import_framing" => import_framing::check_import_framing(data),
+        "record_codec" => record_codec::check_record_codec(data),
         other => panic!("no fuzz target {other:?}"),
     }
 }
