@@ -370,9 +370,9 @@ pub async fn seed(admin: &Client, rulesets: &[Value], cardholders: &[Value]) {
     }
 }
 
-/// The golden vectors of ../shared/testdata/golden, every file.
+/// The golden vectors of tests/golden (see its README.md), every `*.json` file, sorted by name.
 pub fn golden_files() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/golden");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
