@@ -198,7 +198,7 @@ async fn assert_refused(port: u16, config: rustls::ClientConfig, what: &str) {
 async fn mtls_refuses_missing_and_foreign_client_certificates() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs.clone(), "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let dir = certs.path();
     let ca = dir.join("ca.pem");
 
@@ -257,7 +257,7 @@ fn tls12_only_config(cert: Option<(&std::path::Path, &std::path::Path)>, ca: &st
 async fn roles_hospital_admin_and_unusable_cn_get_403() {
     let certs = Arc::new(Certs::new());
     let redis = redis_with_digest();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1")]).await;
     let before = store_state(&redis);
@@ -317,7 +317,7 @@ async fn roles_hospital_admin_and_unusable_cn_get_403() {
 async fn another_hospitals_settlement_is_not_found() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1")]).await;
     let (owner, other) = (gw.client("H0001"), gw.client("H0002"));
@@ -363,7 +363,7 @@ async fn another_hospitals_settlement_is_not_found() {
 async fn bad_settlement_bodies_are_refused_and_change_nothing() {
     let certs = Arc::new(Certs::new());
     let redis = redis_with_digest();
-    let gw = Gateway::start(&redis.url(), certs, "[limits]\nmax_body_bytes = 4096\n");
+    let gw = Gateway::start(&redis.url(), &certs, "[limits]\nmax_body_bytes = 4096\n");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1")]).await;
     let h = gw.client("H0001");
@@ -498,7 +498,7 @@ async fn bad_settlement_bodies_are_refused_and_change_nothing() {
 async fn missing_fields_are_named() {
     let certs = Arc::new(Certs::new());
     let redis = redis_with_digest();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1")]).await;
     let h = gw.client("H0001");
@@ -538,7 +538,7 @@ async fn missing_fields_are_named() {
 async fn rate_limit_is_per_hospital_with_retry_after() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "[rate_limit]\nper_second = 1\nburst = 3\n");
+    let gw = Gateway::start(&redis.url(), &certs, "[rate_limit]\nper_second = 1\nburst = 3\n");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1")]).await;
     let eligibility = json!({"card_id": "C1", "visit": {"type": "inpatient", "date": today().to_string()}});
@@ -591,7 +591,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
     const PER_CONNECTION_MAX: usize = 400;
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs.clone(), "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let admin = gw.client(ADMIN);
     let cards: Vec<Value> = (0..CONNECTIONS).map(|i| card(&format!("SIG{i}"))).collect();
     seed(&admin, &[worked_ruleset()], &cards).await;
@@ -663,7 +663,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
     );
 
     // What the store recorded, through a second gateway on the same Redis: exactly the 201s.
-    let gw2 = Gateway::start(&redis.url(), certs, "");
+    let gw2 = Gateway::start(&redis.url(), &certs, "");
     let h = gw2.client("H0001");
     let mut recorded = 0;
     for (hsid, card_id, status, _) in &outcomes {
@@ -698,7 +698,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
 async fn ruleset_published_on_one_instance_is_used_by_another_within_1s() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let a = Gateway::start(&redis.url(), certs.clone(), "");
+    let a = Gateway::start(&redis.url(), &certs, "");
     let admin_a = a.client(ADMIN);
     let ruleset = |from: &str, ratio: u32| {
         json!({"effective_from": from, "programs": [
@@ -706,7 +706,7 @@ async fn ruleset_published_on_one_instance_is_used_by_another_within_1s() {
              "categories": {"dibao": {"ratio_bp": ratio}}}]})
     };
     seed(&admin_a, &[ruleset("2020-01-01", 9000)], &[card("C1")]).await;
-    let b = Gateway::start(&redis.url(), certs, "");
+    let b = Gateway::start(&redis.url(), &certs, "");
     let hb = b.client("H0002");
     let quote = json!({"card_id": "C1", "visit": {"type": "inpatient", "date": today().to_string()},
                        "amounts": {"total_fen": 10000, "in_scope_fen": 10000, "pre_self_pay_fen": 0,
@@ -753,7 +753,7 @@ async fn ruleset_published_on_one_instance_is_used_by_another_within_1s() {
 async fn request_id_is_echoed_or_generated() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     seed(&gw.client(ADMIN), &[worked_ruleset()], &[card("C1")]).await;
     let date = today().to_string();
     let path = format!("/v1/reconciliation?date={date}");
@@ -847,7 +847,7 @@ async fn check_reconciliation(h: &Client, date: &str) -> (Value, Vec<Value>) {
 async fn reconciliation_totals_equal_detail_lines_and_admin_view() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let admin = gw.client(ADMIN);
     seed(&admin, &[worked_ruleset()], &[card("C1"), card("C2"), card("C3")]).await;
     let (h1, h2) = (gw.client("H0001"), gw.client("H0002"));
@@ -929,21 +929,24 @@ async fn reconciliation_totals_equal_detail_lines_and_admin_view() {
 async fn readyz_is_200_once_a_ruleset_is_loaded() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "");
-    assert_eq!(gw.ops_get("/healthz").await.0, 200);
-    let (status, body) = gw.ops_get("/readyz").await;
+    let gw = Gateway::start(&redis.url(), &certs, "");
+    assert_eq!(gw.ops_get("/healthz").await.status, 200);
+    let reply = gw.ops_get("/readyz").await;
+    let (status, body) = (reply.status, reply.body);
     assert_eq!(status, 503, "ready without any ruleset: {body}");
     seed(&gw.client(ADMIN), &[worked_ruleset()], &[]).await;
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let (status, body) = gw.ops_get("/readyz").await;
+        let reply = gw.ops_get("/readyz").await;
+        let (status, body) = (reply.status, reply.body);
         if status == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "/readyz {status} {body} 2 s after publishing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, metrics) = gw.ops_get("/metrics").await;
+    let reply = gw.ops_get("/metrics").await;
+    let (status, metrics) = (reply.status, reply.body);
     assert_eq!(status, 200);
     assert!(metrics.contains("settlegate_http_requests_total"), "metrics: {}", &metrics[..metrics.len().min(500)]);
 }
