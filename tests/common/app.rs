@@ -21,7 +21,7 @@ pub async fn connect_app(redis: &Redis) -> App {
     let link = Link::new(&redis.url(), Duration::from_secs(5), Duration::from_secs(10), 10_000).unwrap();
     link.connect().await.expect("connect to the private redis");
     let store = Arc::new(Store::new(link, Duration::from_secs(10)));
-    App { store, rules: Arc::new(RulebookCache::default()), tz: TIMEZONE }
+    App::new(store, Arc::new(RulebookCache::default()), TIMEZONE)
 }
 
 /// Publishes a ruleset (JSON as the relief office sends it) straight to the store and refreshes `app`'s rule cache;
