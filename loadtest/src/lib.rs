@@ -18,7 +18,8 @@
 //! seed.rs        creates the run's cardholders (bulk NDJSON import) and publishes the scenario's ruleset
 //! audit.rs       post-run money audit: settlements exist once with the answered amounts, reversals reversed,
 //!                card usage = sum of answers and under the caps, pools under budget, reconciliation deltas
-//! report.rs      report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure)
+//! report/        report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure):
+//!                model (the JSON), verdict, text, html, charts
 //! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling) and `evalsha` (one EVALSHA)
 //! bench.rs       `bench-report`: the report.json files of one scripts/bench.sh run → docs/BENCHMARKS.md (pure)
 //! cpu.rs         CPU time of other processes from /proc/<pid>/stat, for "CPU per settle"
