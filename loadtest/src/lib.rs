@@ -16,8 +16,9 @@
 //! driver.rs      load generators: open model (constant arrival rate, latency from the intended start),
 //!                closed model (fixed concurrency), ramp (rate steps until the p99 SLO breaks); bounded everywhere
 //! seed.rs        creates the run's cardholders (bulk NDJSON import) and publishes the scenario's ruleset
-//! audit.rs       post-run money audit: settlements exist once with the answered amounts, reversals reversed,
-//!                card usage = sum of answers and under the caps, pools under budget, reconciliation deltas
+//! audit/         post-run money audit, one file per check family: unknown outcomes resolved, settlements exist
+//!                once with the answered amounts, reversals reversed, card usage = sum of answers and under the
+//!                caps, pools under budget, reconciliation deltas, cancelled ids stay cancelled
 //! report/        report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure):
 //!                model (the JSON), verdict, text, html, charts
 //! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling) and `evalsha` (one EVALSHA)

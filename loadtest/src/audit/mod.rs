@@ -1,0 +1,155 @@
+//! The post-run money audit. It compares what the hospitals were told (the [`Ledger`](crate::workload::Ledger))
+//! with what the gateway holds afterwards, one file per family of checks:
+//!
+//! 1. `resolve.rs`: unknown outcomes (timeouts, broken connections, 504) are resolved by lookup, as a billing
+//!    system would;
+//! 2. `settlements.rs`: every settlement answered 201/200 exists once, with the answered amounts and payments
+//!    (`GET /v1/settlements/{id}` as the same hospital); reversed ones are reversed, the others are not;
+//! 3. `cards.rs`: per card and program, usage `paid_fen` / `deductible_met_fen` equal the sums over the card's
+//!    answered, not reversed settlements (the run owns its cards), and no card is above the ruleset's annual cap;
+//! 4. `pools.rs`: no pool is above its budget (and, when the run owns the store, pool totals moved by exactly the
+//!    run's payments);
+//! 5. `reconciliation.rs`: each hospital's reconciliation totals moved by exactly the sum of its answers
+//!    (settlements +, reversals −);
+//! 6. `cancels.rs`: cancelled-before-settled ids have no settlement, and a late settle with one is refused 409
+//!    `already_reversed`.
+//!
+//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
+
+mod cancels;
+mod cards;
+mod check;
+mod pools;
+mod read;
+mod reconciliation;
+mod resolve;
+mod settlements;
+mod tamper;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::client::Endpoint;
+use crate::scenario::AuditOptions;
+use crate::workload::{RecordState, SettlementRecord, Workload};
+use crate::BoxError;
+
+pub use check::Check;
+pub use pools::Pool;
+pub use reconciliation::Recon;
+pub use resolve::Resolution;
+pub use tamper::{tamper, tamper_names, Tamper};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub enabled: bool,
+    /// `None` when the audit did not run.
+    pub passed: Option<bool>,
+    pub checks: Vec<Check>,
+    pub settlements: u64,
+    pub reversals: u64,
+    pub cancels: u64,
+    pub cards: u64,
+    pub resolution: Resolution,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper: Option<Tamper>,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AuditReport {
+    pub fn disabled() -> AuditReport {
+        AuditReport {
+            enabled: false,
+            passed: None,
+            checks: Vec::new(),
+            settlements: 0,
+            reversals: 0,
+            cancels: 0,
+            cards: 0,
+            resolution: Resolution::default(),
+            tamper: None,
+            duration_ms: 0,
+            error: None,
+        }
+    }
+}
+
+/// Shared totals read before the run, so the audit can compare deltas.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    /// (hospital index, date) → totals.
+    pub reconciliation: BTreeMap<(usize, String), Recon>,
+    pub pools: BTreeMap<String, Pool>,
+}
+
+/// Reads the shared totals the audit compares deltas of.
+pub async fn snapshot(
+    hospitals: &[Arc<Endpoint>],
+    admin: &Endpoint,
+    dates: &[String],
+    year: &str,
+) -> Result<Snapshot, BoxError> {
+    let mut snap = Snapshot::default();
+    for (h, endpoint) in hospitals.iter().enumerate() {
+        for date in dates {
+            snap.reconciliation.insert((h, date.clone()), reconciliation::read_recon(endpoint, date).await?);
+        }
+    }
+    snap.pools = pools::read_pools(admin, year).await?;
+    Ok(snap)
+}
+
+/// What the audit needs from the run.
+pub struct AuditInput {
+    pub workload: Arc<Workload>,
+    pub admin: Arc<Endpoint>,
+    pub ruleset_version: u64,
+    pub year: String,
+    pub dates: Vec<String>,
+    pub before: Snapshot,
+    pub options: AuditOptions,
+    pub tamper: Option<Tamper>,
+}
+
+/// Runs every check family in order and tallies them into one report.
+pub async fn run(input: AuditInput) -> AuditReport {
+    let t0 = Instant::now();
+    let mut report = AuditReport::disabled();
+    report.enabled = true;
+    report.tamper = input.tamper.clone();
+    let (records, cancels) = {
+        let ledger = input.workload.ledger.lock().expect("ledger");
+        (ledger.records.iter().map(|r| (**r).clone()).collect::<Vec<_>>(), ledger.cancels.clone())
+    };
+    let w = &input.workload;
+    let concurrency = input.options.concurrency;
+
+    // 1. Unknown outcomes.
+    let mut resolved_check = Check::new("unknown_outcomes_resolved");
+    let records = resolve::resolve(records, w, concurrency, &mut report.resolution, &mut resolved_check).await;
+    let settled: Vec<SettlementRecord> = records
+        .into_iter()
+        .filter(|r| matches!(r.state, RecordState::Settled | RecordState::Reversed) && r.answer.is_some())
+        .collect();
+    report.settlements = settled.len() as u64;
+    report.reversals = settled.iter().filter(|r| r.state == RecordState::Reversed).count() as u64;
+    report.cancels = cancels.len() as u64;
+    let mut checks = vec![resolved_check];
+    checks.extend(settlements::check_answers(&settled, input.ruleset_version));
+    checks.extend(settlements::check_stored(&settled, w, concurrency).await);
+    let touched = cards::touched(&settled, w, input.tamper.as_ref());
+    report.cards = touched.len() as u64;
+    checks.extend(cards::check(&input, &settled, &touched).await);
+    checks.extend(pools::check(&input, &settled).await);
+    checks.push(reconciliation::check(&input, &settled).await);
+    checks.push(cancels::check(&input, &cancels).await);
+    report.checks = checks;
+    report.passed = Some(report.checks.iter().all(|c| c.passed));
+    report.duration_ms = t0.elapsed().as_millis() as u64;
+    report
+}

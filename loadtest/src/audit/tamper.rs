@@ -1,0 +1,47 @@
+//! `--tamper`: a deliberate fault (1 fen added to one card's usage directly in Redis, bypassing the gateway), so
+//! that a run can prove the audit catches it.
+
+use serde::Serialize;
+
+/// The deliberate fault of `--tamper`, reported with the audit that should catch it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tamper {
+    pub card_id: String,
+    pub key: String,
+    pub field: String,
+    pub applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `--tamper`: adds 1 fen to one card's usage directly in Redis, bypassing the gateway.
+pub async fn tamper(redis_url: &str, key: &str, field: &str) -> Result<i64, String> {
+    let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+    let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+    redis::cmd("HINCRBY").arg(key).arg(field).arg(1).query_async::<i64>(&mut conn).await.map_err(|e| e.to_string())
+}
+
+/// Fills the `--tamper-key` / `--tamper-field` templates.
+pub fn tamper_names(
+    key_template: &str,
+    field_template: &str,
+    card_id: &str,
+    year: &str,
+    program: &str,
+) -> (String, String) {
+    let fill = |t: &str| t.replace("$CARD", card_id).replace("$YEAR", year).replace("$PROGRAM", program);
+    (fill(key_template), fill(field_template))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tamper_templates() {
+        let (k, f) =
+            tamper_names("sg:{$CARD}:usage", "$YEAR:$PROGRAM:paid", "LT1-0000001", "2026", "medical_assistance");
+        assert_eq!(k, "sg:{LT1-0000001}:usage");
+        assert_eq!(f, "2026:medical_assistance:paid");
+    }
+}
