@@ -1,0 +1,108 @@
+//! What the hospitals remember of the answers: answered settlements, reversals, cancellations and unknown
+//! outcomes, which the audit later checks against the gateway.
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::answers::SettlementAnswer;
+
+/// Where one settlement stands, as far as its hospital knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    /// Answered 201 (or resolved by lookup after an unknown outcome).
+    Settled,
+    /// A reversal is in flight.
+    Reversing,
+    /// A reversal was answered 200 `reversed`.
+    Reversed,
+    /// The settle got a timeout / broken connection / 504: resolved by the audit.
+    SettleUnknown,
+    /// The reversal got a timeout / broken connection / 504: resolved by the audit.
+    ReverseUnknown,
+    /// Resolved: the settle with an unknown outcome was never applied.
+    NotApplied,
+}
+
+#[derive(Debug, Clone)]
+pub struct SettlementRecord {
+    pub hospital: usize,
+    pub card: u32,
+    pub hsid: String,
+    pub body: Bytes,
+    pub answer: Option<SettlementAnswer>,
+    pub state: RecordState,
+    /// `reversed_at` of the reversal answer (the reconciliation day of the reversal).
+    pub reversed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelState {
+    /// Answered 200 `reversed_before_settled`.
+    Cancelled,
+    /// No definite answer.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct CancelRecord {
+    pub hospital: usize,
+    pub card: u32,
+    pub hsid: String,
+    pub state: CancelState,
+}
+
+/// What the hospitals know at the end of the run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Boxed, so that growing the list under the lock moves pointers, not records (a reallocation copying
+    /// tens of megabytes while every completion waits for the lock shows up as a latency spike).
+    pub records: Vec<Box<SettlementRecord>>,
+    /// Per hospital: records in state Settled (candidates for a reversal).
+    reversible: Vec<Vec<usize>>,
+    /// Per hospital: records with an answer (candidates for an identical retry).
+    answered: Vec<Vec<usize>>,
+    pub cancels: Vec<CancelRecord>,
+}
+
+impl Ledger {
+    pub fn new(hospitals: usize) -> Ledger {
+        Ledger { reversible: vec![Vec::new(); hospitals], answered: vec![Vec::new(); hospitals], ..Default::default() }
+    }
+
+    pub fn add(&mut self, record: SettlementRecord) -> usize {
+        let i = self.records.len();
+        if record.state == RecordState::Settled {
+            self.reversible[record.hospital].push(i);
+            self.answered[record.hospital].push(i);
+        }
+        self.records.push(Box::new(record));
+        i
+    }
+
+    pub(super) fn take_reversible(&mut self, hospital: usize, rng: &mut SmallRng) -> Option<usize> {
+        let list = &mut self.reversible[hospital];
+        if list.is_empty() {
+            return None;
+        }
+        let i = list.swap_remove(rng.random_range(0..list.len()));
+        self.records[i].state = RecordState::Reversing;
+        Some(i)
+    }
+
+    pub(super) fn pick_answered(&self, hospital: usize, rng: &mut SmallRng) -> Option<usize> {
+        let list = &self.answered[hospital];
+        if list.is_empty() {
+            None
+        } else {
+            Some(list[rng.random_range(0..list.len())])
+        }
+    }
+
+    /// The reversal failed definitely (refused, or nothing changed): the settlement can be reversed later.
+    pub(super) fn put_back(&mut self, i: usize) {
+        let record = &mut self.records[i];
+        record.state = RecordState::Settled;
+        self.reversible[record.hospital].push(i);
+    }
+}
