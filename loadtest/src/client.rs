@@ -18,7 +18,7 @@ use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -217,6 +217,46 @@ impl Answer {
 pub const JSON: &str = "application/json";
 pub const NDJSON: &str = "application/x-ndjson";
 
+/// A request body and its media type.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The serialised body, sent as it is (cheap to clone: a retry resends the very same bytes).
+    pub bytes: Bytes,
+    /// The `Content-Type` the gateway dispatches on: [`JSON`] for the API, [`NDJSON`] for the bulk import.
+    pub content_type: &'static str,
+}
+
+impl Payload {
+    /// A JSON body that is already serialised.
+    pub fn json(bytes: Bytes) -> Payload {
+        Payload { bytes, content_type: JSON }
+    }
+
+    /// A JSON body serialised from `value`.
+    pub fn json_of(value: &impl Serialize) -> Payload {
+        Payload::json(json_bytes(value))
+    }
+
+    /// An NDJSON body (one JSON document per line).
+    pub fn ndjson(bytes: Bytes) -> Payload {
+        Payload { bytes, content_type: NDJSON }
+    }
+}
+
+/// `value` as JSON bytes; the tool's own bodies always serialise.
+pub fn json_bytes(value: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("the tool's request bodies serialise"))
+}
+
+/// The answer of a setup or audit request, read as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonAnswer {
+    /// HTTP status: callers branch on it (200 found, 404 absent, 201 published, 5xx retried).
+    pub status: u16,
+    /// The parsed body, `Null` when the body was empty (a 404 without a problem body, for instance).
+    pub body: serde_json::Value,
+}
+
 /// One identity's view of the target: its certificate and its connection pool.
 pub struct Endpoint {
     pub name: String,
@@ -276,16 +316,11 @@ impl Endpoint {
 
     /// One request; the whole exchange (waiting for a pooled connection, connecting, sending, reading the
     /// full body) is bounded by the request timeout.
-    pub async fn call(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<(Bytes, &'static str)>,
-    ) -> Result<Answer, Failure> {
+    pub async fn call(&self, method: Method, path_and_query: &str, body: Option<Payload>) -> Result<Answer, Failure> {
         self.call_with_timeout(method, path_and_query, body, self.request_timeout).await
     }
 
-    fn request(&self, method: &Method, path_and_query: &str, body: &Option<(Bytes, &'static str)>) -> Request<Body> {
+    fn request(&self, method: &Method, path_and_query: &str, body: Option<&Payload>) -> Request<Body> {
         let mut builder = Request::builder().method(method.clone());
         builder = if self.pool.http2 {
             builder.uri(format!("{}{}", self.base, path_and_query))
@@ -293,9 +328,9 @@ impl Endpoint {
             builder.uri(path_and_query).header(http::header::HOST, self.authority.clone())
         };
         let body = match body {
-            Some((bytes, content_type)) => {
-                builder = builder.header(http::header::CONTENT_TYPE, *content_type);
-                Full::new(bytes.clone())
+            Some(payload) => {
+                builder = builder.header(http::header::CONTENT_TYPE, payload.content_type);
+                Full::new(payload.bytes.clone())
             }
             None => Full::new(Bytes::new()),
         };
@@ -306,7 +341,7 @@ impl Endpoint {
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<(Bytes, &'static str)>,
+        body: Option<Payload>,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let exchange = async {
@@ -315,7 +350,7 @@ impl Endpoint {
             // (`is_canceled`): that one attempt is retried on another connection. Nothing else is retried.
             for attempt in 0..2 {
                 let (mut sender, fresh) = self.pool.checkout().await?;
-                let response = match sender.send(self.request(&method, path_and_query, &body)).await {
+                let response = match sender.send(self.request(&method, path_and_query, body.as_ref())).await {
                     Ok(r) => r,
                     Err(e) if e.is_canceled() && !fresh && attempt == 0 => continue,
                     Err(e) => return Err(Failure::Io(e.to_string())),
@@ -343,8 +378,8 @@ impl Endpoint {
         method: Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<(u16, serde_json::Value), BoxError> {
-        let body = body.map(|v| (Bytes::from(serde_json::to_vec(v).expect("json")), JSON));
+    ) -> Result<JsonAnswer, BoxError> {
+        let body = body.map(Payload::json_of);
         let answer = self
             .call(method.clone(), path_and_query, body)
             .await
@@ -361,7 +396,7 @@ impl Endpoint {
                 )
             })?
         };
-        Ok((answer.status, value))
+        Ok(JsonAnswer { status: answer.status, body: value })
     }
 }
 

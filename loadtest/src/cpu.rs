@@ -83,8 +83,19 @@ pub struct MachineCpu {
     pub steal_cores: f64,
 }
 
-/// (busy, steal, total) ticks from the text of `/proc/stat`.
-pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64, u64)> {
+/// The whole machine's CPU counters, in clock ticks since boot (the `cpu` line of `/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Ticks not idle and not waiting for I/O: what was competing for (or used by) the cores.
+    pub busy: u64,
+    /// Ticks the hypervisor gave to other guests while this one wanted to run.
+    pub steal: u64,
+    /// All ticks of all cores.
+    pub total: u64,
+}
+
+/// The machine's busy, steal and total ticks from the text of `/proc/stat`.
+pub fn parse_proc_stat(stat: &str) -> Option<MachineTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if v.len() < 8 {
@@ -92,11 +103,11 @@ pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64, u64)> {
     }
     let total: u64 = v.iter().sum();
     let idle = v[3] + v[4];
-    Some((total - idle, v[7], total))
+    Some(MachineTicks { busy: total - idle, steal: v[7], total })
 }
 
 pub struct MachineWatch {
-    start: (u64, u64, u64),
+    start: MachineTicks,
     started: Instant,
 }
 
@@ -109,16 +120,16 @@ impl MachineWatch {
     /// `processes`: the watched processes' figures over the same phase.
     pub fn finish(&self, processes: &[CpuUse]) -> Result<MachineCpu, String> {
         let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-        let (busy, steal, _) = parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?;
+        let now = parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?;
         let wall_s = self.started.elapsed().as_secs_f64().max(1e-3);
         let ticks = clock_ticks_per_s();
-        let cores_busy = busy.saturating_sub(self.start.0) as f64 / ticks / wall_s;
+        let cores_busy = now.busy.saturating_sub(self.start.busy) as f64 / ticks / wall_s;
         let ours: f64 = processes.iter().map(|p| p.cores_busy).sum();
         let round = |x: f64| (x * 100.0).round() / 100.0;
         Ok(MachineCpu {
             cores_busy: round(cores_busy),
             others_cores_busy: round((cores_busy - ours).max(0.0)),
-            steal_cores: round(steal.saturating_sub(self.start.1) as f64 / ticks / wall_s),
+            steal_cores: round(now.steal.saturating_sub(self.start.steal) as f64 / ticks / wall_s),
         })
     }
 }
@@ -138,7 +149,7 @@ mod tests {
     fn parses_the_machine_line() {
         let stat = "cpu  100 5 50 1000 20 1 2 7 0 0\ncpu0 50 2 25 500 10 0 1 3 0 0\n";
         // busy = total - idle - iowait = 1185 - 1020
-        assert_eq!(parse_proc_stat(stat), Some((165, 7, 1185)));
+        assert_eq!(parse_proc_stat(stat), Some(MachineTicks { busy: 165, steal: 7, total: 1185 }));
         assert!(MachineWatch::start().unwrap().finish(&[]).is_ok());
     }
 }

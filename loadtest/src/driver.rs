@@ -22,9 +22,9 @@ use rand::SeedableRng;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::scenario::Slo;
+use crate::scenario::{RampSpec, Slo};
 use crate::stats::{percentiles, Recorder};
-use crate::workload::{mix64, Workload};
+use crate::workload::{mix64, Outcome, Workload};
 
 /// How the open model keeps its schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -84,6 +84,14 @@ pub struct RampStep {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub passed: bool,
+}
+
+/// What a ramp measured: one summary and one phase per step that ran, in order.
+pub struct RampRun {
+    /// The steps' figures and SLO verdicts, for the report's ramp table.
+    pub steps: Vec<RampStep>,
+    /// The steps' full measurements, merged by the caller into the run's overall figures.
+    pub phases: Vec<Phase>,
 }
 
 pub struct Driver {
@@ -155,7 +163,7 @@ impl RequestFactory {
             let started = Instant::now();
             let mut rng = SmallRng::seed_from_u64(seed);
             in_flight.fetch_add(1, Ordering::Relaxed);
-            let (op, error) = workload.execute(&mut rng).await;
+            let Outcome { op, error } = workload.execute(&mut rng).await;
             let now = Instant::now();
             in_flight.fetch_sub(1, Ordering::Relaxed);
             let latency_us = now.saturating_duration_since(intended.min(started)).as_micros() as u64;
@@ -354,7 +362,7 @@ impl Driver {
                 while Instant::now() < end && !STOP.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    let (op, error) = workload.execute(&mut rng).await;
+                    let Outcome { op, error } = workload.execute(&mut rng).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
                     let latency_us = now.duration_since(t0).as_micros() as u64;
@@ -371,19 +379,12 @@ impl Driver {
 
     /// Ramp: open-model steps `start, start+step, … max`, each `step_duration` long, until two steps in a row
     /// miss the SLO (one noisy step does not end the ramp; two mean the rate is past what the target sustains).
-    pub async fn ramp(
-        &self,
-        start_per_s: f64,
-        step_per_s: f64,
-        max_per_s: f64,
-        step_duration: Duration,
-        slo: &Slo,
-    ) -> (Vec<RampStep>, Vec<Phase>) {
+    pub async fn ramp(&self, spec: RampSpec, step_duration: Duration, slo: &Slo) -> RampRun {
         let mut steps = Vec::new();
         let mut phases = Vec::new();
-        let mut rate = start_per_s;
+        let mut rate = spec.start_per_s;
         let mut failures_in_a_row = 0;
-        while rate <= max_per_s + 1e-9 && !STOP.load(Ordering::Relaxed) {
+        while rate <= spec.max_per_s + 1e-9 && !STOP.load(Ordering::Relaxed) {
             let phase = self.open(rate, step_duration, &format!("ramp {rate:.0}/s ")).await;
             let p = percentiles(&phase.recorder.overall);
             let passed = phase.meets(slo);
@@ -414,9 +415,9 @@ impl Driver {
             if stop {
                 break;
             }
-            rate += step_per_s;
+            rate += spec.step_per_s;
         }
-        (steps, phases)
+        RampRun { steps, phases }
     }
 }
 

@@ -213,11 +213,22 @@ fn default_cancel_checks() -> usize {
 pub enum LoadShape {
     Open { rate_per_s: f64, duration_s: f64 },
     Closed { concurrency: usize, duration_s: f64 },
-    Ramp { start_per_s: f64, step_per_s: f64, max_per_s: f64, step_s: f64 },
+    Ramp { spec: RampSpec, step_s: f64 },
+}
+
+/// A ramp of open-model steps: the rates of its first and last step and the increase between steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RampSpec {
+    /// Offered rate of the first step, requests per second.
+    pub start_per_s: f64,
+    /// How much each step offers more than the one before, requests per second.
+    pub step_per_s: f64,
+    /// No step offers more than this, requests per second (the ramp may stop earlier, at the SLO).
+    pub max_per_s: f64,
 }
 
 /// A ramp `start:step:max`, e.g. `500:500:5000`.
-pub fn parse_ramp(spec: &str) -> Result<(f64, f64, f64), String> {
+pub fn parse_ramp(spec: &str) -> Result<RampSpec, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     if parts.len() != 3 {
         return Err(format!("ramp {spec:?}: expected start:step:max"));
@@ -233,7 +244,7 @@ pub fn parse_ramp(spec: &str) -> Result<(f64, f64, f64), String> {
     if (max - start) / step > 200.0 {
         return Err(format!("ramp {spec:?}: more than 200 steps"));
     }
-    Ok((start, step, max))
+    Ok(RampSpec { start_per_s: start, step_per_s: step, max_per_s: max })
 }
 
 /// The operations the tool can issue, in report order.
@@ -480,7 +491,10 @@ mod tests {
 
     #[test]
     fn ramp_specs() {
-        assert_eq!(parse_ramp("500:250:2000").unwrap(), (500.0, 250.0, 2000.0));
+        assert_eq!(
+            parse_ramp("500:250:2000").unwrap(),
+            RampSpec { start_per_s: 500.0, step_per_s: 250.0, max_per_s: 2000.0 }
+        );
         assert!(parse_ramp("500:250").is_err());
         assert!(parse_ramp("0:1:2").is_err());
         assert!(parse_ramp("10:0:20").is_err());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 
-use crate::client::{Endpoint, NDJSON};
+use crate::client::{Endpoint, JsonAnswer, Payload};
 use crate::workload::CardBook;
 use crate::BoxError;
 
@@ -41,7 +41,12 @@ pub async fn import_cards(admin: &Endpoint, cards: &CardBook, year: i32) -> Resu
         let to = (from + IMPORT_CHUNK_LINES).min(cards.count);
         let body = import_body(cards, from, to, year);
         let answer = admin
-            .call_with_timeout(Method::POST, "/admin/v1/cardholders/import", Some((body, NDJSON)), IMPORT_TIMEOUT)
+            .call_with_timeout(
+                Method::POST,
+                "/admin/v1/cardholders/import",
+                Some(Payload::ndjson(body)),
+                IMPORT_TIMEOUT,
+            )
             .await
             .map_err(|f| format!("cardholder import: {} {f:?}", f.code()))?;
         if !(200..300).contains(&answer.status) {
@@ -63,7 +68,7 @@ pub async fn import_cards(admin: &Endpoint, cards: &CardBook, year: i32) -> Resu
 }
 
 pub async fn publish_ruleset(admin: &Endpoint, ruleset: &serde_json::Value) -> Result<u64, BoxError> {
-    let (status, v) = admin.json(Method::POST, "/admin/v1/rulesets", Some(ruleset)).await?;
+    let JsonAnswer { status, body: v } = admin.json(Method::POST, "/admin/v1/rulesets", Some(ruleset)).await?;
     if status != 201 {
         return Err(format!("publishing the ruleset: HTTP {status} {v}").into());
     }
@@ -82,7 +87,7 @@ pub async fn wait_for_ruleset(
     let mut last = String::new();
     while t0.elapsed() < RULESET_WAIT {
         match hospital.json(Method::POST, "/v1/eligibility", Some(&body)).await {
-            Ok((200, v)) if v["ruleset_version"].as_u64().is_some_and(|n| n >= version) => {
+            Ok(JsonAnswer { status: 200, body: v }) if v["ruleset_version"].as_u64().is_some_and(|n| n >= version) => {
                 if v["ruleset_version"].as_u64() != Some(version) {
                     return Err(format!(
                         "another ruleset (version {}) was published during the seed step",
@@ -95,7 +100,7 @@ pub async fn wait_for_ruleset(
                 }
                 return Ok(t0.elapsed().as_millis() as u64);
             }
-            Ok((status, v)) => last = format!("HTTP {status} {v}"),
+            Ok(JsonAnswer { status, body: v }) => last = format!("HTTP {status} {v}"),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

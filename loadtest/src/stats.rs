@@ -47,8 +47,17 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// One point of the latency-by-percentile curve.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CurvePoint {
+    /// The percentile, 0 to 100 (100 is the maximum); rounded to 3 decimals, as in report.json.
+    pub percentile: f64,
+    /// The latency at that percentile, in milliseconds.
+    pub latency_ms: f64,
+}
+
 /// Points of the latency-by-percentile curve: 0, 90, 99, 99.9 … 99.999 % in tenths of a "nine", then the max.
-pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+pub fn percentile_curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -56,9 +65,9 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     for tenth_nines in 0..=50u32 {
         let quantile = 1.0 - 10f64.powf(-(tenth_nines as f64) / 10.0);
         let percentile = (quantile * 100.0 * 1000.0).round() / 1000.0;
-        points.push((percentile, us_to_ms(h.value_at_quantile(quantile))));
+        points.push(CurvePoint { percentile, latency_ms: us_to_ms(h.value_at_quantile(quantile)) });
     }
-    points.push((100.0, us_to_ms(h.max())));
+    points.push(CurvePoint { percentile: 100.0, latency_ms: us_to_ms(h.max()) });
     points
 }
 
@@ -274,9 +283,10 @@ mod tests {
             h.record(us).unwrap();
         }
         let curve = percentile_curve(&h);
-        assert_eq!(curve.first().unwrap().0, 0.0);
-        assert_eq!(curve.last().unwrap(), &(100.0, 90.047)); // max within 0.1 % (3 significant digits)
-        assert!(curve.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(curve.first().map(|p| p.percentile.to_bits()), Some(0.0f64.to_bits()));
+        // max within 0.1 % (3 significant digits)
+        assert_eq!(curve.last().unwrap(), &CurvePoint { percentile: 100.0, latency_ms: 90.047 });
+        assert!(curve.windows(2).all(|w| w[0].percentile <= w[1].percentile && w[0].latency_ms <= w[1].latency_ms));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use super::check::Check;
 use super::read::{bounded, read_json};
 use super::AuditInput;
-use crate::client::JSON;
+use crate::client::{JsonAnswer, Payload};
 use crate::workload::{settle_body, CancelRecord, CancelState};
 
 /// `cancelled_ids_stay_cancelled` over a sample of at most `audit.max_cancel_checks` cancelled ids.
@@ -34,15 +34,15 @@ pub(super) async fn check(input: &AuditInput, cancels: &[CancelRecord]) -> Check
             let mut rng = SmallRng::seed_from_u64(c.card as u64);
             let bill = w.bills.make(&mut rng);
             let body = settle_body(Some(&c.hsid), &card_id, &w.visit_date, &bill);
-            let late = hospital.call(Method::POST, "/v1/settlements", Some((body, JSON))).await;
+            let late = hospital.call(Method::POST, "/v1/settlements", Some(Payload::json(body))).await;
             (c, lookup, late)
         }
     })
     .await;
     for (c, lookup, late) in cancel_results {
         match lookup {
-            Ok((404, _)) => cancel_check.ok(),
-            Ok((status, v)) => cancel_check.fail(format!("{}: lookup HTTP {status} {v}", c.hsid)),
+            Ok(JsonAnswer { status: 404, .. }) => cancel_check.ok(),
+            Ok(JsonAnswer { status, body: v }) => cancel_check.fail(format!("{}: lookup HTTP {status} {v}", c.hsid)),
             Err(e) => cancel_check.fail(e),
         }
         match late {

@@ -7,7 +7,18 @@ use super::check::Check;
 use super::read::{bounded, read_json};
 use super::tamper::Tamper;
 use super::AuditInput;
+use crate::client::JsonAnswer;
 use crate::workload::{RecordState, SettlementRecord, Workload};
+
+/// One program's usage on one card this year: as the gateway holds it, or as the answers add up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    /// Fen the program paid for the card (`paid_fen`; the answers' `paid_fen`).
+    paid_fen: u64,
+    /// Fen of the program's deductible the card has met (`deductible_met_fen`; the answers'
+    /// `deductible_applied_fen`).
+    deductible_fen: u64,
+}
 
 /// The cards the audit reads: every card with an answered settlement, and the one `--tamper` changed.
 pub(super) fn touched(settled: &[SettlementRecord], w: &Workload, tamper: Option<&Tamper>) -> BTreeSet<u32> {
@@ -25,13 +36,13 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord], touc
     let w = &input.workload;
     let scenario = &w.scenario;
     let concurrency = input.options.concurrency;
-    let mut expected_usage: BTreeMap<u32, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
+    let mut expected_usage: BTreeMap<u32, BTreeMap<String, Usage>> = BTreeMap::new();
     for r in settled.iter().filter(|r| r.state == RecordState::Settled) {
         let entry = expected_usage.entry(r.card).or_default();
         for p in &r.answer.as_ref().expect("answered").payments {
-            let e = entry.entry(p.program.clone()).or_insert((0, 0));
-            e.0 += p.paid_fen;
-            e.1 += p.deductible_applied_fen;
+            let e = entry.entry(p.program.clone()).or_default();
+            e.paid_fen += p.paid_fen;
+            e.deductible_fen += p.deductible_applied_fen;
         }
     }
     let mut usage_check = Check::new("card_usage_equals_answers");
@@ -49,8 +60,8 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord], touc
         let card_id = w.cards.card_id(card);
         let category = w.cards.category(card).to_string();
         let usage = match read {
-            Ok((200, v)) => v,
-            Ok((status, v)) => {
+            Ok(JsonAnswer { status: 200, body: v }) => v,
+            Ok(JsonAnswer { status, body: v }) => {
                 usage_check.fail(format!("{card_id}: HTTP {status} {v}"));
                 continue;
             }
@@ -59,27 +70,30 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord], touc
                 continue;
             }
         };
-        let mut got: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut got: BTreeMap<String, Usage> = BTreeMap::new();
         for u in usage["usage"].as_array().cloned().unwrap_or_default() {
             got.insert(
                 u["program"].as_str().unwrap_or_default().to_string(),
-                (u["paid_fen"].as_u64().unwrap_or(u64::MAX), u["deductible_met_fen"].as_u64().unwrap_or(u64::MAX)),
+                Usage {
+                    paid_fen: u["paid_fen"].as_u64().unwrap_or(u64::MAX),
+                    deductible_fen: u["deductible_met_fen"].as_u64().unwrap_or(u64::MAX),
+                },
             );
         }
         let want = expected_usage.get(&card).cloned().unwrap_or_default();
         let programs: BTreeSet<&String> = got.keys().chain(want.keys()).collect();
         for program in programs {
-            let g = got.get(program).copied().unwrap_or((0, 0));
-            let e = want.get(program).copied().unwrap_or((0, 0));
+            let g = got.get(program).copied().unwrap_or_default();
+            let e = want.get(program).copied().unwrap_or_default();
             usage_check.expect(g == e, || {
                 format!(
                     "{card_id} {program}: usage paid {} deductible_met {} != answers paid {} deductible {}",
-                    g.0, g.1, e.0, e.1
+                    g.paid_fen, g.deductible_fen, e.paid_fen, e.deductible_fen
                 )
             });
             if let Some(cap) = scenario.rule(program, &category).and_then(|r| r.annual_cap_fen) {
-                caps_check.expect(g.0 <= cap, || {
-                    format!("{card_id} ({category}) {program}: paid {} above annual cap {cap}", g.0)
+                caps_check.expect(g.paid_fen <= cap, || {
+                    format!("{card_id} ({category}) {program}: paid {} above annual cap {cap}", g.paid_fen)
                 });
             }
         }

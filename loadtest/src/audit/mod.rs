@@ -39,9 +39,9 @@ use crate::BoxError;
 
 pub use check::Check;
 pub use pools::Pool;
-pub use reconciliation::Recon;
+pub use reconciliation::{HospitalDay, Recon};
 pub use resolve::Resolution;
-pub use tamper::{tamper, tamper_names, Tamper};
+pub use tamper::{tamper, tamper_names, Tamper, TamperTarget};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
@@ -82,8 +82,8 @@ impl AuditReport {
 /// Shared totals read before the run, so the audit can compare deltas.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
-    /// (hospital index, date) → totals.
-    pub reconciliation: BTreeMap<(usize, String), Recon>,
+    /// Each hospital's totals on each day the run may touch (today and tomorrow: a run can cross midnight).
+    pub reconciliation: BTreeMap<HospitalDay, Recon>,
     pub pools: BTreeMap<String, Pool>,
 }
 
@@ -97,7 +97,8 @@ pub async fn snapshot(
     let mut snap = Snapshot::default();
     for (h, endpoint) in hospitals.iter().enumerate() {
         for date in dates {
-            snap.reconciliation.insert((h, date.clone()), reconciliation::read_recon(endpoint, date).await?);
+            let day = HospitalDay { hospital: h, date: date.clone() };
+            snap.reconciliation.insert(day, reconciliation::read_recon(endpoint, date).await?);
         }
     }
     snap.pools = pools::read_pools(admin, year).await?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::check::{Check, MAX_EXAMPLES};
 use super::read::read_json;
 use super::AuditInput;
-use crate::client::Endpoint;
+use crate::client::{Endpoint, JsonAnswer};
 use crate::workload::{RecordState, SettlementRecord};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -19,7 +19,7 @@ pub struct Pool {
 }
 
 pub(super) async fn read_pools(admin: &Endpoint, year: &str) -> Result<BTreeMap<String, Pool>, String> {
-    let (status, v) = read_json(admin, &format!("/admin/v1/pools?year={year}")).await?;
+    let JsonAnswer { status, body: v } = read_json(admin, &format!("/admin/v1/pools?year={year}")).await?;
     if status != 200 {
         return Err(format!("GET /admin/v1/pools: HTTP {status} {v}"));
     }

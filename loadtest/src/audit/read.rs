@@ -6,18 +6,18 @@ use std::sync::Arc;
 use http::Method;
 use tokio::sync::Semaphore;
 
-use crate::client::Endpoint;
+use crate::client::{Endpoint, JsonAnswer};
 
 /// Attempts per read before the read counts as failed.
 const READ_ATTEMPTS: usize = 3;
 
 /// A read with a few attempts: the audit must not fail because one read timed out.
-pub(super) async fn read_json(who: &Endpoint, path: &str) -> Result<(u16, serde_json::Value), String> {
+pub(super) async fn read_json(who: &Endpoint, path: &str) -> Result<JsonAnswer, String> {
     let mut last = String::new();
     for _ in 0..READ_ATTEMPTS {
         match who.json(Method::GET, path, None).await {
-            Ok((status, v)) if status < 500 => return Ok((status, v)),
-            Ok((status, v)) => last = format!("HTTP {status} {v}"),
+            Ok(answer) if answer.status < 500 => return Ok(answer),
+            Ok(JsonAnswer { status, body: v }) => last = format!("HTTP {status} {v}"),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -8,8 +8,17 @@ use serde::{Deserialize, Serialize};
 use super::check::Check;
 use super::read::read_json;
 use super::AuditInput;
-use crate::client::Endpoint;
+use crate::client::{Endpoint, JsonAnswer};
 use crate::workload::{RecordState, SettlementAnswer, SettlementRecord};
+
+/// One hospital's reconciliation day: the key of the totals the audit compares.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct HospitalDay {
+    /// Index of the hospital in the scenario's `hospitals` (and in the run's endpoints).
+    pub hospital: usize,
+    /// The local day, `YYYY-MM-DD` in the gateway's timezone, as `GET /v1/reconciliation?date=` takes it.
+    pub date: String,
+}
 
 /// A hospital's reconciliation totals for one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +122,7 @@ impl Recon {
 }
 
 pub(super) async fn read_recon(hospital: &Endpoint, date: &str) -> Result<Recon, String> {
-    let (status, v) = read_json(hospital, &format!("/v1/reconciliation?date={date}")).await?;
+    let JsonAnswer { status, body: v } = read_json(hospital, &format!("/v1/reconciliation?date={date}")).await?;
     if status != 200 {
         return Err(format!("GET /v1/reconciliation?date={date} as {}: HTTP {status} {v}", hospital.name));
     }
@@ -128,35 +137,41 @@ fn date_of(timestamp: &Option<String>) -> Option<String> {
 pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> Check {
     let w = &input.workload;
     let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
-    let mut expected_recon: BTreeMap<(usize, String), Recon> = BTreeMap::new();
+    let mut expected_recon: BTreeMap<HospitalDay, Recon> = BTreeMap::new();
     let mut outside = Vec::new();
     for r in settled {
         let a = r.answer.as_ref().expect("answered");
         match date_of(&a.settled_at) {
-            Some(d) => expected_recon.entry((r.hospital, d)).or_default().apply(a, 1),
+            Some(date) => expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, 1),
             None => outside.push(format!("{}: answer without settled_at", a.settlement_id)),
         }
         if r.state == RecordState::Reversed {
             match date_of(&r.reversed_at) {
-                Some(d) => expected_recon.entry((r.hospital, d)).or_default().apply(a, -1),
+                Some(date) => {
+                    expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, -1)
+                }
                 None => outside.push(format!("{}: reversal without reversed_at", a.settlement_id)),
             }
         }
     }
     for key in expected_recon.keys() {
         if !input.before.reconciliation.contains_key(key) {
-            outside.push(format!("hospital {} has events on {}, a day not snapshotted before the run", key.0, key.1));
+            outside.push(format!(
+                "hospital {} has events on {}, a day not snapshotted before the run",
+                key.hospital, key.date
+            ));
         }
     }
     for problem in outside {
         recon_check.fail(problem);
     }
-    for ((h, date), before) in &input.before.reconciliation {
-        let hospital = &w.hospitals[*h];
+    for (day, before) in &input.before.reconciliation {
+        let hospital = &w.hospitals[day.hospital];
+        let date = &day.date;
         match read_recon(hospital, date).await {
             Ok(after) => {
                 let delta = after.minus(before);
-                let want = expected_recon.get(&(*h, date.clone())).cloned().unwrap_or_default();
+                let want = expected_recon.get(day).cloned().unwrap_or_default();
                 let diffs = delta.differences(&want);
                 recon_check.expect(diffs.is_empty(), || format!("{} on {date}: {}", hospital.name, diffs.join("; ")));
             }

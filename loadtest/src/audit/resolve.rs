@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::check::Check;
 use super::read::{bounded, read_json};
+use crate::client::JsonAnswer;
 use crate::workload::{RecordState, SettlementAnswer, SettlementRecord, Workload};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -52,24 +53,27 @@ pub(super) async fn resolve(
                 _ => format!("/v1/settlements?card_id={card_id}&hospital_settlement_id={}", r.hsid),
             };
             let note = match read_json(&hospital, &path).await {
-                Ok((200, v)) => match serde_json::from_value::<SettlementAnswer>(v.clone()) {
-                    Ok(found) => {
-                        r.state = if found.status == "reversed" { RecordState::Reversed } else { RecordState::Settled };
-                        if r.state == RecordState::Reversed {
-                            r.reversed_at = found.reversed_at.clone();
+                Ok(JsonAnswer { status: 200, body: v }) => {
+                    match serde_json::from_value::<SettlementAnswer>(v.clone()) {
+                        Ok(found) => {
+                            r.state =
+                                if found.status == "reversed" { RecordState::Reversed } else { RecordState::Settled };
+                            if r.state == RecordState::Reversed {
+                                r.reversed_at = found.reversed_at.clone();
+                            }
+                            if r.answer.is_none() {
+                                r.answer = Some(found);
+                            }
+                            Some(if reversing { Resolved::Reversal } else { Resolved::Settled })
                         }
-                        if r.answer.is_none() {
-                            r.answer = Some(found);
-                        }
-                        Some(if reversing { Resolved::Reversal } else { Resolved::Settled })
+                        Err(e) => Some(Resolved::Problem(format!("unreadable {path}: {e}"))),
                     }
-                    Err(e) => Some(Resolved::Problem(format!("unreadable {path}: {e}"))),
-                },
-                Ok((404, _)) if needs_lookup => {
+                }
+                Ok(JsonAnswer { status: 404, .. }) if needs_lookup => {
                     r.state = RecordState::NotApplied;
                     Some(Resolved::NotApplied)
                 }
-                Ok((status, v)) => Some(Resolved::Problem(format!("{path}: HTTP {status} {v}"))),
+                Ok(JsonAnswer { status, body: v }) => Some(Resolved::Problem(format!("{path}: HTTP {status} {v}"))),
                 Err(e) => Some(Resolved::Problem(e)),
             };
             (r, note)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::check::Check;
 use super::read::{bounded, read_json};
+use crate::client::JsonAnswer;
 use crate::workload::{RecordState, SettlementAnswer, SettlementRecord, Workload};
 
 /// The answers themselves: `answers_add_up`, `answers_used_the_published_ruleset`, `settlement_ids_unique`.
@@ -67,7 +68,7 @@ pub(super) async fn check_stored(settled: &[SettlementRecord], w: &Arc<Workload>
         let a = r.answer.as_ref().expect("answered");
         let want_status = if r.state == RecordState::Reversed { "reversed" } else { "settled" };
         match by_id {
-            Ok((200, v)) => match serde_json::from_value::<SettlementAnswer>(v.clone()) {
+            Ok(JsonAnswer { status: 200, body: v }) => match serde_json::from_value::<SettlementAnswer>(v.clone()) {
                 Ok(found) => {
                     exists.expect(found.same_money(a), || {
                         format!(
@@ -91,15 +92,18 @@ pub(super) async fn check_stored(settled: &[SettlementRecord], w: &Arc<Workload>
                 }
                 Err(e) => exists.fail(format!("{}: unreadable {v}: {e}", a.settlement_id)),
             },
-            Ok((status, v)) => exists.fail(format!("{} ({}): HTTP {status} {v}", a.settlement_id, r.hsid)),
+            Ok(JsonAnswer { status, body: v }) => {
+                exists.fail(format!("{} ({}): HTTP {status} {v}", a.settlement_id, r.hsid))
+            }
             Err(e) => exists.fail(e),
         }
         if let Some(answer) = by_hsid_answer {
             match answer {
-                Ok((200, v)) => by_hsid.expect(v["settlement_id"] == a.settlement_id.as_str(), || {
-                    format!("{}: lookup by id gives {v}", r.hsid)
-                }),
-                Ok((status, v)) => by_hsid.fail(format!("{}: HTTP {status} {v}", r.hsid)),
+                Ok(JsonAnswer { status: 200, body: v }) => by_hsid
+                    .expect(v["settlement_id"] == a.settlement_id.as_str(), || {
+                        format!("{}: lookup by id gives {v}", r.hsid)
+                    }),
+                Ok(JsonAnswer { status, body: v }) => by_hsid.fail(format!("{}: HTTP {status} {v}", r.hsid)),
                 Err(e) => by_hsid.fail(e),
             }
         }

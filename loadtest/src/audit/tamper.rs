@@ -28,9 +28,18 @@ pub fn tamper_names(
     card_id: &str,
     year: &str,
     program: &str,
-) -> (String, String) {
+) -> TamperTarget {
     let fill = |t: &str| t.replace("$CARD", card_id).replace("$YEAR", year).replace("$PROGRAM", program);
-    (fill(key_template), fill(field_template))
+    TamperTarget { key: fill(key_template), field: fill(field_template) }
+}
+
+/// Where `--tamper` adds its fen: one field of one Redis hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TamperTarget {
+    /// The card's usage hash (the gateway's key layout, e.g. `sg:{LT1-0000001}:usage`).
+    pub key: String,
+    /// The field of one year and program in that hash (e.g. `2026:medical_assistance:paid`).
+    pub field: String,
 }
 
 #[cfg(test)]
@@ -39,9 +48,8 @@ mod tests {
 
     #[test]
     fn tamper_templates() {
-        let (k, f) =
-            tamper_names("sg:{$CARD}:usage", "$YEAR:$PROGRAM:paid", "LT1-0000001", "2026", "medical_assistance");
-        assert_eq!(k, "sg:{LT1-0000001}:usage");
-        assert_eq!(f, "2026:medical_assistance:paid");
+        let t = tamper_names("sg:{$CARD}:usage", "$YEAR:$PROGRAM:paid", "LT1-0000001", "2026", "medical_assistance");
+        assert_eq!(t.key, "sg:{LT1-0000001}:usage");
+        assert_eq!(t.field, "2026:medical_assistance:paid");
     }
 }

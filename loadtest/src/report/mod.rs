@@ -15,8 +15,9 @@ use crate::audit::AuditReport;
 use crate::scenario::Op;
 use crate::stats::{percentile_curve, percentiles, Recorder};
 
+pub use crate::stats::CurvePoint;
 pub use html::html;
-pub use model::{CurvePoint, OpReport, RampReport, Report, RunFacts, RunInfo, SloVerdict, Verdict};
+pub use model::{OpReport, RampReport, Report, RunFacts, RunInfo, SloVerdict, Verdict};
 pub use text::summary;
 use verdict::measured_slo;
 pub use verdict::{slo_verdict, verdict};
@@ -48,10 +49,7 @@ pub fn build(recorder: &Recorder, facts: RunFacts, audit: AuditReport) -> Report
         send_lag_ms: (!recorder.send_lag.is_empty()).then(|| percentiles(&recorder.send_lag)),
         operations,
         timeline: recorder.timeline.clone(),
-        percentile_curve: percentile_curve(&recorder.overall)
-            .into_iter()
-            .map(|(percentile, latency_ms)| CurvePoint { percentile, latency_ms })
-            .collect(),
+        percentile_curve: percentile_curve(&recorder.overall),
         ramp: facts.ramp,
         slo,
         audit,

@@ -10,19 +10,13 @@ use crate::cpu::{CpuUse, MachineCpu};
 use crate::driver::{RampStep, Schedule};
 use crate::scenario::Slo;
 use crate::seed::Seeded;
-use crate::stats::{Percentiles, TimelinePoint};
+use crate::stats::{CurvePoint, Percentiles, TimelinePoint};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OpReport {
     pub requests: u64,
     pub errors: u64,
     pub latency_ms: Percentiles,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CurvePoint {
-    pub percentile: f64,
-    pub latency_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::bills::Bill;
+use crate::client::json_bytes;
 
 #[derive(Serialize)]
 struct VisitBody<'a> {
@@ -57,7 +58,7 @@ pub fn settle_body(hsid: Option<&str>, card_id: &str, date: &str, bill: &Bill) -
             other_fen: 0,
         },
     };
-    Bytes::from(serde_json::to_vec(&body).expect("json"))
+    json_bytes(&body)
 }
 
 #[cfg(test)]

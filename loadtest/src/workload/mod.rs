@@ -44,9 +44,16 @@ pub struct Workload {
     seq: AtomicU64,
 }
 
-/// An outcome: the operation actually executed (a retry or reversal without a candidate becomes a settle)
-/// and the error code when the answer was not the expected one.
-pub type Outcome = (Op, Option<String>);
+/// What one request came to, for the recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The operation actually executed: a retry or reversal without a candidate becomes a settle, and is
+    /// counted as one.
+    pub op: Op,
+    /// The error code when the answer was not the expected one (`timeout`, `bad_answer`, a problem `code`, …);
+    /// `None` for a success.
+    pub error: Option<String>,
+}
 
 impl Workload {
     pub fn new(

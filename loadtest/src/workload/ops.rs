@@ -1,7 +1,6 @@
 //! The operations one simulated request can be: each sends as one hospital, judges the answer and records it
 //! in the ledger.
 
-use bytes::Bytes;
 use http::Method;
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -11,7 +10,7 @@ use super::answers::SettlementAnswer;
 use super::bodies::settle_body;
 use super::ledger::{CancelRecord, CancelState, RecordState, SettlementRecord};
 use super::{Outcome, Workload};
-use crate::client::{Answer, Failure, JSON};
+use crate::client::{Answer, Failure, Payload};
 use crate::scenario::Op;
 
 fn is_unknown_outcome(result: &Result<Answer, Failure>) -> bool {
@@ -59,8 +58,8 @@ impl Workload {
             "card_id": self.cards.card_id(card),
             "visit": {"type": bill.visit_type, "date": self.visit_date},
         });
-        let body = Bytes::from(serde_json::to_vec(&body).expect("json"));
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/eligibility", Some((body, JSON))).await;
+        let result =
+            self.hospitals[hospital].call(Method::POST, "/v1/eligibility", Some(Payload::json_of(&body))).await;
         let mut error = self.ok_if(&result, 200);
         if error.is_none() && !self.floor {
             #[derive(Deserialize)]
@@ -73,13 +72,14 @@ impl Workload {
                 Err(_) => error = Some("bad_answer".into()),
             }
         }
-        (Op::Eligibility, error)
+        Outcome { op: Op::Eligibility, error }
     }
 
     async fn quote(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
         let bill = self.bills.make(rng);
         let body = settle_body(None, &self.cards.card_id(card), &self.visit_date, &bill);
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/settlements/quote", Some((body, JSON))).await;
+        let result =
+            self.hospitals[hospital].call(Method::POST, "/v1/settlements/quote", Some(Payload::json(body))).await;
         let mut error = self.ok_if(&result, 200);
         if error.is_none() && !self.floor {
             match serde_json::from_slice::<serde_json::Value>(&result.as_ref().expect("ok").body) {
@@ -87,7 +87,7 @@ impl Workload {
                 _ => error = Some("bad_answer".into()),
             }
         }
-        (Op::Quote, error)
+        Outcome { op: Op::Quote, error }
     }
 
     async fn settle(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
@@ -95,9 +95,10 @@ impl Workload {
         let hsid = self.next_hsid(hospital);
         let card_id = self.cards.card_id(card);
         let body = settle_body(Some(&hsid), &card_id, &self.visit_date, &bill);
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/settlements", Some((body.clone(), JSON))).await;
+        let result =
+            self.hospitals[hospital].call(Method::POST, "/v1/settlements", Some(Payload::json(body.clone()))).await;
         if self.floor {
-            return (Op::Settle, self.ok_if(&result, 201));
+            return Outcome { op: Op::Settle, error: self.ok_if(&result, 201) };
         }
         let mut record = SettlementRecord {
             hospital,
@@ -129,12 +130,12 @@ impl Workload {
                 Err(_) => Some("bad_answer".to_string()),
             },
             _ if is_unknown_outcome(&result) => Some(failure_code(&result)),
-            _ => return (Op::Settle, Some(failure_code(&result))), // refused: nothing stored
+            _ => return Outcome { op: Op::Settle, error: Some(failure_code(&result)) }, // refused: nothing stored
         };
         if self.keep_ledger {
             self.ledger.lock().expect("ledger").add(record);
         }
-        (Op::Settle, error)
+        Outcome { op: Op::Settle, error }
     }
 
     async fn retry(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
@@ -150,7 +151,7 @@ impl Workload {
         let Some((i, body, original)) = picked else {
             return self.settle(hospital, card, rng).await;
         };
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/settlements", Some((body, JSON))).await;
+        let result = self.hospitals[hospital].call(Method::POST, "/v1/settlements", Some(Payload::json(body))).await;
         let mut error = self.ok_if(&result, 200);
         if error.is_none() {
             let answer = result.as_ref().expect("ok");
@@ -172,7 +173,7 @@ impl Workload {
                 Err(_) => Some("bad_answer".into()),
             };
         }
-        (Op::Retry, error)
+        Outcome { op: Op::Retry, error }
     }
 
     async fn reversal(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
@@ -189,8 +190,7 @@ impl Workload {
             return self.settle(hospital, card, rng).await;
         };
         let body = serde_json::json!({"card_id": card_id, "hospital_settlement_id": hsid, "reason": "loadtest: visit cancelled"});
-        let body = Bytes::from(serde_json::to_vec(&body).expect("json"));
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/reversals", Some((body, JSON))).await;
+        let result = self.hospitals[hospital].call(Method::POST, "/v1/reversals", Some(Payload::json_of(&body))).await;
         let mut ledger = self.ledger.lock().expect("ledger");
         let error = match &result {
             Ok(a) if a.status == 200 => match serde_json::from_slice::<SettlementAnswer>(&a.body) {
@@ -214,16 +214,15 @@ impl Workload {
                 Some(failure_code(&result))
             }
         };
-        (Op::Reversal, error)
+        Outcome { op: Op::Reversal, error }
     }
 
     async fn cancel(&self, hospital: usize, card: u32) -> Outcome {
         let hsid = self.next_hsid(hospital);
         let body = serde_json::json!({"card_id": self.cards.card_id(card), "hospital_settlement_id": hsid, "reason": "loadtest: cancel before settle"});
-        let body = Bytes::from(serde_json::to_vec(&body).expect("json"));
-        let result = self.hospitals[hospital].call(Method::POST, "/v1/reversals", Some((body, JSON))).await;
+        let result = self.hospitals[hospital].call(Method::POST, "/v1/reversals", Some(Payload::json_of(&body))).await;
         if self.floor {
-            return (Op::Cancel, self.ok_if(&result, 200));
+            return Outcome { op: Op::Cancel, error: self.ok_if(&result, 200) };
         }
         let (state, error) = match &result {
             Ok(a) if a.status == 200 => match serde_json::from_slice::<serde_json::Value>(&a.body) {
@@ -236,6 +235,6 @@ impl Workload {
         if let (Some(state), true) = (state, self.keep_ledger) {
             self.ledger.lock().expect("ledger").cancels.push(CancelRecord { hospital, card, hsid, state });
         }
-        (Op::Cancel, error)
+        Outcome { op: Op::Cancel, error }
     }
 }
