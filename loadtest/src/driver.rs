@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::scenario::{RampSpec, Slo};
-use crate::stats::{percentiles, Recorder};
+use crate::stats::{micros, percentiles, saturating_u64, Recorder};
 use crate::workload::{mix64, Outcome, Workload};
 
 /// How the open model keeps its schedule.
@@ -129,7 +129,7 @@ struct Plan {
 
 impl Plan {
     fn due(&self, i: u64) -> Instant {
-        self.start + Duration::from_nanos((i as f64 * self.interval_ns) as u64)
+        self.start + Duration::from_nanos(saturating_u64(i as f64 * self.interval_ns))
     }
 
     /// Past this, a dispatcher that is behind schedule stops rather than runs on.
@@ -166,8 +166,8 @@ impl RequestFactory {
             let Outcome { op, error } = workload.execute(&mut rng).await;
             let now = Instant::now();
             in_flight.fetch_sub(1, Ordering::Relaxed);
-            let latency_us = now.saturating_duration_since(intended.min(started)).as_micros() as u64;
-            let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
+            let latency_us = micros(now.saturating_duration_since(intended.min(started)));
+            let lag_us = micros(started.saturating_duration_since(intended));
             let mut r = recorder.lock().expect("recorder");
             r.record(op, latency_us, error.as_deref(), now);
             r.record_send_lag(lag_us);
@@ -316,7 +316,7 @@ impl Driver {
         let plan = Plan {
             start,
             interval_ns: 1e9 / rate_per_s,
-            total: (rate_per_s * duration.as_secs_f64()).floor() as u64,
+            total: saturating_u64((rate_per_s * duration.as_secs_f64()).floor()),
             end: start + duration,
         };
         let factory = RequestFactory {
@@ -338,7 +338,9 @@ impl Driver {
         recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
         // Drain: every request is bounded by its own timeout.
         let drain = self.request_timeout + Duration::from_secs(2);
-        let _ = tokio::time::timeout(drain, permits.acquire_many(self.max_in_flight as u32)).await;
+        // Every slot back means every request is done (main bounds max_in_flight far below u32::MAX).
+        let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(drain, permits.acquire_many(all)).await;
         drop(done);
         let _ = progress.await;
         let recorder = take(recorder);
@@ -365,7 +367,7 @@ impl Driver {
                     let Outcome { op, error } = workload.execute(&mut rng).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
-                    let latency_us = now.duration_since(t0).as_micros() as u64;
+                    let latency_us = micros(now.duration_since(t0));
                     recorder.lock().expect("recorder").record(op, latency_us, error.as_deref(), now);
                 }
             });

@@ -184,7 +184,7 @@ struct FloorArgs {
 
 /// A run id unique per run and short: "LT" + milliseconds since the epoch in base 36.
 fn new_run_id() -> String {
-    let mut n = Utc::now().timestamp_millis() as u64;
+    let mut n = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
     let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut s = Vec::new();
     while n > 0 {

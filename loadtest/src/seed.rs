@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::Method;
 
 use crate::client::{Endpoint, JsonAnswer, Payload};
+use crate::stats::elapsed_ms;
 use crate::workload::CardBook;
 use crate::BoxError;
 
@@ -64,7 +65,7 @@ pub async fn import_cards(admin: &Endpoint, cards: &CardBook, year: i32) -> Resu
         }
         from = to;
     }
-    Ok(t0.elapsed().as_millis() as u64)
+    Ok(elapsed_ms(t0))
 }
 
 pub async fn publish_ruleset(admin: &Endpoint, ruleset: &serde_json::Value) -> Result<u64, BoxError> {
@@ -98,7 +99,7 @@ pub async fn wait_for_ruleset(
                 if v["eligible"] != true {
                     return Err(format!("seeded card {card_id} is not eligible: {v}").into());
                 }
-                return Ok(t0.elapsed().as_millis() as u64);
+                return Ok(elapsed_ms(t0));
             }
             Ok(JsonAnswer { status, body: v }) => last = format!("HTTP {status} {v}"),
             Err(e) => last = e.to_string(),

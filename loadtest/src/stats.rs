@@ -18,6 +18,31 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).expect("valid histogram bounds")
 }
 
+/// Microseconds in `d`, saturating (at u64::MAX, half a million years): latencies and lags for the histograms.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since `t0`, saturating: how long a seed or audit step took.
+pub fn elapsed_ms(t0: Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A measured, non-negative figure computed in floating point (a request count, a schedule offset in
+/// nanoseconds, a chart's grid line count) as an integer, toward zero. Never for money.
+// `as` saturates (negative and NaN give 0, too large gives u64::MAX): exactly what these figures want.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn saturating_u64(x: f64) -> u64 {
+    x as u64
+}
+
+/// A small signed figure computed in floating point (a chart's power-of-ten exponent) as an i32, toward zero.
+// `as` saturates at the i32 bounds and gives 0 for NaN; chart exponents are within ±20.
+#[allow(clippy::cast_possible_truncation)]
+pub fn saturating_i32(x: f64) -> i32 {
+    x as i32
+}
+
 fn us_to_ms(us: u64) -> f64 {
     (us as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
@@ -306,7 +331,7 @@ mod tests {
         let point = r.tick(t0 + Duration::from_secs(1));
         assert_eq!(point.requests, 3);
         assert_eq!(point.errors, 2);
-        assert_eq!(point.rate_per_s, 3.0);
+        assert!((point.rate_per_s - 3.0).abs() < 1e-9, "{}", point.rate_per_s);
         let next = r.tick(t0 + Duration::from_secs(2));
         assert_eq!(next.requests, 0);
         assert_eq!(r.timeline.len(), 2);

@@ -34,9 +34,9 @@ impl Check {
     }
     pub fn expect(&mut self, condition: bool, example: impl FnOnce() -> String) {
         if condition {
-            self.ok()
+            self.ok();
         } else {
-            self.fail(example())
+            self.fail(example());
         }
     }
 }

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::client::Endpoint;
 use crate::scenario::AuditOptions;
+use crate::stats::elapsed_ms;
 use crate::workload::{RecordState, SettlementRecord, Workload};
 use crate::BoxError;
 
@@ -117,6 +118,13 @@ pub struct AuditInput {
     pub tamper: Option<Tamper>,
 }
 
+/// An answered amount (u64 fen) as the signed fen of the gateway's totals. The API bounds amounts by 2^53 − 1, so
+/// a real answer always converts; an absurd one saturates at i64::MAX, and then fails its check, instead of wrapping
+/// into a negative payment as `as` would.
+fn signed_fen(fen: u64) -> i64 {
+    i64::try_from(fen).unwrap_or(i64::MAX)
+}
+
 /// Runs every check family in order and tallies them into one report.
 pub async fn run(input: AuditInput) -> AuditReport {
     let t0 = Instant::now();
@@ -151,6 +159,6 @@ pub async fn run(input: AuditInput) -> AuditReport {
     checks.push(cancels::check(&input, &cancels).await);
     report.checks = checks;
     report.passed = Some(report.checks.iter().all(|c| c.passed));
-    report.duration_ms = t0.elapsed().as_millis() as u64;
+    report.duration_ms = elapsed_ms(t0);
     report
 }

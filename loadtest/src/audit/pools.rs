@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::check::{Check, MAX_EXAMPLES};
 use super::read::read_json;
+use super::signed_fen;
 use super::AuditInput;
 use crate::client::{Endpoint, JsonAnswer};
 use crate::workload::{RecordState, SettlementRecord};
@@ -50,7 +51,8 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> [
     let mut paid_by_program: BTreeMap<String, i64> = BTreeMap::new();
     for r in settled.iter().filter(|r| r.state == RecordState::Settled) {
         for p in &r.answer.as_ref().expect("answered").payments {
-            *paid_by_program.entry(p.program.clone()).or_insert(0) += p.paid_fen as i64;
+            let paid = paid_by_program.entry(p.program.clone()).or_insert(0);
+            *paid = paid.saturating_add(signed_fen(p.paid_fen));
         }
     }
     match read_pools(&input.admin, &input.year).await {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::check::Check;
 use super::read::read_json;
+use super::signed_fen;
 use super::AuditInput;
 use crate::client::{Endpoint, JsonAnswer};
 use crate::workload::{RecordState, SettlementAnswer, SettlementRecord};
@@ -68,12 +69,14 @@ impl Recon {
         } else {
             self.reversed_count += 1;
         }
-        self.total_fen += sign * a.total_fen as i64;
-        self.insurance_fen += sign * a.insurance_fen as i64;
-        self.relief_fen += sign * a.relief_fen as i64;
-        self.patient_fen += sign * a.patient_fen as i64;
+        let signed = |fen: u64| sign * signed_fen(fen);
+        self.total_fen = self.total_fen.saturating_add(signed(a.total_fen));
+        self.insurance_fen = self.insurance_fen.saturating_add(signed(a.insurance_fen));
+        self.relief_fen = self.relief_fen.saturating_add(signed(a.relief_fen));
+        self.patient_fen = self.patient_fen.saturating_add(signed(a.patient_fen));
         for p in &a.payments {
-            *self.by_program.entry(p.program.clone()).or_insert(0) += sign * p.paid_fen as i64;
+            let paid = self.by_program.entry(p.program.clone()).or_insert(0);
+            *paid = paid.saturating_add(signed(p.paid_fen));
         }
     }
 
@@ -148,7 +151,7 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> C
         if r.state == RecordState::Reversed {
             match date_of(&r.reversed_at) {
                 Some(date) => {
-                    expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, -1)
+                    expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, -1);
                 }
                 None => outside.push(format!("{}: reversal without reversed_at", a.settlement_id)),
             }

@@ -53,22 +53,19 @@ pub(super) async fn resolve(
                 _ => format!("/v1/settlements?card_id={card_id}&hospital_settlement_id={}", r.hsid),
             };
             let note = match read_json(&hospital, &path).await {
-                Ok(JsonAnswer { status: 200, body: v }) => {
-                    match serde_json::from_value::<SettlementAnswer>(v.clone()) {
-                        Ok(found) => {
-                            r.state =
-                                if found.status == "reversed" { RecordState::Reversed } else { RecordState::Settled };
-                            if r.state == RecordState::Reversed {
-                                r.reversed_at = found.reversed_at.clone();
-                            }
-                            if r.answer.is_none() {
-                                r.answer = Some(found);
-                            }
-                            Some(if reversing { Resolved::Reversal } else { Resolved::Settled })
+                Ok(JsonAnswer { status: 200, body: v }) => match serde_json::from_value::<SettlementAnswer>(v) {
+                    Ok(found) => {
+                        r.state = if found.status == "reversed" { RecordState::Reversed } else { RecordState::Settled };
+                        if r.state == RecordState::Reversed {
+                            r.reversed_at = found.reversed_at.clone();
                         }
-                        Err(e) => Some(Resolved::Problem(format!("unreadable {path}: {e}"))),
+                        if r.answer.is_none() {
+                            r.answer = Some(found);
+                        }
+                        Some(if reversing { Resolved::Reversal } else { Resolved::Settled })
                     }
-                }
+                    Err(e) => Some(Resolved::Problem(format!("unreadable {path}: {e}"))),
+                },
                 Ok(JsonAnswer { status: 404, .. }) if needs_lookup => {
                     r.state = RecordState::NotApplied;
                     Some(Resolved::NotApplied)

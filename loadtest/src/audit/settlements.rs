@@ -93,7 +93,7 @@ pub(super) async fn check_stored(settled: &[SettlementRecord], w: &Arc<Workload>
                 Err(e) => exists.fail(format!("{}: unreadable {v}: {e}", a.settlement_id)),
             },
             Ok(JsonAnswer { status, body: v }) => {
-                exists.fail(format!("{} ({}): HTTP {status} {v}", a.settlement_id, r.hsid))
+                exists.fail(format!("{} ({}): HTTP {status} {v}", a.settlement_id, r.hsid));
             }
             Err(e) => exists.fail(e),
         }

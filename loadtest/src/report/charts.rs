@@ -5,7 +5,12 @@ use std::fmt::Write as _;
 
 use super::esc;
 use super::model::Report;
-use crate::stats::TimelinePoint;
+use crate::stats::{saturating_i32, saturating_u64, TimelinePoint};
+
+/// How many grid steps fit in a span of `steps` (a small, non-negative float).
+fn grid_lines(steps: f64) -> usize {
+    usize::try_from(saturating_u64(steps)).unwrap_or(usize::MAX)
+}
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
 fn nice_step(raw: f64) -> f64 {
@@ -71,9 +76,9 @@ fn svg_chart(
     let tx = |v: f64| -> f64 { left + (v - x_min) / x_span * pw };
     // grid + y labels
     let y_grid: Vec<f64> = if y_log {
-        (y_lo as i32..=y_hi as i32).map(|e| 10f64.powi(e)).collect()
+        (saturating_i32(y_lo)..=saturating_i32(y_hi)).map(|e| 10f64.powi(e)).collect()
     } else {
-        (0..=((y_hi / y_step).round() as usize)).map(|i| i as f64 * y_step).collect()
+        (0..=grid_lines((y_hi / y_step).round())).map(|i| i as f64 * y_step).collect()
     };
     for g in y_grid {
         let y = ty(g);
@@ -159,7 +164,7 @@ pub(super) fn latency_over_time(r: &Report) -> String {
     let t_max = r.timeline.last().map(|p| p.t_s).unwrap_or(1.0).max(1.0);
     let step = (t_max / 8.0).ceil().max(1.0);
     let x_ticks: Vec<(f64, String)> =
-        (0..=((t_max / step) as usize)).map(|i| (i as f64 * step, format!("{:.0}", i as f64 * step))).collect();
+        (0..=grid_lines(t_max / step)).map(|i| (i as f64 * step, format!("{:.0}", i as f64 * step))).collect();
     let with_data: Vec<&TimelinePoint> = r.timeline.iter().filter(|p| p.requests > 0).collect();
     page.push_str("<h2>Latency over time</h2>");
     page.push_str(&svg_chart(
@@ -248,9 +253,8 @@ mod tests {
 
     #[test]
     fn nice_steps() {
-        assert_eq!(nice_step(54.5), 100.0);
-        assert_eq!(nice_step(41.0), 50.0);
-        assert_eq!(nice_step(0.3), 0.5);
-        assert_eq!(nice_step(2000.0), 2000.0);
+        for (raw, step) in [(54.5, 100.0), (41.0, 50.0), (0.3, 0.5), (2000.0, 2000.0)] {
+            assert!((nice_step(raw) - step).abs() < 1e-9, "nice_step({raw}) = {}", nice_step(raw));
+        }
     }
 }

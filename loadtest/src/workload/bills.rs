@@ -32,10 +32,32 @@ pub struct BillMaker {
     total_weight: u64,
 }
 
+/// 2^53: below it every integer is exactly an f64 (the scenario bounds bill totals by 2^53 − 1).
+const EXACT_F64_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// An amount of fen computed in floating point (a share of a bill, a log-uniform draw) as an integer, exactly:
+/// `x` must be integral (already floored or rounded) and in 0..2^53, else `None`. The integer is read from the
+/// float's bits instead of with `as`, which would silently saturate a negative or too large amount.
+fn exact_fen(x: f64) -> Option<u64> {
+    if !(0.0..EXACT_F64_LIMIT).contains(&x) || x.fract() != 0.0 {
+        return None;
+    }
+    if x == 0.0 {
+        return Some(0);
+    }
+    // x = 1.mantissa × 2^(exponent − 1023) with 1 <= x < 2^53, so the biased exponent is within 1023..=1075 and
+    // the integer is the 53-bit significand shifted right by (1075 − exponent); the bits shifted out are 0.
+    let bits = x.to_bits();
+    let exponent = (bits >> 52) & 0x7ff;
+    let significand = (bits & ((1 << 52) - 1)) | (1 << 52);
+    Some(significand >> (1075 - exponent))
+}
+
 fn share(rng: &mut SmallRng, amount: u64, pct: [u32; 2]) -> u64 {
-    let fraction =
-        if pct[0] == pct[1] { pct[0] as f64 } else { rng.random_range(pct[0] as f64..pct[1] as f64) } / 100.0;
-    ((amount as f64) * fraction).floor() as u64
+    let (low, high) = (f64::from(pct[0]), f64::from(pct[1]));
+    let fraction = if pct[0] == pct[1] { low } else { rng.random_range(low..high) } / 100.0;
+    // amount < 2^53 and 0 <= fraction <= 1 (the scenario validates both): the floor is a whole amount within it.
+    exact_fen(((amount as f64) * fraction).floor()).expect("a share of a bill lies within the bill")
 }
 
 impl BillMaker {
@@ -60,7 +82,8 @@ impl BillMaker {
             min
         } else {
             let ln = rng.random_range((min as f64).ln()..(max as f64).ln());
-            (ln.exp().round() as u64).clamp(min, max)
+            // exp(ln max) may round to just above max (and past 2^53 when max is 2^53 − 1): clamp either way.
+            exact_fen(ln.exp().round()).map_or(max, |fen| fen.clamp(min, max))
         };
         let in_scope_fen = share(rng, total_fen, profile.in_scope_pct);
         let pre_self_pay_fen = share(rng, total_fen, profile.pre_self_pay_pct).min(total_fen - in_scope_fen);
@@ -89,6 +112,23 @@ mod tests {
 
     fn scenario() -> Scenario {
         Scenario::from_toml(include_str!("../../scenarios/smoke.toml")).unwrap()
+    }
+
+    #[test]
+    fn exact_fen_reads_whole_amounts_and_refuses_the_rest() {
+        for fen in [0u64, 1, 2, 3, 7, 1000, 123_456_789, (1 << 52) - 1, 1 << 52, (1 << 52) + 1, (1 << 53) - 1] {
+            let x = fen as f64;
+            assert_eq!(exact_fen(x), Some(fen), "{fen}");
+        }
+        let mut rng = SmallRng::seed_from_u64(1);
+        for _ in 0..100_000 {
+            let x: f64 = rng.random_range(0.0..EXACT_F64_LIMIT).floor();
+            assert_eq!(exact_fen(x).map(|fen| fen.to_string()), Some(format!("{x:.0}")));
+        }
+        for x in [-1.0, 0.5, EXACT_F64_LIMIT, f64::NAN, f64::INFINITY] {
+            assert_eq!(exact_fen(x), None, "{x}");
+        }
+        assert_eq!(exact_fen(-0.0), Some(0));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::scenario::Op;
 
 fn is_unknown_outcome(result: &Result<Answer, Failure>) -> bool {
     match result {
-        Err(Failure::Timeout) | Err(Failure::Io(_)) => true,
+        Err(Failure::Timeout | Failure::Io(_)) => true,
         Err(Failure::Connect(_)) => false,
         Ok(answer) => answer.status == 504,
     }
@@ -196,7 +196,7 @@ impl Workload {
             Ok(a) if a.status == 200 => match serde_json::from_slice::<SettlementAnswer>(&a.body) {
                 Ok(reversed) if reversed.status == "reversed" && reversed.same_money(&original) => {
                     ledger.records[i].state = RecordState::Reversed;
-                    ledger.records[i].reversed_at = reversed.reversed_at.clone();
+                    ledger.records[i].reversed_at = reversed.reversed_at;
                     None
                 }
                 _ => {
