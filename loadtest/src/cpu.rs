@@ -4,6 +4,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::stats::round_to;
+
 /// CPU a process used during the measured phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CpuUse {
@@ -61,12 +63,8 @@ impl CpuWatch {
             name: self.name.clone(),
             pid: if self.pid == 0 { std::process::id() } else { self.pid },
             cpu_ms,
-            cpu_us_per_request: if requests == 0 {
-                0.0
-            } else {
-                (cpu_ms * 1000.0 / requests as f64 * 10.0).round() / 10.0
-            },
-            cores_busy: if wall_ms > 0.0 { (cpu_ms / wall_ms * 100.0).round() / 100.0 } else { 0.0 },
+            cpu_us_per_request: if requests == 0 { 0.0 } else { round_to(cpu_ms * 1000.0 / requests as f64, 1) },
+            cores_busy: if wall_ms > 0.0 { round_to(cpu_ms / wall_ms, 2) } else { 0.0 },
         })
     }
 }
@@ -106,6 +104,12 @@ pub fn parse_proc_stat(stat: &str) -> Option<MachineTicks> {
     Some(MachineTicks { busy: total - idle, steal: v[7], total })
 }
 
+/// The machine's counters now.
+fn read_machine_ticks() -> Result<MachineTicks, String> {
+    let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    parse_proc_stat(&text).ok_or_else(|| "/proc/stat: unreadable".to_string())
+}
+
 pub struct MachineWatch {
     start: MachineTicks,
     started: Instant,
@@ -113,23 +117,20 @@ pub struct MachineWatch {
 
 impl MachineWatch {
     pub fn start() -> Result<MachineWatch, String> {
-        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-        Ok(MachineWatch { start: parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?, started: Instant::now() })
+        Ok(MachineWatch { start: read_machine_ticks()?, started: Instant::now() })
     }
 
     /// `processes`: the watched processes' figures over the same phase.
     pub fn finish(&self, processes: &[CpuUse]) -> Result<MachineCpu, String> {
-        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-        let now = parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?;
+        let now = read_machine_ticks()?;
         let wall_s = self.started.elapsed().as_secs_f64().max(1e-3);
         let ticks = clock_ticks_per_s();
         let cores_busy = now.busy.saturating_sub(self.start.busy) as f64 / ticks / wall_s;
         let ours: f64 = processes.iter().map(|p| p.cores_busy).sum();
-        let round = |x: f64| (x * 100.0).round() / 100.0;
         Ok(MachineCpu {
-            cores_busy: round(cores_busy),
-            others_cores_busy: round((cores_busy - ours).max(0.0)),
-            steal_cores: round(now.steal.saturating_sub(self.start.steal) as f64 / ticks / wall_s),
+            cores_busy: round_to(cores_busy, 2),
+            others_cores_busy: round_to((cores_busy - ours).max(0.0), 2),
+            steal_cores: round_to(now.steal.saturating_sub(self.start.steal) as f64 / ticks / wall_s, 2),
         })
     }
 }

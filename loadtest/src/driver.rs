@@ -275,16 +275,16 @@ impl Driver {
         }
     }
 
-    /// Prints a progress line every second until the returned sender is dropped, then a last one.
-    fn progress(
-        &self,
-        recorder: Arc<Mutex<Recorder>>,
-        label: String,
-    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    /// Starts measuring a phase that begins at `start`: a fresh recorder, and a progress line every second until
+    /// [`Recording::finish`].
+    fn record(&self, start: Instant, label: &str) -> Recording {
+        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
+        let shared = recorder.clone();
+        let label = label.to_string();
+        let (done, mut done_rx) = tokio::sync::oneshot::channel::<()>();
         let in_flight = self.in_flight.clone();
         let tty = self.tty;
-        let handle = tokio::spawn(async move {
+        let printer = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick is immediate
@@ -294,7 +294,7 @@ impl Driver {
                     _ = &mut done_rx => true,
                 };
                 let line = {
-                    let mut r = recorder.lock().expect("recorder");
+                    let mut r = shared.lock().expect("recorder");
                     let point = r.tick(Instant::now());
                     r.progress_line(&point, in_flight.load(Ordering::Relaxed), &label)
                 };
@@ -304,14 +304,13 @@ impl Driver {
                 }
             }
         });
-        (done_tx, handle)
+        Recording { recorder, done, printer }
     }
 
     /// Open model: `rate_per_s` arrivals per second for `duration`, at most `max_in_flight` outstanding.
     pub async fn open(&self, rate_per_s: f64, duration: Duration, label: &str) -> Phase {
         let start = Instant::now();
-        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
-        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let recording = self.record(start, label);
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let plan = Plan {
             start,
@@ -323,7 +322,7 @@ impl Driver {
             workload: self.workload.clone(),
             in_flight: self.in_flight.clone(),
             seed: self.seed,
-            recorder: recorder.clone(),
+            recorder: recording.recorder.clone(),
         };
         let sent = match self.schedule {
             Schedule::Tick => dispatch_ticks(&plan, &permits, &factory).await,
@@ -335,28 +334,25 @@ impl Driver {
                     .expect("dispatcher thread")
             }
         };
-        recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
+        recording.recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
         // Drain: every request is bounded by its own timeout.
         let drain = self.request_timeout + Duration::from_secs(2);
         // Every slot back means every request is done (main bounds max_in_flight far below u32::MAX).
         let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(drain, permits.acquire_many(all)).await;
-        drop(done);
-        let _ = progress.await;
-        let recorder = take(recorder);
+        let recorder = recording.finish().await;
         Phase { recorder, nominal: duration, rate_per_s: Some(rate_per_s), concurrency: None }
     }
 
     /// Closed model: `concurrency` workers back to back for `duration`.
     pub async fn closed(&self, concurrency: usize, duration: Duration, label: &str) -> Phase {
         let start = Instant::now();
-        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
-        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let recording = self.record(start, label);
         let end = start + duration;
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..concurrency.max(1) {
             let workload = self.workload.clone();
-            let recorder = recorder.clone();
+            let recorder = recording.recorder.clone();
             let in_flight = self.in_flight.clone();
             let seed = self.seed ^ mix64(w as u64 + (1 << 40));
             workers.spawn(async move {
@@ -373,9 +369,7 @@ impl Driver {
             });
         }
         while workers.join_next().await.is_some() {}
-        drop(done);
-        let _ = progress.await;
-        let recorder = take(recorder);
+        let recorder = recording.finish().await;
         Phase { recorder, nominal: duration, rate_per_s: None, concurrency: Some(concurrency) }
     }
 
@@ -420,6 +414,24 @@ impl Driver {
             rate += spec.step_per_s;
         }
         RampRun { steps, phases }
+    }
+}
+
+/// A phase being measured: the recorder its requests share, and the task printing its progress line.
+struct Recording {
+    recorder: Arc<Mutex<Recorder>>,
+    /// Dropped to stop the progress line (which then prints a last one).
+    done: tokio::sync::oneshot::Sender<()>,
+    printer: tokio::task::JoinHandle<()>,
+}
+
+impl Recording {
+    /// Stops the progress line and takes the phase's measurements out of the shared recorder.
+    async fn finish(self) -> Recorder {
+        let Recording { recorder, done, printer } = self;
+        drop(done);
+        let _ = printer.await;
+        take(recorder)
     }
 }
 

@@ -438,6 +438,12 @@ impl Scenario {
     }
 }
 
+/// The shipped smoke scenario (`scenarios/smoke.toml`): the fixture of the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn smoke() -> Scenario {
+    Scenario::from_toml(tests::SMOKE).expect("smoke.toml is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

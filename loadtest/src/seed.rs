@@ -126,12 +126,11 @@ pub async fn seed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Scenario;
     use crate::workload::CardholderLine;
 
     #[test]
     fn import_body_is_one_cardholder_per_line() {
-        let s = Scenario::from_toml(include_str!("../scenarios/smoke.toml")).unwrap();
+        let s = crate::scenario::smoke();
         let book = CardBook::new(&s, "LTx");
         let body = import_body(&book, 10, 13, 2026);
         let lines: Vec<CardholderLine> =

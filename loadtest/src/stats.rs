@@ -43,8 +43,19 @@ pub fn saturating_i32(x: f64) -> i32 {
     x as i32
 }
 
+/// `x` rounded to `decimals` decimal places: how every figure in the reports is rounded.
+pub fn round_to(x: f64, decimals: u8) -> f64 {
+    let scale = 10f64.powi(i32::from(decimals));
+    (x * scale).round() / scale
+}
+
+/// The text of error counts by code, `code=n` separated by spaces (progress lines and the summary).
+pub fn codes_line(errors_by_code: &BTreeMap<String, u64>) -> String {
+    errors_by_code.iter().map(|(code, n)| format!("{code}={n}")).collect::<Vec<_>>().join(" ")
+}
+
 fn us_to_ms(us: u64) -> f64 {
-    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+    round_to(us as f64 / 1000.0, 3)
 }
 
 /// The percentiles every report shows, in milliseconds.
@@ -68,7 +79,7 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
         p99: us_to_ms(h.value_at_quantile(0.99)),
         p999: us_to_ms(h.value_at_quantile(0.999)),
         max: us_to_ms(h.max()),
-        mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+        mean: round_to(h.mean() / 1000.0, 3),
     }
 }
 
@@ -89,7 +100,7 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
     let mut points = Vec::new();
     for tenth_nines in 0..=50u32 {
         let quantile = 1.0 - 10f64.powf(-(tenth_nines as f64) / 10.0);
-        let percentile = (quantile * 100.0 * 1000.0).round() / 1000.0;
+        let percentile = round_to(quantile * 100.0, 3);
         points.push(CurvePoint { percentile, latency_ms: us_to_ms(h.value_at_quantile(quantile)) });
     }
     points.push(CurvePoint { percentile: 100.0, latency_ms: us_to_ms(h.max()) });
@@ -199,10 +210,10 @@ impl Recorder {
         let span_s = now.duration_since(self.interval_started).as_secs_f64().max(1e-3);
         let p = percentiles(&self.interval);
         let point = TimelinePoint {
-            t_s: (now.duration_since(self.started).as_secs_f64() * 1000.0).round() / 1000.0,
+            t_s: round_to(now.duration_since(self.started).as_secs_f64(), 3),
             requests: self.interval_requests,
             errors: self.interval_errors,
-            rate_per_s: (self.interval_requests as f64 / span_s * 10.0).round() / 10.0,
+            rate_per_s: round_to(self.interval_requests as f64 / span_s, 1),
             p50_ms: p.p50,
             p99_ms: p.p99,
             max_ms: p.max,
@@ -223,7 +234,7 @@ impl Recorder {
         if elapsed <= 0.0 {
             0.0
         } else {
-            (completed as f64 / elapsed * 10.0).round() / 10.0
+            round_to(completed as f64 / elapsed, 1)
         }
     }
 
@@ -252,7 +263,7 @@ impl Recorder {
         }
         for point in &other.timeline {
             let mut p = point.clone();
-            p.t_s = ((p.t_s + offset_s) * 1000.0).round() / 1000.0;
+            p.t_s = round_to(p.t_s + offset_s, 3);
             self.timeline.push(p);
         }
         if other.last_completion.is_some() {
@@ -275,8 +286,7 @@ impl Recorder {
             self.errors
         );
         if !self.errors_by_code.is_empty() {
-            let codes: Vec<String> = self.errors_by_code.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            line.push_str(&format!(" ({})", codes.join(" ")));
+            line.push_str(&format!(" ({})", codes_line(&self.errors_by_code)));
         }
         line
     }

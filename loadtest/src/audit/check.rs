@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Examples kept per check: enough to start an investigation, few enough for report.json to stay small.
-pub(super) const MAX_EXAMPLES: usize = 10;
+const MAX_EXAMPLES: usize = 10;
 
 /// One audit check: how many things it looked at, how many were wrong, and a few examples.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -18,20 +18,38 @@ pub struct Check {
 }
 
 impl Check {
+    /// A check that has looked at nothing yet (and so passes).
     pub fn new(name: &str) -> Check {
         Check { name: name.into(), passed: true, checked: 0, failed: 0, examples: Vec::new(), note: None }
     }
+
+    /// One more thing looked at, and right.
     pub fn ok(&mut self) {
         self.checked += 1;
     }
+
+    /// One more thing looked at, and wrong: the check fails; `example` is kept while there is room.
     pub fn fail(&mut self, example: String) {
         self.checked += 1;
         self.failed += 1;
         self.passed = false;
+        self.keep(example);
+    }
+
+    /// One more thing looked at that differs without failing the check (an informational check, e.g. pool totals
+    /// on a store shared with other traffic): `example` is kept like a failure's.
+    pub fn differ(&mut self, example: String) {
+        self.checked += 1;
+        self.keep(example);
+    }
+
+    fn keep(&mut self, example: String) {
         if self.examples.len() < MAX_EXAMPLES {
             self.examples.push(example);
         }
     }
+
+    /// [`ok`](Check::ok) when `condition` holds, else [`fail`](Check::fail) with the example (built only then).
     pub fn expect(&mut self, condition: bool, example: impl FnOnce() -> String) {
         if condition {
             self.ok();

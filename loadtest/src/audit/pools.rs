@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::check::{Check, MAX_EXAMPLES};
+use super::check::Check;
 use super::read::read_json;
 use super::signed_fen;
 use super::AuditInput;
@@ -69,12 +69,8 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> [
                 } else if input.options.exclusive_store {
                     pool_delta.fail(format!("{program}: paid moved by {delta}, answers sum to {want}"));
                 } else {
-                    pool_delta.checked += 1;
-                    if pool_delta.examples.len() < MAX_EXAMPLES {
-                        pool_delta
-                            .examples
-                            .push(format!("{program}: paid moved by {delta}, answers sum to {want} (shared store)"));
-                    }
+                    pool_delta
+                        .differ(format!("{program}: paid moved by {delta}, answers sum to {want} (shared store)"));
                 }
             }
             for p in scenario.ruleset.programs.iter().filter(|p| p.annual_pool_fen.is_some()) {

@@ -69,10 +69,10 @@ Latencies are measured from each request's intended start{}.</p>"#,
         l.p999,
         l.max,
         r.slo.p99_ms,
-        if r.slo.p99_passed { "good" } else { "bad" },
+        good_bad(r.slo.p99_passed),
         r.slo.measured_p99_ms,
         r.slo.max_error_rate,
-        if r.slo.error_rate_passed { "good" } else { "bad" },
+        good_bad(r.slo.error_rate_passed),
         r.slo.measured_error_rate,
         if r.run.concurrency.is_some() {
             " (closed model: the start of each request, so these are service times)"
@@ -128,7 +128,7 @@ Latencies are measured from each request's intended start{}.</p>"#,
                 s.p50_ms,
                 s.p99_ms,
                 s.max_ms,
-                if s.passed { "good" } else { "bad" },
+                good_bad(s.passed),
                 if s.passed { "met" } else { "missed" }
             );
         }
@@ -180,7 +180,7 @@ Latencies are measured from each request's intended start{}.</p>"#,
                     esc(&c.name),
                     c.checked,
                     c.failed,
-                    if c.passed { "good" } else { "bad" },
+                    good_bad(c.passed),
                     if c.passed { "pass" } else { "FAIL" },
                     c.note.as_deref().map(|n| format!("<i>{}</i><br>", esc(n))).unwrap_or_default(),
                     esc(&c.examples.join(" | "))
@@ -217,4 +217,13 @@ Latencies are measured from each request's intended start{}.</p>"#,
         esc(&r.tool)
     );
     page
+}
+
+/// The CSS class of a figure that met (`good`) or missed (`bad`) its target.
+fn good_bad(ok: bool) -> &'static str {
+    if ok {
+        "good"
+    } else {
+        "bad"
+    }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::audit::AuditReport;
 use crate::scenario::Op;
-use crate::stats::{percentile_curve, percentiles, Recorder};
+use crate::stats::{percentile_curve, percentiles, round_to, Recorder};
 
 pub use crate::stats::CurvePoint;
 pub use html::html;
@@ -42,7 +42,7 @@ pub fn build(recorder: &Recorder, facts: RunFacts, audit: AuditReport) -> Report
         requests: recorder.requests,
         completed: recorder.overall.len(),
         errors: recorder.errors,
-        error_rate: (recorder.error_rate() * 1e6).round() / 1e6,
+        error_rate: round_to(recorder.error_rate(), 6),
         achieved_rps: facts.achieved_rps,
         errors_by_code: recorder.errors_by_code.clone(),
         latency_ms,

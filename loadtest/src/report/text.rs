@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::model::Report;
+use crate::stats::codes_line;
 
 /// The text summary (also printed on stdout at the end of a run).
 pub fn summary(r: &Report) -> String {
@@ -48,8 +49,7 @@ pub fn summary(r: &Report) -> String {
         );
     }
     if !r.errors_by_code.is_empty() {
-        let codes: Vec<String> = r.errors_by_code.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(s, "errors by code: {}", codes.join(" "));
+        let _ = writeln!(s, "errors by code: {}", codes_line(&r.errors_by_code));
     }
     if let Some(ramp) = &r.ramp {
         for step in &ramp.steps {
@@ -88,7 +88,7 @@ pub fn summary(r: &Report) -> String {
         "SLO p99 <= {} ms, error rate <= {}: {}",
         r.slo.p99_ms,
         r.slo.max_error_rate,
-        if r.slo.passed { "PASS" } else { "FAIL" }
+        pass_fail(r.slo.passed)
     );
     match r.audit.passed {
         None => {
@@ -102,7 +102,7 @@ pub fn summary(r: &Report) -> String {
                 r.audit.reversals,
                 r.audit.cancels,
                 r.audit.cards,
-                if passed { "PASS" } else { "FAIL" }
+                pass_fail(passed)
             );
             for c in r.audit.checks.iter().filter(|c| !c.passed) {
                 let _ = writeln!(s, "  FAILED {} ({} of {}): {}", c.name, c.failed, c.checked, c.examples.join(" | "));
@@ -112,8 +112,17 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(
         s,
         "verdict: {}{}",
-        if r.verdict.passed { "PASS" } else { "FAIL" },
+        pass_fail(r.verdict.passed),
         if r.verdict.reasons.is_empty() { String::new() } else { format!(" ({})", r.verdict.reasons.join("; ")) }
     );
     s
+}
+
+/// A verdict as the summary shows it.
+fn pass_fail(passed: bool) -> &'static str {
+    if passed {
+        "PASS"
+    } else {
+        "FAIL"
+    }
 }

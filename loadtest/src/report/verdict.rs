@@ -3,6 +3,7 @@
 use super::model::{RampReport, SloVerdict, Verdict};
 use crate::audit::AuditReport;
 use crate::scenario::Slo;
+use crate::stats::round_to;
 
 /// The scenario's SLO against measured figures; a run without requests fails.
 pub fn slo_verdict(slo: &Slo, measured_p99_ms: f64, measured_error_rate: f64, requests: u64) -> SloVerdict {
@@ -12,7 +13,7 @@ pub fn slo_verdict(slo: &Slo, measured_p99_ms: f64, measured_error_rate: f64, re
         p99_ms: slo.p99_ms,
         max_error_rate: slo.max_error_rate,
         measured_p99_ms,
-        measured_error_rate: (measured_error_rate * 1e6).round() / 1e6,
+        measured_error_rate: round_to(measured_error_rate, 6),
         p99_passed,
         error_rate_passed,
         passed: p99_passed && error_rate_passed,

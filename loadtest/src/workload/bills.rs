@@ -108,11 +108,8 @@ impl BillMaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::smoke;
     use rand::SeedableRng;
-
-    fn scenario() -> Scenario {
-        Scenario::from_toml(include_str!("../../scenarios/smoke.toml")).unwrap()
-    }
 
     #[test]
     fn exact_fen_reads_whole_amounts_and_refuses_the_rest() {
@@ -133,7 +130,7 @@ mod tests {
 
     #[test]
     fn bills_add_up_and_respect_insurance() {
-        let s = scenario();
+        let s = smoke();
         let maker = BillMaker::new(&s);
         let mut rng = SmallRng::seed_from_u64(7);
         for _ in 0..10_000 {

@@ -95,14 +95,11 @@ impl CardBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scenario() -> Scenario {
-        Scenario::from_toml(include_str!("../../scenarios/smoke.toml")).unwrap()
-    }
+    use crate::scenario::smoke;
 
     #[test]
     fn card_book_is_deterministic_and_follows_the_mix() {
-        let s = scenario();
+        let s = smoke();
         let book = CardBook::new(&s, "LTabc");
         assert_eq!(book.card_id(42), "LTabc-0000042");
         assert_eq!(book.index_of("LTabc-0000042"), Some(42));
