@@ -31,7 +31,10 @@ pub const P99_AT_HALF_TARGET_MS: f64 = 2.0;
 /// Everything one bench run left behind: `<name>/report.json` per run and `machine.env` (KEY=value lines).
 #[derive(Debug, Default)]
 pub struct BenchRun {
+    /// Each run's report.json by run name (`settle-closed`, `floor-open`, …), kept as JSON: the page reads
+    /// the few fields it shows, and reports from older tool versions still load.
     pub reports: BTreeMap<String, Value>,
+    /// `machine.env`: cores, CPU model, kernel, versions — the figures mean nothing without them.
     pub machine: BTreeMap<String, String>,
     /// Per run: Redis's own microseconds per EVALSHA (`INFO commandstats`, reset before the run).
     pub evalsha_usec: BTreeMap<String, f64>,

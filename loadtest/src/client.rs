@@ -32,7 +32,9 @@ pub const MAX_POOL_SIZE: usize = 4096;
 pub struct Target {
     /// `https://host:port`, no trailing slash.
     pub base: String,
+    /// The address the host resolved to, once: no DNS lookup per connection.
     pub addr: SocketAddr,
+    /// The name the server certificate must carry (SNI and verification).
     pub server_name: ServerName<'static>,
 }
 
@@ -79,13 +81,21 @@ impl Sender {
 /// (reused last-in first-out), or all as streams of one HTTP/2 connection. A request that finds the pool busy
 /// waits for a connection, as a billing system's fixed-size pool would make it wait.
 struct Pool {
+    /// Where new connections go.
     target: Arc<Target>,
+    /// The identity's TLS client config (its own client certificate).
     tls: tokio_rustls::TlsConnector,
+    /// One multiplexed HTTP/2 connection instead of HTTP/1.1 connections.
     http2: bool,
+    /// Bound on TCP + TLS + HTTP handshake.
     connect_timeout: Duration,
+    /// `size` permits: requests in flight at most.
     permits: Semaphore,
+    /// Idle HTTP/1.1 connections, reused last-in first-out (the warmest first).
     idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+    /// The shared HTTP/2 connection, once opened; an async lock, since opening it awaits the handshake.
     h2: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>,
+    /// Connections opened so far.
     opened: AtomicU64,
 }
 
@@ -188,9 +198,11 @@ impl Failure {
 /// An HTTP answer.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The HTTP status.
     pub status: u16,
-    /// `Idempotent-Replayed: true`.
+    /// `Idempotent-Replayed: true`: the gateway answered a retry from its record, not by settling again.
     pub replayed: bool,
+    /// The whole body, read before the request counts as answered.
     pub body: Bytes,
 }
 
@@ -259,10 +271,15 @@ pub struct JsonAnswer {
 
 /// One identity's view of the target: its certificate and its connection pool.
 pub struct Endpoint {
+    /// The identity's certificate name (a hospital id, or the relief office): names it in errors and reports.
     pub name: String,
+    /// The target's `https://host:port`, for HTTP/2 request URIs.
     base: String,
+    /// The `Host` header of HTTP/1.1 requests.
     authority: http::HeaderValue,
+    /// Its own connections, as a billing system holds its own.
     pool: Pool,
+    /// Bound on one exchange, pool wait included.
     request_timeout: Duration,
 }
 

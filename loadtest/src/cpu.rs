@@ -9,8 +9,11 @@ use crate::stats::round_to;
 /// CPU a process used during the measured phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CpuUse {
+    /// The name given with `--watch-pid NAME=PID` (`loadtest` for the tool itself).
     pub name: String,
+    /// The process measured.
     pub pid: u32,
+    /// CPU time (user + system) during the phase, milliseconds.
     pub cpu_ms: f64,
     /// CPU time divided by the requests completed in the phase.
     pub cpu_us_per_request: f64,
@@ -44,9 +47,13 @@ pub fn read_ticks(pid: u32) -> Result<u64, String> {
 
 /// A running measurement of one process (`pid` 0 = this process).
 pub struct CpuWatch {
+    /// The name the report gives the process.
     pub name: String,
+    /// The process (0 = this one).
     pub pid: u32,
+    /// Its utime + stime at the start, clock ticks.
     start_ticks: u64,
+    /// When the measurement started, for the wall time.
     start: Instant,
 }
 
@@ -110,8 +117,11 @@ fn read_machine_ticks() -> Result<MachineTicks, String> {
     parse_proc_stat(&text).ok_or_else(|| "/proc/stat: unreadable".to_string())
 }
 
+/// A running measurement of the whole machine.
 pub struct MachineWatch {
+    /// The counters at the start.
     start: MachineTicks,
+    /// When the measurement started, for the wall time.
     started: Instant,
 }
 

@@ -53,15 +53,18 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// The outcome of one load phase.
 pub struct Phase {
+    /// Everything the phase measured.
     pub recorder: Recorder,
-    /// The planned length of the phase.
+    /// The planned length of the phase: the achieved rate is taken over at least this long.
     pub nominal: Duration,
-    /// Offered rate (open model) or concurrency (closed model), for the report.
+    /// Open model: the offered rate per second.
     pub rate_per_s: Option<f64>,
+    /// Closed model: the requests kept in flight.
     pub concurrency: Option<usize>,
 }
 
 impl Phase {
+    /// Completions per second over the phase.
     pub fn achieved_rps(&self) -> f64 {
         self.recorder.achieved_rps(self.nominal)
     }
@@ -76,13 +79,21 @@ impl Phase {
 /// One step of a ramp.
 #[derive(Debug, Clone, Serialize)]
 pub struct RampStep {
+    /// The rate the step offered, per second.
     pub rate_per_s: f64,
+    /// The rate the target kept up with: below `rate_per_s` when it saturated.
     pub achieved_rps: f64,
+    /// Requests the step intended.
     pub requests: u64,
+    /// Their error rate (not sent included), 0 to 1.
     pub error_rate: f64,
+    /// The step's median latency, milliseconds.
     pub p50_ms: f64,
+    /// The step's p99, judged against the SLO.
     pub p99_ms: f64,
+    /// The step's slowest request.
     pub max_ms: f64,
+    /// p99 and error rate within the SLO.
     pub passed: bool,
 }
 
@@ -94,14 +105,21 @@ pub struct RampRun {
     pub phases: Vec<Phase>,
 }
 
+/// Runs load phases against the workload's hospitals.
 pub struct Driver {
+    /// What each request is and who sends it.
     pub workload: Arc<Workload>,
     /// Base seed of the per-request random generators.
     pub seed: u64,
+    /// Open model: requests outstanding at most, so a stalled target cannot make the tool grow without bound.
     pub max_in_flight: usize,
+    /// Bound on one request: how long the end of a phase waits for stragglers.
     pub request_timeout: Duration,
+    /// Open model: how the schedule is kept.
     pub schedule: Schedule,
+    /// Requests in flight right now, for the progress line.
     pub in_flight: Arc<AtomicU64>,
+    /// stderr is a terminal: the progress line rewrites itself instead of scrolling.
     tty: bool,
 }
 
@@ -121,9 +139,13 @@ fn print_progress(tty: bool, line: &str, last: bool) {
 /// When the requests of one open-model phase are due.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
+    /// When request 0 is due.
     start: Instant,
+    /// Time between two arrivals, nanoseconds (fractional: no drift at rates that do not divide a second).
     interval_ns: f64,
+    /// Requests the phase intends: rate × duration.
     total: u64,
+    /// The end of the phase: no request is sent after it.
     end: Instant,
 }
 
@@ -141,9 +163,13 @@ impl Plan {
 /// Makes the task of one open-model request.
 #[derive(Clone)]
 struct RequestFactory {
+    /// What a request is.
     workload: Arc<Workload>,
+    /// The driver's in-flight counter.
     in_flight: Arc<AtomicU64>,
+    /// Base seed: request `i` draws from `seed ^ mix64(i)`, whichever task runs it.
     seed: u64,
+    /// The phase's shared recorder.
     recorder: Arc<Mutex<Recorder>>,
 }
 
@@ -419,9 +445,11 @@ impl Driver {
 
 /// A phase being measured: the recorder its requests share, and the task printing its progress line.
 struct Recording {
+    /// Shared by the phase's requests (and the printer), each locking it briefly per completion.
     recorder: Arc<Mutex<Recorder>>,
     /// Dropped to stop the progress line (which then prints a last one).
     done: tokio::sync::oneshot::Sender<()>,
+    /// The task printing the progress line, awaited so its last line is out before the phase returns.
     printer: tokio::task::JoinHandle<()>,
 }
 

@@ -452,7 +452,6 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
                 admin: admin.clone(),
                 ruleset_version: s.ruleset_version,
                 year: today[..4].to_string(),
-                dates: vec![today.clone(), tomorrow.clone()],
                 before,
                 options: scenario.audit.clone(),
                 tamper,

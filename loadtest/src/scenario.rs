@@ -12,10 +12,13 @@ pub const MAX_DURATION_S: f64 = 3600.0;
 pub const MAX_IN_FLIGHT: usize = 100_000;
 pub const MAX_RATE_PER_S: f64 = 1_000_000.0;
 
+/// One scenario file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Names the report and its default output directory (`target/loadtest/<name>`).
     pub name: String,
+    /// Free text for the people who run it.
     #[serde(default)]
     pub description: String,
     /// The gateway's `timezone`: visit dates and reconciliation days are local dates there.
@@ -26,13 +29,20 @@ pub struct Scenario {
     pub admin: String,
     /// Certificate names (CN = hospital id) of the simulated hospitals; each gets its own keep-alive pool.
     pub hospitals: Vec<String>,
+    /// The run's card population, created fresh by the seed step of every run.
     pub cardholders: Cardholders,
+    /// The rules the seed step publishes: the audit checks caps and answers against them.
     pub ruleset: Ruleset,
+    /// What the hospitals do, by weight.
     pub operations: OperationMix,
+    /// The bill distributions, by weight.
     pub bills: Vec<BillProfile>,
+    /// What "good enough" means: the rollout gate.
     pub slo: Slo,
+    /// Defaults of the load shape (command-line flags override them).
     #[serde(default)]
     pub load: LoadDefaults,
+    /// How the post-run money audit runs.
     #[serde(default)]
     pub audit: AuditOptions,
 }
@@ -44,6 +54,7 @@ fn default_admin() -> String {
     "relief-office".to_string()
 }
 
+/// The run's cardholders.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cardholders {
@@ -60,33 +71,48 @@ pub struct Cardholders {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ruleset {
+    /// First local date (`YYYY-MM-DD`) the ruleset applies to; it must not be after the run's visit date.
     pub effective_from: String,
+    /// The programs, in the order they pay.
     pub programs: Vec<Program>,
 }
 
+/// One relief program (RULES.md, "A program").
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Program {
+    /// Stable identifier (`a-z0-9_`): the name of the program in answers, usage and pools.
     pub id: String,
+    /// Display name.
     pub name: String,
+    /// The visit types it covers; absent = all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visit_types: Option<Vec<String>>,
+    /// The residual buckets it pays from, in order.
     pub covers: Vec<String>,
+    /// Tags a card must carry to be covered; absent = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_tags: Option<Vec<String>>,
+    /// What the program may pay to everybody in a year; absent = no pool (the audit then expects none listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annual_pool_fen: Option<u64>,
+    /// Category → rule; a card whose category is absent is not covered.
     pub categories: BTreeMap<String, CategoryRule>,
 }
 
+/// How a program pays for one card category.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryRule {
+    /// The share of the covered amount (after the deductible) it pays, in basis points (10000 = all).
     pub ratio_bp: u32,
+    /// The card pays this much of covered amounts per year before the program pays; absent = 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deductible_fen: Option<u64>,
+    /// The most it pays per card and year; the audit checks every card against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annual_cap_fen: Option<u64>,
+    /// The most it pays per visit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_visit_cap_fen: Option<u64>,
 }
@@ -95,10 +121,13 @@ pub struct CategoryRule {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperationMix {
+    /// `POST /v1/eligibility`: is the card covered for this visit?
     #[serde(default)]
     pub eligibility: u32,
+    /// `POST /v1/settlements/quote`: the split, without settling.
     #[serde(default)]
     pub quote: u32,
+    /// `POST /v1/settlements` with a fresh `hospital_settlement_id`.
     #[serde(default)]
     pub settle: u32,
     /// Identical retry of a settlement that was already answered (expects 200 + `Idempotent-Replayed`).
@@ -118,13 +147,16 @@ pub struct OperationMix {
 pub struct BillProfile {
     /// `outpatient` | `chronic` | `inpatient`.
     pub visit_type: String,
+    /// Relative share of the bills (0 = never drawn).
     pub weight: u32,
     /// Bill total, drawn log-uniformly between min and max (a heavy right tail, like real bills).
     pub total_fen: Range,
     /// Shares of the total, in percent, each drawn uniformly; `self_pay` takes the rest.
     pub in_scope_pct: [u32; 2],
+    /// Partly self-paid items, `[low, high]` percent of the total.
     #[serde(default)]
     pub pre_self_pay_pct: [u32; 2],
+    /// Above the insurance limits, `[low, high]` percent of the total.
     #[serde(default)]
     pub over_limit_pct: [u32; 2],
     /// What insurance already paid, in percent of `in_scope`.
@@ -135,17 +167,23 @@ pub struct BillProfile {
     pub critical_illness_share_pct: [u32; 2],
 }
 
+/// An inclusive range of fen.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
+    /// The smallest value, at least 1.
     pub min: u64,
+    /// The largest value, at most 2^53 − 1 (JSON integers stay exact up to there).
     pub max: u64,
 }
 
+/// The service level a run must meet.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Slo {
+    /// The p99 latency limit, milliseconds (inclusive).
     pub p99_ms: f64,
+    /// The error rate limit, 0 to 1 (inclusive); not-sent requests count as errors.
     pub max_error_rate: f64,
 }
 
@@ -155,13 +193,17 @@ pub struct Slo {
 pub struct LoadDefaults {
     /// Open model arrival rate.
     pub rate_per_s: Option<f64>,
+    /// Length of the load phase, seconds.
     pub duration_s: Option<f64>,
+    /// Open model: requests outstanding at most.
     pub max_in_flight: Option<usize>,
     /// Closed model (set instead of a rate).
     pub concurrency: Option<usize>,
     /// Ramp `start:step:max` (requests per second) and the length of one step.
     pub ramp: Option<String>,
+    /// Length of one ramp step, seconds.
     pub ramp_step_s: Option<f64>,
+    /// Bound on one request, from waiting for a pooled connection to the last body byte.
     pub request_timeout_ms: Option<u64>,
     /// Size of each hospital's keep-alive pool (HTTP/1.1 connections, or HTTP/2 streams).
     pub connections_per_hospital: Option<usize>,
@@ -171,9 +213,11 @@ pub struct LoadDefaults {
     pub seed: Option<u64>,
 }
 
+/// The `[audit]` table: how the post-run money audit runs.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditOptions {
+    /// Run the audit (`--no-audit` turns it off too).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// The run owns the whole store (a private Redis): pool paid deltas must equal the run's payments exactly.
@@ -211,9 +255,27 @@ fn default_cancel_checks() -> usize {
 /// The load shape of a run after command-line overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadShape {
-    Open { rate_per_s: f64, duration_s: f64 },
-    Closed { concurrency: usize, duration_s: f64 },
-    Ramp { spec: RampSpec, step_s: f64 },
+    /// Open model: arrivals at a constant rate, latency from each request's intended start.
+    Open {
+        /// Arrivals per second.
+        rate_per_s: f64,
+        /// Length of the phase, seconds.
+        duration_s: f64,
+    },
+    /// Closed model: a fixed number of requests back to back (finds the saturation throughput).
+    Closed {
+        /// Requests kept in flight.
+        concurrency: usize,
+        /// Length of the phase, seconds.
+        duration_s: f64,
+    },
+    /// Open-model steps of increasing rate until the SLO breaks.
+    Ramp {
+        /// The steps' rates.
+        spec: RampSpec,
+        /// Length of one step, seconds.
+        step_s: f64,
+    },
 }
 
 /// A ramp of open-model steps: the rates of its first and last step and the increase between steps.
@@ -250,11 +312,17 @@ pub fn parse_ramp(spec: &str) -> Result<RampSpec, String> {
 /// The operations the tool can issue, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
+    /// `POST /v1/eligibility`.
     Eligibility,
+    /// `POST /v1/settlements/quote`.
     Quote,
+    /// `POST /v1/settlements`, a new settlement.
     Settle,
+    /// `POST /v1/settlements` again with an answered settlement's exact body: must replay the same answer.
     Retry,
+    /// `POST /v1/reversals` of an answered settlement.
     Reversal,
+    /// `POST /v1/reversals` of an id never settled: the id must stay unusable.
     Cancel,
 }
 

@@ -16,10 +16,14 @@ pub const IMPORT_CHUNK_LINES: u32 = 50_000;
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
 const RULESET_WAIT: Duration = Duration::from_secs(10);
 
+/// What the seed step created (`seed` in report.json).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Seeded {
+    /// Cardholders imported: the scenario's whole population.
     pub cards: u32,
+    /// How long the import took, milliseconds.
     pub import_ms: u64,
+    /// The version the ruleset was published as: every answer of the run must name it.
     pub ruleset_version: u64,
     /// From publishing to the first eligibility answer that used the new version.
     pub ruleset_visible_ms: u64,

@@ -61,11 +61,17 @@ fn us_to_ms(us: u64) -> f64 {
 /// The percentiles every report shows, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
+    /// The median: the typical request.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile: what the SLO limits.
     pub p99: f64,
+    /// 99.9th percentile: the tail that one stall in a thousand requests shows in.
     pub p999: f64,
+    /// The slowest request (within the histogram's 0.1 % resolution).
     pub max: f64,
+    /// The mean, which a few slow requests move (compare it with p50).
     pub mean: f64,
 }
 
@@ -112,18 +118,28 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
 pub struct TimelinePoint {
     /// End of the interval, seconds since the phase began.
     pub t_s: f64,
+    /// Requests that completed in the interval.
     pub requests: u64,
+    /// Those of them that failed.
     pub errors: u64,
+    /// Completions per second over the interval (intervals are about, not exactly, one second).
     pub rate_per_s: f64,
+    /// Median latency of the interval's completions, milliseconds.
     pub p50_ms: f64,
+    /// Their 99th percentile: a stall shows here second by second.
     pub p99_ms: f64,
+    /// Their slowest.
     pub max_ms: f64,
 }
 
+/// One operation's share of a phase.
 #[derive(Debug)]
 pub struct OpStats {
+    /// Its latencies, microseconds.
     pub histogram: Histogram<u64>,
+    /// Its completed (or timed out) requests.
     pub requests: u64,
+    /// Those of them whose answer was not the expected one.
     pub errors: u64,
 }
 
@@ -131,13 +147,19 @@ pub struct OpStats {
 /// `.await`.
 #[derive(Debug)]
 pub struct Recorder {
+    /// When the phase began: the origin of the timeline and of the achieved rate.
     pub started: Instant,
+    /// Every completed request's latency, microseconds.
     pub overall: Histogram<u64>,
+    /// Per operation, indexed by [`Op::index`].
     pub ops: Vec<OpStats>,
     /// Requests answered or given up on (with a latency) plus intended requests never sent.
     pub requests: u64,
+    /// Of those, the ones that failed (wrong answer, timeout, not sent).
     pub errors: u64,
+    /// `errors` by code: a count per `timeout`, `not_sent`, problem code, `http_NNN`, …
     pub errors_by_code: BTreeMap<String, u64>,
+    /// One point per closed interval ([`Recorder::tick`]).
     pub timeline: Vec<TimelinePoint>,
     /// Open model: how late each request started compared to its intended start (the tool's own lateness).
     pub send_lag: Histogram<u64>,

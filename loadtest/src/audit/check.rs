@@ -8,11 +8,17 @@ const MAX_EXAMPLES: usize = 10;
 /// One audit check: how many things it looked at, how many were wrong, and a few examples.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Check {
+    /// A stable snake_case name (`card_usage_equals_answers`, …): what dashboards and the verdict refer to.
     pub name: String,
+    /// Nothing looked at was wrong.
     pub passed: bool,
+    /// Things looked at: shows a check that passed only because it saw nothing.
     pub checked: u64,
+    /// Things that were wrong.
     pub failed: u64,
+    /// The first few of them (at most 10), each naming the id and both sides of the difference.
     pub examples: Vec<String>,
+    /// Why a check is informational or limited, when it is (e.g. pool totals on a shared store).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

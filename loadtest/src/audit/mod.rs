@@ -44,25 +44,37 @@ pub use reconciliation::{HospitalDay, Recon};
 pub use resolve::Resolution;
 pub use tamper::{tamper, tamper_names, Tamper, TamperTarget};
 
+/// The audit's outcome (`audit` in report.json): every check, and what it covered.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
+    /// The audit ran (not `--no-audit`, not a floor target, not disabled by the scenario).
     pub enabled: bool,
     /// `None` when the audit did not run.
     pub passed: Option<bool>,
+    /// Every check, in the order the families ran; the audit passes when all of them do.
     pub checks: Vec<Check>,
+    /// Settlements the audit holds as answered (201/200, or resolved as settled), reversed ones included.
     pub settlements: u64,
+    /// Of those, the reversed ones.
     pub reversals: u64,
+    /// Cancel-before-settle requests that got an answer or an unknown outcome.
     pub cancels: u64,
+    /// Cards whose usage the audit read.
     pub cards: u64,
+    /// How the unknown outcomes turned out.
     pub resolution: Resolution,
+    /// The `--tamper` fault, when one was injected: the audit is then expected to fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tamper: Option<Tamper>,
+    /// How long the audit took, milliseconds (it reads every answered settlement once).
     pub duration_ms: u64,
+    /// Why the audit could not run at all, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl AuditReport {
+    /// The report of an audit that did not run: no checks, `passed: None`.
     pub fn disabled() -> AuditReport {
         AuditReport {
             enabled: false,
@@ -85,6 +97,7 @@ impl AuditReport {
 pub struct Snapshot {
     /// Each hospital's totals on each day the run may touch (today and tomorrow: a run can cross midnight).
     pub reconciliation: BTreeMap<HospitalDay, Recon>,
+    /// Each program's pool this year: on an exclusive store, pool paid totals must move by exactly the answers.
     pub pools: BTreeMap<String, Pool>,
 }
 
@@ -108,13 +121,19 @@ pub async fn snapshot(
 
 /// What the audit needs from the run.
 pub struct AuditInput {
+    /// The run's cards, hospitals and ledger: what the hospitals were told.
     pub workload: Arc<Workload>,
+    /// The relief office identity: reads card usage and pools (admin API).
     pub admin: Arc<Endpoint>,
+    /// The ruleset version the seed step published: every answer must have used it.
     pub ruleset_version: u64,
+    /// The usage and pool year, `YYYY` (of the visit date).
     pub year: String,
-    pub dates: Vec<String>,
+    /// The shared totals read before the load, to compare deltas against.
     pub before: Snapshot,
+    /// The scenario's `[audit]`: concurrency, exclusive store, cancel sample size.
     pub options: AuditOptions,
+    /// The `--tamper` fault, if one was injected (its card is read even without a settlement).
     pub tamper: Option<Tamper>,
 }
 

@@ -12,10 +12,14 @@ use super::AuditInput;
 use crate::client::{Endpoint, JsonAnswer};
 use crate::workload::{RecordState, SettlementRecord};
 
+/// One relief program's pool for the year, as the admin API lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Pool {
+    /// The program's annual pool, as `GET /admin/v1/pools` lists it (−1 if the field was missing).
     pub budget_fen: i64,
+    /// What the program has paid from it this year: must stay within the budget.
     pub paid_fen: i64,
+    /// What is left, as the gateway reports it.
     pub left_fen: i64,
 }
 

@@ -24,12 +24,19 @@ pub struct HospitalDay {
 /// A hospital's reconciliation totals for one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recon {
+    /// Settlements of the day.
     pub settled_count: i64,
+    /// Reversals of the day (a reversal counts on the day it was made, not the day of its settlement).
     pub reversed_count: i64,
+    /// `net.total_fen`: bill totals, settlements minus reversals.
     pub total_fen: i64,
+    /// `net.insurance_fen`: what insurance had paid.
     pub insurance_fen: i64,
+    /// `net.relief_fen`: what the relief programs paid.
     pub relief_fen: i64,
+    /// `net.patient_fen`: what patients were left to pay.
     pub patient_fen: i64,
+    /// `net.by_program`: relief per program (a program with 0 may be absent).
     pub by_program: BTreeMap<String, i64>,
 }
 

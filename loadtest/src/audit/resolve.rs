@@ -10,14 +10,22 @@ use super::read::{bounded, read_json};
 use crate::client::JsonAnswer;
 use crate::workload::{RecordState, SettlementAnswer, SettlementRecord, Workload};
 
+/// How the unknown outcomes turned out (`audit.resolution` in report.json).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Resolution {
+    /// Settles whose outcome was unknown (timeout, broken connection, 504) or whose answer was unreadable.
     pub settle_unknown: u64,
+    /// Of those, found settled by lookup: the gateway applied them.
     pub resolved_settled: u64,
+    /// Of those, not found: never applied, so they count for nothing.
     pub resolved_not_applied: u64,
+    /// Reversals whose outcome was unknown (or that were still in flight when the load ended).
     pub reverse_unknown: u64,
+    /// Of those, found reversed.
     pub resolved_reversed: u64,
+    /// Of those, found still settled.
     pub resolved_not_reversed: u64,
+    /// Lookups that failed themselves: each fails `unknown_outcomes_resolved`.
     pub unresolved: u64,
 }
 

@@ -6,10 +6,15 @@ use serde::Serialize;
 /// The deliberate fault of `--tamper`, reported with the audit that should catch it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tamper {
+    /// The card whose usage was bumped: one of the run's cards with an answered settlement.
     pub card_id: String,
+    /// The Redis hash that was changed.
     pub key: String,
+    /// Its field that got the extra fen.
     pub field: String,
+    /// HINCRBY succeeded: if so, `card_usage_equals_answers` must fail.
     pub applied: bool,
+    /// Why HINCRBY failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

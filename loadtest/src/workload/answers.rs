@@ -5,27 +5,43 @@ use serde::{Deserialize, Serialize};
 /// One program's line of a settlement.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Payment {
+    /// The relief program's id.
     pub program: String,
+    /// What it paid: adds to the card's usage and the program's pool.
     pub paid_fen: u64,
+    /// How much of the bill went to the program's deductible: adds to the card's `deductible_met_fen`.
     pub deductible_applied_fen: u64,
+    /// The limit that cut the payment (`annual_cap`, `pool`, …), if one did; compared as part of the money.
     pub capped_by: Option<String>,
 }
 
 /// The fields of a settlement answer the tool checks (201, replay 200, reversal 200, GET).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettlementAnswer {
+    /// The gateway's id of the settlement: must be unique, and must find the settlement later.
     pub settlement_id: String,
+    /// The hospital's own id (the idempotency key): must be the one sent.
     pub hospital_settlement_id: String,
+    /// `settled` or `reversed`.
     pub status: String,
+    /// The card settled: must be the one sent.
     pub card_id: String,
+    /// The ruleset the split used: must be the one the seed step published.
     pub ruleset_version: u64,
+    /// The bill total.
     pub total_fen: u64,
+    /// What insurance had paid.
     pub insurance_fen: u64,
+    /// What the relief programs pay: the sum of `payments`.
     pub relief_fen: u64,
+    /// What the patient is left to pay; insurance + relief + patient = total.
     pub patient_fen: u64,
+    /// One line per program that paid.
     pub payments: Vec<Payment>,
+    /// When it was settled, local time: its date is the settlement's reconciliation day.
     #[serde(default)]
     pub settled_at: Option<String>,
+    /// When it was reversed, if it was: its date is the reversal's reconciliation day.
     #[serde(default)]
     pub reversed_at: Option<String>,
 }

@@ -8,13 +8,21 @@ use crate::scenario::{BillProfile, Scenario};
 /// A bill as the hospital sends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bill {
+    /// `outpatient` | `chronic` | `inpatient` (static: no allocation per request).
     pub visit_type: &'static str,
+    /// The bill total; the four buckets below add up to it.
     pub total_fen: u64,
+    /// Within the insurance scope.
     pub in_scope_fen: u64,
+    /// Partly self-paid items before insurance.
     pub pre_self_pay_fen: u64,
+    /// Above the insurance limits.
     pub over_limit_fen: u64,
+    /// Fully self-paid: the rest of the total.
     pub self_pay_fen: u64,
+    /// What basic insurance already paid (of `in_scope_fen`).
     pub basic_fen: u64,
+    /// What critical-illness insurance already paid.
     pub critical_illness_fen: u64,
 }
 
@@ -26,9 +34,12 @@ fn visit_type_static(s: &str) -> &'static str {
     }
 }
 
+/// Draws bills from the scenario's bill profiles, each profile as often as its weight says.
 #[derive(Debug, Clone)]
 pub struct BillMaker {
+    /// The profiles with a positive weight.
     profiles: Vec<BillProfile>,
+    /// Sum of their weights.
     total_weight: u64,
 }
 

@@ -20,21 +20,32 @@ fn hash_str(s: &str) -> u64 {
 /// The run's cardholders: `<prefix>-<index:07>`; category and tags are a pure function of the index.
 #[derive(Debug, Clone)]
 pub struct CardBook {
+    /// The run id: card ids of different runs never collide, and a run's cards are its own.
     pub prefix: String,
+    /// Cards `0..count`, as the scenario's `cardholders.count`.
     pub count: u32,
+    /// Category and weight, positive weights only, in the scenario's (sorted) order.
     categories: Vec<(String, u64)>,
+    /// Sum of the weights: a card's category is picked in `0..total_weight`.
     total_weight: u64,
+    /// Tag and the percentage of cards carrying it.
     tags: Vec<(String, u32)>,
 }
 
 /// One line of the cardholder import (RULES.md fields).
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct CardholderLine {
+    /// `<run id>-<index:07>`.
     pub card_id: String,
+    /// The card's category (`dibao`, `tekun`, …): which rule of each program applies.
     pub category: String,
+    /// First valid day, `YYYY-01-01` of the run's year.
     pub valid_from: String,
+    /// Last valid day, December 31st of the next year: a run near New Year still finds its cards valid.
     pub valid_until: String,
+    /// Always `active`: the run's cards are all eligible.
     pub status: String,
+    /// Tags (`elderly_80`, …) that programs may require.
     pub tags: Vec<String>,
 }
 

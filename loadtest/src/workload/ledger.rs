@@ -24,18 +24,26 @@ pub enum RecordState {
     NotApplied,
 }
 
+/// One settlement a hospital sent, and what it knows of it.
 #[derive(Debug, Clone)]
 pub struct SettlementRecord {
+    /// Index of the hospital that sent it: only that hospital may read, retry or reverse it.
     pub hospital: usize,
+    /// Index of the card in the run's [`CardBook`](super::CardBook).
     pub card: u32,
+    /// The `hospital_settlement_id` sent.
     pub hsid: String,
+    /// The exact body sent: an identical retry resends these bytes.
     pub body: Bytes,
+    /// The answer, when one could be read (the money the audit checks the gateway against).
     pub answer: Option<SettlementAnswer>,
+    /// Where it stands.
     pub state: RecordState,
     /// `reversed_at` of the reversal answer (the reconciliation day of the reversal).
     pub reversed_at: Option<String>,
 }
 
+/// What a cancel-before-settle was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelState {
     /// Answered 200 `reversed_before_settled`.
@@ -44,11 +52,16 @@ pub enum CancelState {
     Unknown,
 }
 
+/// A reversal sent for a `hospital_settlement_id` that was never settled.
 #[derive(Debug, Clone)]
 pub struct CancelRecord {
+    /// Index of the hospital that sent it.
     pub hospital: usize,
+    /// Index of the card it named.
     pub card: u32,
+    /// The never-settled `hospital_settlement_id`: it must stay unusable.
     pub hsid: String,
+    /// What the cancel was answered.
     pub state: CancelState,
 }
 
@@ -62,6 +75,7 @@ pub struct Ledger {
     reversible: Vec<Vec<usize>>,
     /// Per hospital: records with an answer (candidates for an identical retry).
     answered: Vec<Vec<usize>>,
+    /// Every cancel-before-settle with a definite or unknown answer (refused ones changed nothing).
     pub cancels: Vec<CancelRecord>,
 }
 

@@ -28,19 +28,25 @@ pub use ledger::{CancelRecord, CancelState, Ledger, RecordState, SettlementRecor
 
 /// The run's request generator and the hospitals' memory.
 pub struct Workload {
+    /// The operation mix, bills and ruleset of the run.
     pub scenario: Arc<Scenario>,
     /// Run-unique prefix of card ids and hospital settlement ids.
     pub run_id: String,
     /// Local date of the visits (today in the gateway's timezone).
     pub visit_date: String,
+    /// The run's cards (the seed step imported the same ones).
     pub cards: CardBook,
+    /// Where bills come from.
     pub bills: BillMaker,
+    /// One endpoint per simulated hospital, each with its own certificate and pool.
     pub hospitals: Vec<Arc<Endpoint>>,
+    /// What the hospitals were answered; locked briefly per completion, never across an `.await`.
     pub ledger: Mutex<Ledger>,
     /// The target is a floor server: any 2xx is success, answers are not parsed or remembered.
     pub floor: bool,
     /// Remember answered settlements (needed by the audit, retries and reversals).
     pub keep_ledger: bool,
+    /// The next `hospital_settlement_id` sequence number, shared by all hospitals.
     seq: AtomicU64,
 }
 
