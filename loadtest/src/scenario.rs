@@ -93,7 +93,8 @@ pub struct Program {
     /// Tags a card must carry to be covered; absent = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_tags: Option<Vec<String>>,
-    /// What the program may pay to everybody in a year; absent = no pool (the audit then expects none listed).
+    /// What the program may pay to everybody in a year; absent = no pool limit. The audit expects the gateway to
+    /// list a pool for every program that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annual_pool_fen: Option<u64>,
     /// Category → rule; a card whose category is absent is not covered.

@@ -6,7 +6,7 @@ use serde::Serialize;
 /// The deliberate fault of `--tamper`, reported with the audit that should catch it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tamper {
-    /// The card whose usage was bumped: one of the run's cards with an answered settlement.
+    /// The card whose usage was bumped: the first with an answered settlement (card 0 if there was none yet).
     pub card_id: String,
     /// The Redis hash that was changed.
     pub key: String,

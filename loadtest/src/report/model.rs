@@ -31,7 +31,7 @@ pub struct SloVerdict {
     pub p99_ms: f64,
     /// The error-rate limit (scenario or `--slo-max-error-rate`), 0 to 1.
     pub max_error_rate: f64,
-    /// The p99 judged: the whole run's, or for a ramp its best passing step's.
+    /// The p99 judged: the whole run's, or for a ramp its best passing step's (its first step's if none passed).
     pub measured_p99_ms: f64,
     /// The error rate judged (same choice), rounded to 6 decimals.
     pub measured_error_rate: f64,
