@@ -45,7 +45,7 @@ pub use resolve::Resolution;
 pub use tamper::{tamper, tamper_names, Tamper, TamperTarget};
 
 /// The audit's outcome (`audit` in report.json): every check, and what it covered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditReport {
     /// The audit ran (not `--no-audit`, not a floor target, not disabled by the scenario).
     pub enabled: bool,
@@ -76,19 +76,7 @@ pub struct AuditReport {
 impl AuditReport {
     /// The report of an audit that did not run: no checks, `passed: None`.
     pub fn disabled() -> AuditReport {
-        AuditReport {
-            enabled: false,
-            passed: None,
-            checks: Vec::new(),
-            settlements: 0,
-            reversals: 0,
-            cancels: 0,
-            cards: 0,
-            resolution: Resolution::default(),
-            tamper: None,
-            duration_ms: 0,
-            error: None,
-        }
+        AuditReport::default()
     }
 }
 
