@@ -134,8 +134,13 @@ impl Client {
         self.send("PUT", path, Some("application/json"), serde_json::to_vec(body).unwrap()).await.unwrap()
     }
 
+    /// A GET; retried once on a new connection when the pooled one turns out closed (the server closes a
+    /// connection after refusing a body it did not read, e.g. a 413 import).
     pub async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, None, Vec::new()).await.unwrap()
+        match self.send("GET", path, None, Vec::new()).await {
+            Ok(reply) => reply,
+            Err(_) => self.send("GET", path, None, Vec::new()).await.unwrap(),
+        }
     }
 }
 
