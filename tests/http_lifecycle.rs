@@ -23,9 +23,14 @@ async fn rate_limit_is_per_hospital_with_retry_after() {
 
     // Ten connections of H0001 (connected first, so the burst is only requests), ten requests at once.
     let clients: Vec<Client> = (0..10).map(|_| gw.client("H0001")).collect();
+    // Connecting costs requests: refused ones (404 here) count against the quota too, so the warm-up is limited.
+    let mut warm_up_limited = 0;
     for c in &clients {
-        c.send("GET", "/no-such-route", None, Vec::new()).await.unwrap(); // connects; unknown routes are not limited
+        let r = c.send("GET", "/v1/no-such-route", None, Vec::new()).await.unwrap();
+        warm_up_limited += usize::from(r.status == 429);
     }
+    assert!(warm_up_limited > 0, "404s are rate-limited as well");
+    tokio::time::sleep(Duration::from_millis(3500)).await; // the bucket refills to its burst of 3
     let started = Instant::now();
     let replies = futures_util::future::join_all(clients.iter().map(|c| c.post("/v1/eligibility", &eligibility))).await;
     let elapsed = started.elapsed();
