@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::domain::card::Cardholder;
-use crate::domain::rules::RulesetInput;
+use crate::domain::rules::{parse_ruleset, RulesetFormat, RulesetInput};
 
 pub struct DemoOptions {
     pub dir: PathBuf,
@@ -20,11 +20,7 @@ pub struct DemoOptions {
 /// Reads a ruleset from TOML (or JSON when the file ends in `.json`) and validates it.
 pub fn read_ruleset(path: &Path) -> Result<RulesetInput, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let input: RulesetInput = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-    } else {
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-    };
+    let input = parse_ruleset(&text, RulesetFormat::of_path(path)).map_err(|e| format!("{}: {e}", path.display()))?;
     let errors = input.validate();
     if !errors.is_empty() {
         return Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));

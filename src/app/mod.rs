@@ -86,12 +86,8 @@ impl App {
     // ---- hospital operations ------------------------------------------------------------------------------
 
     pub async fn settle(&self, hospital_id: &str, req: &SettleRequest) -> ApiResult<(Settlement, bool)> {
-        let mut errors = Vec::new();
-        if !is_valid_id(&req.hospital_settlement_id) {
-            errors.push(FieldError::new("hospital_settlement_id", "must be 1-64 chars of A-Za-z0-9._:-"));
-        }
         let (settled_at, settled_day, today) = self.stamp();
-        errors.extend(req.bill().validate(today));
+        let errors = req.validate(today);
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }

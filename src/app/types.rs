@@ -6,7 +6,7 @@ use crate::domain::card::Cardholder;
 use crate::domain::settlement::{Settlement, Tombstone};
 use crate::store::{DayTotals, ProgramYearUsage};
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EligibilityRequest {
     pub card_id: String,
@@ -30,7 +30,7 @@ pub struct Eligibility {
     pub programs: Vec<ProgramEligibility>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReversalRequest {
     pub card_id: String,

@@ -75,6 +75,16 @@ impl SettleRequest {
     pub fn bill(&self) -> Bill<'_> {
         Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
     }
+
+    /// The API.md checks of a settle request: its `hospital_settlement_id`, then the bill's ([`Bill::validate`]).
+    pub fn validate(&self, today: NaiveDate) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !is_valid_id(&self.hospital_settlement_id) {
+            errors.push(FieldError::new("hospital_settlement_id", "must be 1-64 chars of A-Za-z0-9._:-"));
+        }
+        errors.extend(self.bill().validate(today));
+        errors
+    }
 }
 
 impl QuoteRequest {

@@ -198,6 +198,32 @@ impl RulesetInput {
     }
 }
 
+/// How a ruleset file is written: JSON (the API's body) or TOML (config/rules.example.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesetFormat {
+    Json,
+    Toml,
+}
+
+impl RulesetFormat {
+    /// JSON when the file name ends in `.json`, else TOML.
+    pub fn of_path(path: &std::path::Path) -> RulesetFormat {
+        if path.extension().is_some_and(|e| e == "json") {
+            RulesetFormat::Json
+        } else {
+            RulesetFormat::Toml
+        }
+    }
+}
+
+/// Parses a ruleset's text (no I/O, no validation: call [`RulesetInput::validate`]).
+pub fn parse_ruleset(text: &str, format: RulesetFormat) -> Result<RulesetInput, String> {
+    match format {
+        RulesetFormat::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
+        RulesetFormat::Toml => toml::from_str(text).map_err(|e| e.to_string()),
+    }
+}
+
 /// RULES.md: the ruleset in force for a visit is the one with the highest version whose `effective_from <= date`.
 pub fn in_force(rulesets: &[Ruleset], visit_date: NaiveDate) -> Option<&Ruleset> {
     rulesets.iter().filter(|r| r.effective_from <= visit_date).max_by_key(|r| r.version)

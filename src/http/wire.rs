@@ -13,22 +13,49 @@ use crate::store::{DayEvent, DayTotals, ProgramFen};
 /// Parses a JSON body strictly (unknown fields, wrong types, floats for integers: 400 naming the field).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        Ok(v) => {
+            // one JSON value and nothing after it but whitespace
+            de.end().map_err(|e| ApiError::invalid("body", e.to_string()))?;
+            Ok(v)
+        }
         Err(e) => {
-            let path = e.path().to_string();
+            let path = field_path(e.path());
             let message = e.into_inner().to_string();
             // serde reports a missing field at its parent's path; name the field itself
             let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
-            let field = match (path.as_str(), missing) {
-                (".", Some(name)) => name.to_string(),
-                (".", None) => "body".to_string(),
-                (parent, Some(name)) => format!("{parent}.{name}"),
-                (parent, None) => parent.to_string(),
+            let field = match (path.is_empty(), missing) {
+                (true, Some(name)) => name.to_string(),
+                (true, None) => "body".to_string(),
+                (false, Some(name)) => format!("{path}.{name}"),
+                (false, None) => path,
             };
             Err(ApiError::Invalid(vec![FieldError::new(field, message)]))
         }
     }
+}
+
+/// `visit.date`, `programs[2].categories.dibao`; empty at the top level. A key that would print as nothing (the
+/// unknown field `""`) is written `""`, so that every error names a field.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        let name = match segment {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } if key.is_empty() => "\"\"",
+            Segment::Map { key } | Segment::Enum { variant: key } => key.as_str(),
+            Segment::Unknown => "?",
+        };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(name);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -46,6 +73,21 @@ mod tests {
         assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":"C","bogus":1}"#), "bogus");
         assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":7}"#), "card_id");
         assert_eq!(field("not json"), "body");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","":1}"#), "\"\"");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":"C","visit":{"":1}}"#), "visit.\"\"");
+    }
+
+    #[test]
+    fn one_value_and_nothing_after_it() {
+        let body = r#"{"card_id":"C1","visit":{"type":"inpatient","date":"2026-11-29"}}"#;
+        assert!(parse::<crate::app::EligibilityRequest>(body.as_bytes()).is_ok());
+        assert!(parse::<crate::app::EligibilityRequest>(format!("{body} \n").as_bytes()).is_ok());
+        for trailing in [" x", "{}", ",1"] {
+            match parse::<crate::app::EligibilityRequest>(format!("{body}{trailing}").as_bytes()) {
+                Err(ApiError::Invalid(e)) => assert_eq!(e[0].field, "body"),
+                other => panic!("{trailing:?}: {other:?}"),
+            }
+        }
     }
 }
 

@@ -1,0 +1,4 @@
+#![no_main]
+//! Property: see `checks/` (`settlegate_fuzz::bodies::check_eligibility_body`).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| settlegate_fuzz::bodies::check_eligibility_body(data));

@@ -1,0 +1,4 @@
+#![no_main]
+//! Property: see `checks/` (`settlegate_fuzz::bodies::check_settle_body`).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| settlegate_fuzz::bodies::check_settle_body(data));
