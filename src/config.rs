@@ -23,6 +23,10 @@ pub struct Config {
     /// wake-ups across threads; see docs/BENCHMARKS.md); with cores to spare, more.
     #[serde(default)]
     pub worker_threads: usize,
+    /// The engine re-runs one settlement (or quote) in this many on the counters the settle script read and alarms
+    /// on a difference (docs/DESIGN.md); 1 = every one, 0 = off.
+    #[serde(default = "defaults::cross_check_every")]
+    pub cross_check_every: u64,
     pub tls: TlsConfig,
     pub redis: RedisConfig,
     pub admin: AdminConfig,
@@ -239,6 +243,9 @@ mod defaults {
     pub fn max_connections() -> usize {
         10_000
     }
+    pub fn cross_check_every() -> u64 {
+        1
+    }
     pub fn tls_reload_ms() -> u64 {
         2000
     }
@@ -375,6 +382,7 @@ impl Config {
             ("limits.max_concurrent_streams", self.limits.max_concurrent_streams as u64, 1, 10_000),
             ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
             ("worker_threads", self.worker_threads as u64, 0, 1024),
+            ("cross_check_every", self.cross_check_every, 0, 1_000_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return bad(format!("{name} = {v} must be in {lo}..={hi}"));

@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
 
     let ctx = Arc::new(Ctx {
-        app: App { store, rules, tz: config.tz() },
+        app: App::new(store, rules, config.tz()).with_cross_check_every(config.cross_check_every),
         limits: config.limits.clone(),
         limiter: HospitalLimiter::new(config.rate_limit.per_second, config.rate_limit.burst),
         admins: config.admin.identities.clone(),

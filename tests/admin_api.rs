@@ -2,13 +2,13 @@
 //! usage, ruleset publication (validation naming the field, versions), pools.
 
 mod common;
-use std::sync::Arc;
 
 use common::*;
 use serde_json::{json, Value};
 
-fn today() -> String {
-    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive().to_string()
+/// `POST /admin/v1/cardholders/import` of NDJSON lines (Err: the connection ended before the answer).
+async fn import(admin: &Client, ndjson: String) -> Result<Reply, String> {
+    admin.send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), ndjson.into_bytes()).await
 }
 
 fn ruleset(ratio: i64) -> Value {
@@ -21,8 +21,8 @@ fn ruleset(ratio: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_streams_lines_and_names_rejected_ones() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
     let mut body = String::new();
     for i in 0..20_000 {
@@ -37,10 +37,7 @@ async fn import_streams_lines_and_names_rejected_ones() {
             )),
         }
     }
-    let reply = admin
-        .send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes())
-        .await
-        .unwrap();
+    let reply = import(&admin, body).await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["imported"], 19_997);
     assert_eq!(reply.body["rejected_total"], 3);
@@ -62,8 +59,8 @@ async fn import_streams_lines_and_names_rejected_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rulesets_cardholders_usage_and_pools() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
 
     let mut bad = ruleset(10001);
@@ -77,7 +74,7 @@ async fn rulesets_cardholders_usage_and_pools() {
     let mut unknown = ruleset(9000);
     unknown["programs"][0]["covers"] = json!(["in_scope", "dental"]);
     assert_eq!(admin.post("/admin/v1/rulesets", &unknown).await.body["errors"][0]["field"], "programs[0].covers[1]");
-    assert_eq!(redis.cli(&["EXISTS", "sg:rulesets"]).trim(), "0", "refused rulesets are not stored");
+    assert_eq!(stack.redis.cli(&["EXISTS", "sg:rulesets"]).trim(), "0", "refused rulesets are not stored");
 
     let v1 = admin.post("/admin/v1/rulesets", &ruleset(9000)).await;
     assert_eq!((v1.status, v1.body["version"].as_u64()), (201, Some(1)), "{}", v1.body);
@@ -90,19 +87,19 @@ async fn rulesets_cardholders_usage_and_pools() {
     assert_eq!(admin.get("/admin/v1/rulesets/1").await.body["programs"][0]["categories"]["dibao"]["ratio_bp"], 9000);
     assert_eq!(admin.get("/admin/v1/rulesets/9").await.status, 404);
 
-    let card = json!({"card_id": "C7", "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["elderly_80"]});
+    let mut card = cardholder("C7", "dibao");
+    card["tags"] = json!(["elderly_80"]);
     assert_eq!(admin.put("/admin/v1/cardholders/C8", &card).await.body["errors"][0]["field"], "card_id");
     assert_eq!(admin.put("/admin/v1/cardholders/C7", &card).await.status, 200);
     let h = gw.client("H0001");
-    let settle = json!({"hospital_settlement_id": "a-1", "card_id": "C7", "visit": {"type": "inpatient", "date": today()},
-        "amounts": {"total_fen": 200000, "in_scope_fen": 100000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 100000}});
+    let settle = settle_body("a-1", "C7", visit_today("inpatient"), amounts(100000, 100000));
     let s = h.post("/v1/settlements", &settle).await;
     assert_eq!(s.status, 201, "{}", s.body);
     assert_eq!(s.body["ruleset_version"], 2);
     // medical_assistance 9500 of 100000 = 95000; charity 3000 of (5000 + 100000) = 31500
     assert_eq!(s.body["relief_fen"], 95000 + 31500, "{}", s.body);
 
-    let year = &today()[..4];
+    let year = this_year().to_string();
     let usage = admin.get(&format!("/admin/v1/cardholders/C7?year={year}")).await;
     assert_eq!(usage.body["year"].to_string(), year);
     assert_eq!(
@@ -118,7 +115,8 @@ async fn rulesets_cardholders_usage_and_pools() {
     );
     assert_eq!(pools.body["ruleset_version"], 2);
 
-    let e = h.post("/v1/eligibility", &json!({"card_id": "C7", "visit": {"type": "inpatient", "date": today()}})).await;
+    let eligibility = |card_id: &str| json!({"card_id": card_id, "visit": visit_today("inpatient")});
+    let e = h.post("/v1/eligibility", &eligibility("C7")).await;
     assert_eq!(
         e.body["programs"][0],
         json!({"program": "medical_assistance", "ratio_bp": 9500, "deductible_left_fen": 0,
@@ -127,17 +125,12 @@ async fn rulesets_cardholders_usage_and_pools() {
     let mut suspended = card.clone();
     suspended["status"] = json!("suspended");
     admin.put("/admin/v1/cardholders/C7", &suspended).await;
-    let e = h.post("/v1/eligibility", &json!({"card_id": "C7", "visit": {"type": "inpatient", "date": today()}})).await;
+    let e = h.post("/v1/eligibility", &eligibility("C7")).await;
     assert_eq!(
         (e.body["eligible"].as_bool(), e.body["reason"].as_str(), e.body["programs"].clone()),
         (Some(false), Some("suspended"), json!([]))
     );
-    assert_eq!(
-        h.post("/v1/eligibility", &json!({"card_id": "NOPE", "visit": {"type": "inpatient", "date": today()}}))
-            .await
-            .body["code"],
-        "card_not_found"
-    );
+    assert_eq!(h.post("/v1/eligibility", &eligibility("NOPE")).await.body["code"], "card_not_found");
 }
 
 fn card_line(i: usize) -> String {
@@ -146,21 +139,14 @@ fn card_line(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_limits_keep_what_arrived() {
-    let redis = Redis::start();
-    let gw = Gateway::start(
-        &redis.url(),
-        Arc::new(Certs::new()),
-        "[limits]\nmax_import_bytes = 200000\nmax_import_line_bytes = 512\n",
-    );
+    let stack = Stack::start("[limits]\nmax_import_bytes = 200000\nmax_import_line_bytes = 512\n");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
     // An over-long line is skipped and listed; the lines around it are stored.
     let mut body: String = (0..100).map(card_line).collect();
     body.push_str(&format!("{{\"card_id\":\"LONG\",\"category\":\"{}\"}}\n", "x".repeat(5000)));
     body.extend((100..200).map(card_line));
-    let reply = admin
-        .send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes())
-        .await
-        .unwrap();
+    let reply = import(&admin, body).await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
         (reply.body["imported"].as_u64(), reply.body["rejected"][0]["line"].as_u64()),
@@ -173,8 +159,7 @@ async fn import_limits_keep_what_arrived() {
     // A body over max_import_bytes is 413; the lines received before the limit are stored.
     let body: String = (1000..3500).map(card_line).collect();
     assert!(body.len() > 200000);
-    let reply =
-        admin.send("POST", "/admin/v1/cardholders/import", Some("application/x-ndjson"), body.into_bytes()).await;
+    let reply = import(&admin, body).await;
     if let Ok(reply) = reply {
         assert_eq!((reply.status, reply.body["code"].as_str()), (413, Some("payload_too_large")), "{}", reply.body);
     } // (the server may also close the connection before the client finished sending)
@@ -184,8 +169,8 @@ async fn import_limits_keep_what_arrived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_other_roles_paths_are_forbidden_even_when_unknown() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let h = gw.client("H0001");
     assert_eq!(h.get("/admin/v1/nothing-here").await.body["code"], "forbidden");
     assert_eq!(gw.client(ADMIN).get("/v1/nothing-here").await.body["code"], "forbidden");
@@ -194,11 +179,12 @@ async fn the_other_roles_paths_are_forbidden_even_when_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dates_must_be_yyyy_mm_dd() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
     for bad in ["+10000-01-01", "2026-1-5", " 2026-11-29", "-0001-01-01", "2026-02-30"] {
-        let card = json!({"card_id": "D1", "category": "dibao", "valid_from": "2026-01-01", "valid_until": bad, "status": "active"});
+        let mut card = cardholder("D1", "dibao");
+        card["valid_until"] = json!(bad);
         let reply = admin.put("/admin/v1/cardholders/D1", &card).await;
         assert_eq!(
             (reply.status, reply.body["errors"][0]["field"].as_str()),
@@ -206,8 +192,7 @@ async fn dates_must_be_yyyy_mm_dd() {
             "{bad}: {}",
             reply.body
         );
-        let quote = json!({"card_id": "D1", "visit": {"type": "outpatient", "date": bad},
-            "amounts": {"total_fen": 1, "in_scope_fen": 1, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}});
+        let quote = quote_body("D1", json!({"type": "outpatient", "date": bad}), amounts(1, 0));
         let reply = gw.client("H0001").post("/v1/settlements/quote", &quote).await;
         assert_eq!(
             (reply.status, reply.body["errors"][0]["field"].as_str()),
@@ -216,19 +201,17 @@ async fn dates_must_be_yyyy_mm_dd() {
             reply.body
         );
     }
-    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0");
+    assert_eq!(stack.redis.cli(&["DBSIZE"]).trim(), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quote_accepts_a_settle_body_and_reconciliation_defaults_to_today() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
-    let card = json!({"card_id": "Q1", "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active"});
-    seed(&admin, &[ruleset(9000)], &[card]).await;
+    seed(&admin, &[ruleset(9000)], &[cardholder("Q1", "dibao")]).await;
     let h = gw.client("H0001");
-    let body = json!({"hospital_settlement_id": "q-1", "card_id": "Q1", "visit": {"type": "outpatient", "date": today()},
-        "amounts": {"total_fen": 1000, "in_scope_fen": 1000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}});
+    let body = outpatient_bill("q-1", "Q1", 1000, 0);
     let quote = h.post("/v1/settlements/quote", &body).await;
     assert_eq!((quote.status, quote.body["status"].as_str()), (200, Some("quote")), "{}", quote.body);
     assert!(quote.body.get("hospital_settlement_id").is_none() && quote.body.get("settlement_id").is_none());
@@ -241,7 +224,7 @@ async fn quote_accepts_a_settle_body_and_reconciliation_defaults_to_today() {
     let day = h.get("/v1/reconciliation").await;
     assert_eq!(
         (day.body["date"].as_str(), day.body["settled_count"].as_i64()),
-        (Some(today().as_str()), Some(1)),
+        (Some(today().to_string().as_str()), Some(1)),
         "{}",
         day.body
     );
@@ -250,28 +233,31 @@ async fn quote_accepts_a_settle_body_and_reconciliation_defaults_to_today() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn categories_and_tags_are_free_labels() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
+    let stack = Stack::start("");
+    let gw = &stack.gw;
     let admin = gw.client(ADMIN);
     // Characters that are magic in Lua patterns, and a category that is a prefix of another.
     let ruleset = json!({"effective_from": "2026-01-01", "programs": [
         {"id": "empty", "name": "Covers nobody", "covers": ["in_scope"], "categories": {}},
         {"id": "ma", "name": "MA", "covers": ["in_scope"], "require_tags": ["80+(elderly)"],
          "categories": {"dibao": {"ratio_bp": 1000}, "dibao-edge.%": {"ratio_bp": 5000}, "低保": {"ratio_bp": 9000}}}]});
+    let tagged = |card_id: &str, category: &str, tags: Value| {
+        let mut card = cardholder(card_id, category);
+        card["tags"] = tags;
+        card
+    };
     let cards = [
-        json!({"card_id": "L1", "category": "dibao-edge.%", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["80+(elderly)"]}),
-        json!({"card_id": "L2", "category": "低保", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": ["80+(elderly)"]}),
-        json!({"card_id": "L3", "category": "dibao-edge.%", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": []}),
+        tagged("L1", "dibao-edge.%", json!(["80+(elderly)"])),
+        tagged("L2", "低保", json!(["80+(elderly)"])),
+        tagged("L3", "dibao-edge.%", json!([])),
     ];
     seed(&admin, &[ruleset], &cards).await;
     let h = gw.client("H0001");
     for (card, relief) in [("L1", 5000), ("L2", 9000), ("L3", 0)] {
-        let s = h.post("/v1/settlements", &json!({"hospital_settlement_id": format!("l-{card}"), "card_id": card,
-            "visit": {"type": "outpatient", "date": today()},
-            "amounts": {"total_fen": 10000, "in_scope_fen": 10000, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}})).await;
+        let s = h.post("/v1/settlements", &outpatient_bill(&format!("l-{card}"), card, 10000, 0)).await;
         assert_eq!((s.status, s.body["relief_fen"].as_i64()), (201, Some(relief)), "{card}: {}", s.body);
     }
-    let bad = json!({"card_id": "L4", "category": "a;b", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active"});
+    let bad = cardholder("L4", "a;b");
     assert_eq!(admin.put("/admin/v1/cardholders/L4", &bad).await.body["errors"][0]["field"], "category");
     let none = admin.post("/admin/v1/rulesets", &json!({"effective_from": "2027-01-01", "programs": []})).await;
     assert_eq!(none.status, 201, "a ruleset without programs (relief suspended) is valid: {}", none.body);

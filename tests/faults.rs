@@ -3,50 +3,26 @@
 //! 503 that writes nothing; /readyz follows Redis.
 
 mod common;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
 
-fn today() -> String {
-    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive().to_string()
-}
-
 fn ruleset() -> Value {
-    json!({"effective_from": "2026-01-01", "programs": [{"id": "medical_assistance", "name": "Medical assistance",
-        "covers": ["in_scope"], "categories": {"dibao": {"ratio_bp": 9000, "annual_cap_fen": 300000}}}]})
+    assistance_ruleset("2026-01-01", json!({"ratio_bp": 9000, "annual_cap_fen": 300000}))
 }
 
-fn card(id: &str) -> Value {
-    json!({"card_id": id, "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2027-12-31", "status": "active", "tags": []})
-}
-
-fn bill(hsid: &str, card: &str, fen: i64) -> Value {
-    json!({"hospital_settlement_id": hsid, "card_id": card, "visit": {"type": "outpatient", "date": today()},
-           "amounts": {"total_fen": fen, "in_scope_fen": fen, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}})
-}
-
-async fn wait_ready(gw: &Gateway, want: u16, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        if gw.ops_get("/readyz").await.0 == want {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < within, "/readyz did not become {want} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+fn bill(hsid: &str, card_id: &str, fen: i64) -> Value {
+    outpatient_bill(hsid, card_id, fen, 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_is_outcome_unknown_and_a_retry_settles_once() {
-    let redis = Redis::start();
-    let certs = Arc::new(Certs::new());
     // A long health-check interval so that the request itself, not the supervisor, meets the frozen Redis.
-    let gw =
-        Gateway::start(&redis.url(), certs, "[redis]\nresponse_timeout_ms = 200\nhealth_check_interval_ms = 60000\n");
-    seed(&gw.client(ADMIN), &[ruleset()], &[card("C1")]).await;
-    wait_ready(&gw, 200, Duration::from_secs(2)).await;
+    let stack = Stack::start("[redis]\nresponse_timeout_ms = 200\nhealth_check_interval_ms = 60000\n");
+    let (redis, gw) = (&stack.redis, &stack.gw);
+    seed(&gw.client(ADMIN), &[ruleset()], &[cardholder("C1", "dibao")]).await;
+    gw.wait_ready(200, Duration::from_secs(2)).await;
     let h = gw.client("H0001");
     assert_eq!(h.post("/v1/settlements", &bill("warm-1", "C1", 1000)).await.status, 201);
 
@@ -66,7 +42,7 @@ async fn frozen_redis_is_outcome_unknown_and_a_retry_settles_once() {
 
     redis.thaw();
     // The frozen request was already in Redis's socket: it runs now. The supervisor reconnects.
-    let took = wait_ready(&gw, 200, Duration::from_secs(5)).await;
+    let took = gw.wait_ready(200, Duration::from_secs(5)).await;
     eprintln!("ready again {took:?} after thaw");
     let retry = h.post("/v1/settlements", &bill("frozen-1", "C1", 10001)).await;
     assert!(retry.status == 200 || retry.status == 201, "{}", retry.body);
@@ -84,28 +60,24 @@ async fn frozen_redis_is_outcome_unknown_and_a_retry_settles_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
     // Persistence on, so the state after the outage can be read back from disk after a restart.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &d]);
-    let port = redis.port;
-    let certs = Arc::new(Certs::new());
-    let gw = Gateway::start(&redis.url(), certs, "");
-    seed(&gw.client(ADMIN), &[ruleset()], &[card("C2")]).await;
+    let mut stack = Stack::on(Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]), "");
+    let gw = &stack.gw;
+    seed(&gw.client(ADMIN), &[ruleset()], &[cardholder("C2", "dibao")]).await;
     let h = gw.client("H0001");
     assert_eq!(h.post("/v1/settlements", &bill("before-1", "C2", 1000)).await.status, 201);
-    let keys_before = redis.cli(&["DBSIZE"]);
+    let keys_before = stack.redis.cli(&["DBSIZE"]);
 
-    redis.signal("-TERM"); // a clean shutdown: the AOF is complete
-    redis.stop();
-    let took = wait_ready(&gw, 503, Duration::from_secs(2)).await;
+    stack.redis.signal("-TERM"); // a clean shutdown: the AOF is complete
+    stack.redis.stop();
+    let took = gw.wait_ready(503, Duration::from_secs(2)).await;
     eprintln!("/readyz not ready {took:?} after Redis stopped");
-    for (i, path) in ["/v1/settlements", "/v1/settlements/quote", "/v1/reversals"].iter().enumerate() {
-        let body = match i {
-            0 => bill("during-1", "C2", 5000),
-            1 => json!({"card_id": "C2", "visit": {"type": "outpatient", "date": today()},
-                        "amounts": {"total_fen": 1, "in_scope_fen": 1, "pre_self_pay_fen": 0, "over_limit_fen": 0, "self_pay_fen": 0}}),
-            _ => json!({"card_id": "C2", "hospital_settlement_id": "before-1", "reason": "x"}),
-        };
+    let quote = quote_body("C2", visit_today("outpatient"), amounts(1, 0));
+    let reversal = json!({"card_id": "C2", "hospital_settlement_id": "before-1", "reason": "x"});
+    for (path, body) in [
+        ("/v1/settlements", bill("during-1", "C2", 5000)),
+        ("/v1/settlements/quote", quote),
+        ("/v1/reversals", reversal),
+    ] {
         let started = Instant::now();
         let reply = h.post(path, &body).await;
         let took = started.elapsed();
@@ -118,39 +90,22 @@ async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
     assert_eq!((detail.status, detail.body["code"].as_str()), (503, Some("unavailable")), "{}", detail.body);
 
     // Restart Redis on the same port from its AOF: nothing was written during the outage.
-    let restarted = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", &d])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(restarted);
-    wait_ready(&gw, 200, Duration::from_secs(10)).await;
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert_eq!(cli(&["DBSIZE"]), keys_before, "keys changed during the outage");
+    stack.redis.restart();
+    gw.wait_ready(200, Duration::from_secs(10)).await;
+    assert_eq!(stack.redis.cli(&["DBSIZE"]), keys_before, "keys changed during the outage");
     let settled = h.get("/v1/settlements?card_id=C2&hospital_settlement_id=before-1").await;
     assert_eq!(settled.body["status"], "settled", "the reversal during the outage must not have applied");
     assert_eq!(h.get("/v1/settlements?card_id=C2&hospital_settlement_id=during-1").await.status, 404);
     assert_eq!(h.post("/v1/settlements", &bill("after-1", "C2", 1000)).await.status, 201);
 }
 
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_near_overflow_refuses_before_any_write() {
-    let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), Arc::new(Certs::new()), "");
-    seed(&gw.client(ADMIN), &[ruleset()], &[card("C3")]).await;
+    let stack = Stack::start("");
+    let (redis, gw) = (&stack.redis, &stack.gw);
+    seed(&gw.client(ADMIN), &[ruleset()], &[cardholder("C3", "dibao")]).await;
     let h = gw.client("H0001");
-    let year = &today()[..4];
+    let year = this_year();
     // A program's year total beyond 2^62: HINCRBY could overflow half-way through the script.
     redis.cli(&["HSET", "sg:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
     let before = redis.cli(&["DBSIZE"]);

@@ -4,14 +4,15 @@
 //! (serde_json) → validate (400) → tombstone (409 already_reversed) → idempotency per (hospital,
 //! hospital_settlement_id) with `canonical()` (replay 200 / 409 idempotency_conflict) → card (404) → eligibility
 //! (422 not_eligible) → ruleset in force (422 no_rules_in_force) → `split` with counters held in HashMaps; reversals
-//! subtract exactly what was recorded. Each step's answer is checked with `common::check_expectation`, so adding a
-//! golden file adds a case here (and in tests/golden_http.rs).
+//! subtract exactly what was recorded. "Today" is the gateway's (`common::today`, its time zone), as over HTTPS.
+//! Each step's answer is checked with `common::check_expectation`, so adding a golden file adds a case here (and in
+//! tests/golden_http.rs).
 
 mod common;
 
 use std::collections::HashMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use settlegate::domain::bill::{Bill, QuoteRequest, SettleRequest};
@@ -19,11 +20,6 @@ use settlegate::domain::card::Cardholder;
 use settlegate::domain::is_valid_id;
 use settlegate::domain::rules::{in_force, Ruleset, RulesetInput};
 use settlegate::domain::split::{split, Payment, ProgramUsage, Split};
-
-/// The gateway's local date for this run (API.md: a visit may lie at most one day ahead).
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 12, 31).unwrap()
-}
 
 /// The reversal body of API.md (kept here so the test does not lean on the app layer).
 #[derive(Debug, Deserialize)]
@@ -66,10 +62,25 @@ enum Entry {
 }
 
 /// What one step answers: an HTTP status and a JSON body.
-type Reply = (u16, Value);
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply { status, body }
+}
 
 fn problem(status: u16, code: &str, detail: impl std::fmt::Display) -> Reply {
-    (status, json!({"type": "about:blank", "status": status, "code": code, "detail": detail.to_string()}))
+    reply(status, json!({"type": "about:blank", "status": status, "code": code, "detail": detail.to_string()}))
+}
+
+/// What the card, eligibility and ruleset checks let through: the split and what the answer names.
+struct Computed {
+    category: String,
+    ruleset_version: u64,
+    split: Split,
 }
 
 fn payments_json(payments: &[Payment]) -> Value {
@@ -115,8 +126,9 @@ fn record_json(r: &Record) -> Value {
 }
 
 /// The whole store, in memory.
-#[derive(Default)]
 struct Ledger {
+    /// The gateway's local date: a visit may lie at most one day after it.
+    today: NaiveDate,
     rulesets: Vec<Ruleset>,
     cards: HashMap<String, Cardholder>,
     /// (card, year, program) → (paid, deductible met)
@@ -131,6 +143,19 @@ struct Ledger {
 }
 
 impl Ledger {
+    fn new(today: NaiveDate) -> Ledger {
+        Ledger {
+            today,
+            rulesets: Vec::new(),
+            cards: HashMap::new(),
+            usage: HashMap::new(),
+            program_paid: HashMap::new(),
+            entries: HashMap::new(),
+            by_sid: HashMap::new(),
+            next_sid: 0,
+        }
+    }
+
     fn publish(&mut self, input: RulesetInput) -> u64 {
         let errors = input.validate();
         assert!(errors.is_empty(), "golden ruleset does not validate: {errors:?}");
@@ -151,7 +176,7 @@ impl Ledger {
     }
 
     /// Card, eligibility and ruleset checks, then the split on the current counters (changes nothing).
-    fn compute(&self, bill: &Bill<'_>) -> Result<(String, u64, Split), Reply> {
+    fn compute(&self, bill: &Bill<'_>) -> Result<Computed, Reply> {
         let Some(card) = self.cards.get(bill.card_id) else {
             return Err(problem(404, "card_not_found", format!("card {} not found", bill.card_id)));
         };
@@ -172,7 +197,7 @@ impl Ledger {
         };
         let s = split(ruleset, card, bill.visit.visit_type, bill.amounts.total_fen, bill.residual(), usage);
         check_split_invariants(bill, &s);
-        Ok((card.category.clone(), ruleset.version, s))
+        Ok(Computed { category: card.category.clone(), ruleset_version: ruleset.version, split: s })
     }
 
     /// Adds (sign 1) or takes back (sign -1) exactly the recorded amounts.
@@ -197,7 +222,7 @@ impl Ledger {
         if !is_valid_id(&req.hospital_settlement_id) {
             errors.push("hospital_settlement_id".to_string());
         }
-        errors.extend(req.bill().validate(today()).iter().map(|e| e.to_string()));
+        errors.extend(req.bill().validate(self.today).iter().map(|e| e.to_string()));
         if !errors.is_empty() {
             return problem(400, "invalid_request", errors.join("; "));
         }
@@ -209,16 +234,16 @@ impl Ledger {
             }
             Some(Entry::Settlement(r)) => {
                 return if r.canonical == canonical {
-                    (200, record_json(r))
+                    reply(200, record_json(r))
                 } else {
                     problem(409, "idempotency_conflict", "same id, different request")
                 };
             }
             None => {}
         }
-        let (category, version, s) = match self.compute(&req.bill()) {
+        let Computed { category, ruleset_version, split: s } = match self.compute(&req.bill()) {
             Ok(x) => x,
-            Err(reply) => return reply,
+            Err(refused) => return refused,
         };
         let year = req.visit.date.year();
         self.apply(&req.card_id, year, &s.payments, 1);
@@ -231,14 +256,14 @@ impl Ledger {
             canonical,
             request: req,
             year,
-            ruleset_version: version,
+            ruleset_version,
             split: s,
             status: Status::Settled,
         };
         self.by_sid.insert(record.settlement_id.clone(), key.clone());
         let body = record_json(&record);
         self.entries.insert(key, Entry::Settlement(Box::new(record)));
-        (201, body)
+        reply(201, body)
     }
 
     fn quote(&self, body: &Value) -> Reply {
@@ -246,13 +271,13 @@ impl Ledger {
             Ok(r) => r,
             Err(e) => return problem(400, "invalid_request", e),
         };
-        let errors: Vec<String> = req.bill().validate(today()).iter().map(|e| e.to_string()).collect();
+        let errors: Vec<String> = req.bill().validate(self.today).iter().map(|e| e.to_string()).collect();
         if !errors.is_empty() {
             return problem(400, "invalid_request", errors.join("; "));
         }
         match self.compute(&req.bill()) {
-            Ok((category, version, s)) => (200, split_json("quote", &req.bill(), &category, version, &s)),
-            Err(reply) => reply,
+            Ok(c) => reply(200, split_json("quote", &req.bill(), &c.category, c.ruleset_version, &c.split)),
+            Err(refused) => refused,
         }
     }
 
@@ -288,19 +313,20 @@ impl Ledger {
                     let reversed = reversed;
                     let body = record_json(&reversed);
                     self.entries.insert(key, Entry::Settlement(reversed));
-                    (200, body)
+                    reply(200, body)
                 } else {
-                    (200, record_json(&r))
+                    reply(200, record_json(&r))
                 }
             }
-            Some(Entry::Tombstone { card_id }) if card_id == req.card_id => {
-                (200, json!({"status": "reversed_before_settled", "card_id": card_id, "hospital_settlement_id": key.1}))
-            }
+            Some(Entry::Tombstone { card_id }) if card_id == req.card_id => reply(
+                200,
+                json!({"status": "reversed_before_settled", "card_id": card_id, "hospital_settlement_id": key.1}),
+            ),
             Some(_) if by_hsid => problem(409, "idempotency_conflict", "the id belongs to another card"),
             Some(_) => problem(404, "not_found", "no settlement for this card"),
             None if by_hsid => {
                 self.entries.insert(key.clone(), Entry::Tombstone { card_id: req.card_id.clone() });
-                (
+                reply(
                     200,
                     json!({"status": "reversed_before_settled", "card_id": req.card_id, "hospital_settlement_id": key.1}),
                 )
@@ -345,22 +371,23 @@ fn check_split_invariants(bill: &Bill<'_>, s: &Split) {
     assert!(s.payments.iter().all(|p| p.paid_fen >= 0 && p.deductible_applied_fen >= 0), "{s:?}");
 }
 
-fn run_vector(file: &str, vector: &Value) -> usize {
-    let mut ledger = Ledger::default();
-    for (k, r) in vector["rulesets"].as_array().expect("rulesets").iter().enumerate() {
+fn run_vector(golden: &common::Golden) -> usize {
+    let file = &golden.name;
+    let mut ledger = Ledger::new(common::today());
+    for (k, r) in golden.rulesets().iter().enumerate() {
         let input: RulesetInput =
             serde_json::from_value(r.clone()).unwrap_or_else(|e| panic!("{file}: ruleset {k}: {e}"));
         assert_eq!(ledger.publish(input), k as u64 + 1);
     }
-    for c in vector["cardholders"].as_array().expect("cardholders") {
+    for c in golden.cardholders() {
         let card: Cardholder = serde_json::from_value(c.clone()).unwrap_or_else(|e| panic!("{file}: cardholder: {e}"));
         ledger.put_card(card);
     }
-    let steps = vector["steps"].as_array().expect("steps");
+    let steps = golden.steps();
     for (i, step) in steps.iter().enumerate() {
         let hospital = step["as"].as_str().unwrap_or_else(|| panic!("{file} step {i}: no `as`"));
         let request = &step["request"];
-        let (status, body) = match step["op"].as_str() {
+        let Reply { status, body } = match step["op"].as_str() {
             Some("settle") => ledger.settle(hospital, request),
             Some("quote") => ledger.quote(request),
             Some("reverse") => ledger.reverse(hospital, request),
@@ -374,62 +401,65 @@ fn run_vector(file: &str, vector: &Value) -> usize {
 
 #[test]
 fn every_golden_vector_through_the_pure_engine() {
-    let files = common::golden_files();
+    let mut files_run = 0;
     let mut steps = 0;
-    for (file, vector) in &files {
-        let n = run_vector(file, vector);
-        eprintln!("golden engine: {file}: {n} steps ok");
+    for golden in &common::golden_files() {
+        let n = run_vector(golden);
+        eprintln!("golden engine: {}: {n} steps ok", golden.name);
         steps += n;
+        files_run += 1;
     }
-    eprintln!("golden engine: {} files, {steps} steps", files.len());
+    eprintln!("golden engine: {files_run} files, {steps} steps");
+    assert_eq!(files_run, common::golden_json_count(), "every json file of tests/golden must run");
 }
 
 /// The ledger itself must refuse what API.md refuses, in API.md's order (so a green golden run means something).
 #[test]
 fn ledger_follows_the_api_order_of_checks() {
-    let mut ledger = Ledger::default();
-    ledger.publish(
-        serde_json::from_value(json!({"effective_from": "2026-01-01", "programs": [
-            {"id": "ma", "name": "MA", "covers": ["in_scope"], "categories": {"dibao": {"ratio_bp": 9000}}}]}))
-        .unwrap(),
-    );
-    ledger.put_card(
-        serde_json::from_value(json!({"card_id": "C1", "category": "dibao", "valid_from": "2026-01-01",
-            "valid_until": "2026-12-31", "status": "active"}))
-        .unwrap(),
-    );
+    let mut ledger = Ledger::new(common::today());
+    let ruleset = common::assistance_ruleset("2026-01-01", json!({"ratio_bp": 9000}));
+    ledger.publish(serde_json::from_value(ruleset).unwrap());
+    let mut card = common::cardholder("C1", "dibao");
+    card["valid_from"] = json!("2026-01-01"); // so a visit in 2025 is not eligible
+    ledger.put_card(serde_json::from_value(card).unwrap());
     let bill = |hsid: &str, card: &str, total: i64, date: &str| {
         json!({"hospital_settlement_id": hsid, "card_id": card, "visit": {"type": "outpatient", "date": date},
                "amounts": {"total_fen": total, "in_scope_fen": total, "pre_self_pay_fen": 0, "over_limit_fen": 0,
                            "self_pay_fen": 0}})
     };
+    let settle = |ledger: &mut Ledger, hsid: &str, card: &str, total: i64, date: &str| {
+        ledger.settle("H1", &bill(hsid, card, total, date))
+    };
     // unknown field, and a visit more than one day after today
     let mut extra = bill("a", "C1", 10, "2026-05-01");
     extra["foo"] = json!(1);
-    assert_eq!(ledger.settle("H1", &extra).0, 400);
-    assert_eq!(ledger.settle("H1", &bill("a", "C1", 10, "2027-01-02")).0, 400);
+    assert_eq!(ledger.settle("H1", &extra).status, 400);
+    let too_late = (ledger.today + Days::new(2)).to_string();
+    assert_eq!(settle(&mut ledger, "a", "C1", 10, &too_late).status, 400);
     // tombstone first, then the late original: 409 already_reversed; an invalid body still answers 400 first
     assert_eq!(
-        ledger.reverse("H1", &json!({"card_id": "C1", "hospital_settlement_id": "t"})).1["status"],
+        ledger.reverse("H1", &json!({"card_id": "C1", "hospital_settlement_id": "t"})).body["status"],
         "reversed_before_settled"
     );
-    assert_eq!(ledger.settle("H1", &bill("t", "C1", 10, "2026-05-01")).1["code"], "already_reversed");
-    assert_eq!(ledger.settle("H1", &bill("t", "C1", -1, "2026-05-01")).0, 400);
+    assert_eq!(settle(&mut ledger, "t", "C1", 10, "2026-05-01").body["code"], "already_reversed");
+    assert_eq!(settle(&mut ledger, "t", "C1", -1, "2026-05-01").status, 400);
     // idempotency is per hospital
-    assert_eq!(ledger.settle("H1", &bill("x", "C1", 10, "2026-05-01")).0, 201);
-    assert_eq!(ledger.settle("H1", &bill("x", "C1", 10, "2026-05-01")).0, 200);
-    assert_eq!(ledger.settle("H1", &bill("x", "C1", 11, "2026-05-01")).1["code"], "idempotency_conflict");
-    assert_eq!(ledger.settle("H2", &bill("x", "C1", 11, "2026-05-01")).0, 201);
+    assert_eq!(settle(&mut ledger, "x", "C1", 10, "2026-05-01").status, 201);
+    assert_eq!(settle(&mut ledger, "x", "C1", 10, "2026-05-01").status, 200);
+    assert_eq!(settle(&mut ledger, "x", "C1", 11, "2026-05-01").body["code"], "idempotency_conflict");
+    assert_eq!(ledger.settle("H2", &bill("x", "C1", 11, "2026-05-01")).status, 201);
     // the id check comes before the card check; the card check before the ruleset check
-    assert_eq!(ledger.settle("H1", &bill("x", "C404", 10, "2026-05-01")).1["code"], "idempotency_conflict");
-    assert_eq!(ledger.settle("H1", &bill("y", "C404", 10, "2025-05-01")).1["code"], "card_not_found");
-    assert_eq!(ledger.settle("H1", &bill("y", "C1", 10, "2025-05-01")).1["code"], "not_eligible");
+    assert_eq!(settle(&mut ledger, "x", "C404", 10, "2026-05-01").body["code"], "idempotency_conflict");
+    assert_eq!(settle(&mut ledger, "y", "C404", 10, "2025-05-01").body["code"], "card_not_found");
+    assert_eq!(settle(&mut ledger, "y", "C1", 10, "2025-05-01").body["code"], "not_eligible");
     // a reversal gives everything back; a replay afterwards shows `reversed`
     let before = ledger.usage.clone();
     let r = ledger.reverse("H1", &json!({"card_id": "C1", "hospital_settlement_id": "x"}));
-    assert_eq!(r.1["status"], "reversed");
-    assert_eq!(ledger.settle("H1", &bill("x", "C1", 10, "2026-05-01")).1["status"], "reversed");
-    let paid = |l: &HashMap<(String, i32, String), (i64, i64)>| l[&("C1".to_string(), 2026, "ma".to_string())].0;
+    assert_eq!(r.body["status"], "reversed");
+    assert_eq!(settle(&mut ledger, "x", "C1", 10, "2026-05-01").body["status"], "reversed");
+    let paid = |l: &HashMap<(String, i32, String), (i64, i64)>| {
+        l[&("C1".to_string(), 2026, "medical_assistance".to_string())].0
+    };
     assert_eq!(paid(&before) - paid(&ledger.usage), 9);
     ledger.check_counters("ledger", 0);
 }

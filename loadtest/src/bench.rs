@@ -7,12 +7,21 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// The systems of the benchmark, in table order: (run name prefix, label).
-pub const SYSTEMS: [(&str, &str); 4] = [
-    ("ceiling", "(a) TLS ceiling: hyper+rustls answering 201"),
-    ("floor", "(b) floor: hyper+rustls + one EVALSHA per request"),
-    ("settle", "(c) settlegate settle, Redis without persistence"),
-    ("settle-aof", "(c′) settlegate settle, Redis appendonly + appendfsync always"),
+/// One system the benchmark measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct System {
+    /// Prefix of its runs' directories: `<prefix>-closed`, `<prefix>-open`, `<prefix>-ramp`.
+    pub prefix: &'static str,
+    /// Its row label in docs/BENCHMARKS.md.
+    pub label: &'static str,
+}
+
+/// The systems of the benchmark, in table order.
+pub const SYSTEMS: [System; 4] = [
+    System { prefix: "ceiling", label: "(a) TLS ceiling: hyper+rustls answering 201" },
+    System { prefix: "floor", label: "(b) floor: hyper+rustls + one EVALSHA per request" },
+    System { prefix: "settle", label: "(c) settlegate settle, Redis without persistence" },
+    System { prefix: "settle-aof", label: "(c′) settlegate settle, Redis appendonly + appendfsync always" },
 ];
 
 /// Targets of the issue.
@@ -22,7 +31,10 @@ pub const P99_AT_HALF_TARGET_MS: f64 = 2.0;
 /// Everything one bench run left behind: `<name>/report.json` per run and `machine.env` (KEY=value lines).
 #[derive(Debug, Default)]
 pub struct BenchRun {
+    /// Each run's report.json by run name (`settle-closed`, `floor-open`, …), kept as JSON: the page reads
+    /// the few fields it shows, and reports from older tool versions still load.
     pub reports: BTreeMap<String, Value>,
+    /// `machine.env`: cores, CPU model, kernel, versions — the figures mean nothing without them.
     pub machine: BTreeMap<String, String>,
     /// Per run: Redis's own microseconds per EVALSHA (`INFO commandstats`, reset before the run).
     pub evalsha_usec: BTreeMap<String, f64>,
@@ -167,7 +179,7 @@ pub fn render(run: &BenchRun) -> String {
         "| system | saturation req/s (closed) | p50 / p99 ms at saturation | server CPU µs/req | Redis CPU µs/req | Redis µs per EVALSHA | load tool CPU µs/req | offered req/s (½ sat.) | achieved req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | other processes' cores |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (system, label) in SYSTEMS {
+    for System { prefix: system, label } in SYSTEMS {
         let closed = run.reports.get(&format!("{system}-closed"));
         let open = run.reports.get(&format!("{system}-open"));
         if closed.is_none() && open.is_none() {
@@ -211,26 +223,24 @@ pub fn render(run: &BenchRun) -> String {
          run (from `/proc/stat`): work that competed with the measurement.\n"
     );
 
-    let ramps: Vec<(&str, &str, &Value)> = SYSTEMS
-        .iter()
-        .filter_map(|(sys, label)| run.reports.get(&format!("{sys}-ramp")).map(|r| (*sys, *label, r)))
-        .collect();
+    let ramps: Vec<(System, &Value)> =
+        SYSTEMS.iter().filter_map(|s| run.reports.get(&format!("{}-ramp", s.prefix)).map(|r| (*s, r))).collect();
     if !ramps.is_empty() {
         let _ = writeln!(s, "### Highest open-model rate that meets the p99 SLO\n");
         let _ = writeln!(
             s,
             "A ramp in the open model, steps of 20 % of the system's saturation, {} s each, stopping after two steps in \
              a row whose p99 or error rate misses the scenario's SLO (p99 ≤ {} ms, error rate ≤ {}).\n",
-            fmt_opt(step_seconds(ramps[0].2), 0),
-            fmt_opt(f(&ramps[0].2["slo"]["p99_ms"]), 1),
-            fmt_opt(f(&ramps[0].2["slo"]["max_error_rate"]), 3),
+            fmt_opt(step_seconds(ramps[0].1), 0),
+            fmt_opt(f(&ramps[0].1["slo"]["p99_ms"]), 1),
+            fmt_opt(f(&ramps[0].1["slo"]["max_error_rate"]), 3),
         );
         let _ = writeln!(
             s,
             "| system | steps (offered req/s → p99 ms) | highest rate meeting the SLO | share of saturation |"
         );
         let _ = writeln!(s, "|---|---|---:|---:|");
-        for (sys, label, r) in &ramps {
+        for (System { prefix: sys, label }, r) in &ramps {
             let steps: Vec<String> = r["ramp"]["steps"]
                 .as_array()
                 .map(|v| {

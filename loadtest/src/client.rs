@@ -18,7 +18,7 @@ use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -32,7 +32,9 @@ pub const MAX_POOL_SIZE: usize = 4096;
 pub struct Target {
     /// `https://host:port`, no trailing slash.
     pub base: String,
+    /// The address the host resolved to, once: no DNS lookup per connection.
     pub addr: SocketAddr,
+    /// The name the server certificate must carry (SNI and verification).
     pub server_name: ServerName<'static>,
 }
 
@@ -79,13 +81,21 @@ impl Sender {
 /// (reused last-in first-out), or all as streams of one HTTP/2 connection. A request that finds the pool busy
 /// waits for a connection, as a billing system's fixed-size pool would make it wait.
 struct Pool {
+    /// Where new connections go.
     target: Arc<Target>,
+    /// The identity's TLS client config (its own client certificate).
     tls: tokio_rustls::TlsConnector,
+    /// One multiplexed HTTP/2 connection instead of HTTP/1.1 connections.
     http2: bool,
+    /// Bound on TCP + TLS + HTTP handshake.
     connect_timeout: Duration,
+    /// `size` permits: requests in flight at most.
     permits: Semaphore,
+    /// Idle HTTP/1.1 connections, reused last-in first-out (the warmest first).
     idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+    /// The shared HTTP/2 connection, once opened; an async lock, since opening it awaits the handshake.
     h2: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>,
+    /// Connections opened so far.
     opened: AtomicU64,
 }
 
@@ -188,9 +198,11 @@ impl Failure {
 /// An HTTP answer.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The HTTP status.
     pub status: u16,
-    /// `Idempotent-Replayed: true`.
+    /// `Idempotent-Replayed: true`: the gateway answered a retry from its record, not by settling again.
     pub replayed: bool,
+    /// The whole body, read before the request counts as answered.
     pub body: Bytes,
 }
 
@@ -217,12 +229,57 @@ impl Answer {
 pub const JSON: &str = "application/json";
 pub const NDJSON: &str = "application/x-ndjson";
 
+/// A request body and its media type.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The serialised body, sent as it is (cheap to clone: a retry resends the very same bytes).
+    pub bytes: Bytes,
+    /// The `Content-Type` the gateway dispatches on: [`JSON`] for the API, [`NDJSON`] for the bulk import.
+    pub content_type: &'static str,
+}
+
+impl Payload {
+    /// A JSON body that is already serialised.
+    pub fn json(bytes: Bytes) -> Payload {
+        Payload { bytes, content_type: JSON }
+    }
+
+    /// A JSON body serialised from `value`.
+    pub fn json_of(value: &impl Serialize) -> Payload {
+        Payload::json(json_bytes(value))
+    }
+
+    /// An NDJSON body (one JSON document per line).
+    pub fn ndjson(bytes: Bytes) -> Payload {
+        Payload { bytes, content_type: NDJSON }
+    }
+}
+
+/// `value` as JSON bytes; the tool's own bodies always serialise.
+pub fn json_bytes(value: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("the tool's request bodies serialise"))
+}
+
+/// The answer of a setup or audit request, read as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonAnswer {
+    /// HTTP status: callers branch on it (200 found, 404 absent, 201 published, 5xx retried).
+    pub status: u16,
+    /// The parsed body, `Null` when the body was empty (a 404 without a problem body, for instance).
+    pub body: serde_json::Value,
+}
+
 /// One identity's view of the target: its certificate and its connection pool.
 pub struct Endpoint {
+    /// The identity's certificate name (a hospital id, or the relief office): names it in errors and reports.
     pub name: String,
+    /// The target's `https://host:port`, for HTTP/2 request URIs.
     base: String,
+    /// The `Host` header of HTTP/1.1 requests.
     authority: http::HeaderValue,
+    /// Its own connections, as a billing system holds its own.
     pool: Pool,
+    /// Bound on one exchange, pool wait included.
     request_timeout: Duration,
 }
 
@@ -276,16 +333,11 @@ impl Endpoint {
 
     /// One request; the whole exchange (waiting for a pooled connection, connecting, sending, reading the
     /// full body) is bounded by the request timeout.
-    pub async fn call(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<(Bytes, &'static str)>,
-    ) -> Result<Answer, Failure> {
+    pub async fn call(&self, method: Method, path_and_query: &str, body: Option<Payload>) -> Result<Answer, Failure> {
         self.call_with_timeout(method, path_and_query, body, self.request_timeout).await
     }
 
-    fn request(&self, method: &Method, path_and_query: &str, body: &Option<(Bytes, &'static str)>) -> Request<Body> {
+    fn request(&self, method: &Method, path_and_query: &str, body: Option<&Payload>) -> Request<Body> {
         let mut builder = Request::builder().method(method.clone());
         builder = if self.pool.http2 {
             builder.uri(format!("{}{}", self.base, path_and_query))
@@ -293,9 +345,9 @@ impl Endpoint {
             builder.uri(path_and_query).header(http::header::HOST, self.authority.clone())
         };
         let body = match body {
-            Some((bytes, content_type)) => {
-                builder = builder.header(http::header::CONTENT_TYPE, *content_type);
-                Full::new(bytes.clone())
+            Some(payload) => {
+                builder = builder.header(http::header::CONTENT_TYPE, payload.content_type);
+                Full::new(payload.bytes.clone())
             }
             None => Full::new(Bytes::new()),
         };
@@ -306,7 +358,7 @@ impl Endpoint {
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<(Bytes, &'static str)>,
+        body: Option<Payload>,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let exchange = async {
@@ -315,7 +367,7 @@ impl Endpoint {
             // (`is_canceled`): that one attempt is retried on another connection. Nothing else is retried.
             for attempt in 0..2 {
                 let (mut sender, fresh) = self.pool.checkout().await?;
-                let response = match sender.send(self.request(&method, path_and_query, &body)).await {
+                let response = match sender.send(self.request(&method, path_and_query, body.as_ref())).await {
                     Ok(r) => r,
                     Err(e) if e.is_canceled() && !fresh && attempt == 0 => continue,
                     Err(e) => return Err(Failure::Io(e.to_string())),
@@ -343,8 +395,8 @@ impl Endpoint {
         method: Method,
         path_and_query: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<(u16, serde_json::Value), BoxError> {
-        let body = body.map(|v| (Bytes::from(serde_json::to_vec(v).expect("json")), JSON));
+    ) -> Result<JsonAnswer, BoxError> {
+        let body = body.map(Payload::json_of);
         let answer = self
             .call(method.clone(), path_and_query, body)
             .await
@@ -361,7 +413,7 @@ impl Endpoint {
                 )
             })?
         };
-        Ok((answer.status, value))
+        Ok(JsonAnswer { status: answer.status, body: value })
     }
 }
 

@@ -4,11 +4,16 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::stats::round_to;
+
 /// CPU a process used during the measured phase.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CpuUse {
+    /// The name given with `--watch-pid NAME=PID` (`loadtest` for the tool itself).
     pub name: String,
+    /// The process measured.
     pub pid: u32,
+    /// CPU time (user + system) during the phase, milliseconds.
     pub cpu_ms: f64,
     /// CPU time divided by the requests completed in the phase.
     pub cpu_us_per_request: f64,
@@ -42,9 +47,13 @@ pub fn read_ticks(pid: u32) -> Result<u64, String> {
 
 /// A running measurement of one process (`pid` 0 = this process).
 pub struct CpuWatch {
+    /// The name the report gives the process.
     pub name: String,
+    /// The process (0 = this one).
     pub pid: u32,
+    /// Its utime + stime at the start, clock ticks.
     start_ticks: u64,
+    /// When the measurement started, for the wall time.
     start: Instant,
 }
 
@@ -61,12 +70,8 @@ impl CpuWatch {
             name: self.name.clone(),
             pid: if self.pid == 0 { std::process::id() } else { self.pid },
             cpu_ms,
-            cpu_us_per_request: if requests == 0 {
-                0.0
-            } else {
-                (cpu_ms * 1000.0 / requests as f64 * 10.0).round() / 10.0
-            },
-            cores_busy: if wall_ms > 0.0 { (cpu_ms / wall_ms * 100.0).round() / 100.0 } else { 0.0 },
+            cpu_us_per_request: if requests == 0 { 0.0 } else { round_to(cpu_ms * 1000.0 / requests as f64, 1) },
+            cores_busy: if wall_ms > 0.0 { round_to(cpu_ms / wall_ms, 2) } else { 0.0 },
         })
     }
 }
@@ -83,8 +88,19 @@ pub struct MachineCpu {
     pub steal_cores: f64,
 }
 
-/// (busy, steal, total) ticks from the text of `/proc/stat`.
-pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64, u64)> {
+/// The whole machine's CPU counters, in clock ticks since boot (the `cpu` line of `/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Ticks not idle and not waiting for I/O: what was competing for (or used by) the cores.
+    pub busy: u64,
+    /// Ticks the hypervisor gave to other guests while this one wanted to run.
+    pub steal: u64,
+    /// All ticks of all cores.
+    pub total: u64,
+}
+
+/// The machine's busy, steal and total ticks from the text of `/proc/stat`.
+pub fn parse_proc_stat(stat: &str) -> Option<MachineTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|x| x.parse().ok()).collect::<Option<_>>()?;
     if v.len() < 8 {
@@ -92,33 +108,39 @@ pub fn parse_proc_stat(stat: &str) -> Option<(u64, u64, u64)> {
     }
     let total: u64 = v.iter().sum();
     let idle = v[3] + v[4];
-    Some((total - idle, v[7], total))
+    Some(MachineTicks { busy: total - idle, steal: v[7], total })
 }
 
+/// The machine's counters now.
+fn read_machine_ticks() -> Result<MachineTicks, String> {
+    let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    parse_proc_stat(&text).ok_or_else(|| "/proc/stat: unreadable".to_string())
+}
+
+/// A running measurement of the whole machine.
 pub struct MachineWatch {
-    start: (u64, u64, u64),
+    /// The counters at the start.
+    start: MachineTicks,
+    /// When the measurement started, for the wall time.
     started: Instant,
 }
 
 impl MachineWatch {
     pub fn start() -> Result<MachineWatch, String> {
-        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-        Ok(MachineWatch { start: parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?, started: Instant::now() })
+        Ok(MachineWatch { start: read_machine_ticks()?, started: Instant::now() })
     }
 
     /// `processes`: the watched processes' figures over the same phase.
     pub fn finish(&self, processes: &[CpuUse]) -> Result<MachineCpu, String> {
-        let text = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
-        let (busy, steal, _) = parse_proc_stat(&text).ok_or("/proc/stat: unreadable")?;
+        let now = read_machine_ticks()?;
         let wall_s = self.started.elapsed().as_secs_f64().max(1e-3);
         let ticks = clock_ticks_per_s();
-        let cores_busy = busy.saturating_sub(self.start.0) as f64 / ticks / wall_s;
+        let cores_busy = now.busy.saturating_sub(self.start.busy) as f64 / ticks / wall_s;
         let ours: f64 = processes.iter().map(|p| p.cores_busy).sum();
-        let round = |x: f64| (x * 100.0).round() / 100.0;
         Ok(MachineCpu {
-            cores_busy: round(cores_busy),
-            others_cores_busy: round((cores_busy - ours).max(0.0)),
-            steal_cores: round(steal.saturating_sub(self.start.1) as f64 / ticks / wall_s),
+            cores_busy: round_to(cores_busy, 2),
+            others_cores_busy: round_to((cores_busy - ours).max(0.0), 2),
+            steal_cores: round_to(now.steal.saturating_sub(self.start.steal) as f64 / ticks / wall_s, 2),
         })
     }
 }
@@ -138,7 +160,7 @@ mod tests {
     fn parses_the_machine_line() {
         let stat = "cpu  100 5 50 1000 20 1 2 7 0 0\ncpu0 50 2 25 500 10 0 1 3 0 0\n";
         // busy = total - idle - iowait = 1185 - 1020
-        assert_eq!(parse_proc_stat(stat), Some((165, 7, 1185)));
+        assert_eq!(parse_proc_stat(stat), Some(MachineTicks { busy: 165, steal: 7, total: 1185 }));
         assert!(MachineWatch::start().unwrap().finish(&[]).is_ok());
     }
 }

@@ -32,19 +32,29 @@ const MAX_BODY_BYTES: usize = 65_536;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const KEYS: u64 = 1024;
 
+/// What a floor server does per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FloorMode {
+    // Answers at once: the TLS "200 OK" ceiling. (Plain comments: doc comments would become `--mode` help.)
     Ok,
+    // One EVALSHA per request first: the floor of one Redis round trip per settlement.
     Evalsha,
 }
 
+/// How to run a floor server (the `floor` subcommand's arguments).
 #[derive(Debug, Clone)]
 pub struct FloorOptions {
+    /// `ok` (TLS ceiling) or `evalsha` (one Redis round trip per request).
     pub mode: FloorMode,
+    /// The address to listen on.
     pub listen: SocketAddr,
+    /// The server certificate chain, PEM.
     pub cert: PathBuf,
+    /// Its private key, PEM.
     pub key: PathBuf,
+    /// The CA client certificates must chain to (mTLS, as the gateway requires).
     pub client_ca: PathBuf,
+    /// Redis for `evalsha` mode.
     pub redis_url: Option<String>,
 }
 

@@ -7,18 +7,20 @@
 //!
 //! ```text
 //! main.rs        clap CLI: `run` | `seed` | `floor` | `bench-report`; wires the modules below together, maps the verdict to the exit code
-//! scenario.rs    TOML scenario: hospitals, cardholders, ruleset, operation mix, bills, SLOs, load defaults (pure)
+//! scenario/      TOML scenario: hospitals, cardholders, ruleset, operation mix, bills, SLOs, load defaults (pure)
 //! tls.rs         PEM loading and ring-only rustls client/server configs (mTLS, one client cert per identity)
-//! client.rs      hyper-util legacy client over tokio-rustls: one keep-alive pool per identity; typed answers
-//! workload.rs    what one simulated request is: card population, bills, operation mix, and the ledger of
-//!                answered settlements the audit later checks against the gateway
+//! client.rs      hyper client connections over tokio-rustls, one bounded keep-alive pool per identity; typed answers
+//! workload/      what one simulated request is: card population, bills, request bodies, the operations, and
+//!                the ledger of answered settlements the audit later checks against the gateway
 //! stats.rs       HdrHistograms (µs) overall / per operation / per second, errors by code, progress lines (pure)
-//! driver.rs      load generators: open model (constant arrival rate, latency from the intended start),
+//! driver/        load generators: open model (constant arrival rate, latency from the intended start),
 //!                closed model (fixed concurrency), ramp (rate steps until the p99 SLO breaks); bounded everywhere
 //! seed.rs        creates the run's cardholders (bulk NDJSON import) and publishes the scenario's ruleset
-//! audit.rs       post-run money audit: settlements exist once with the answered amounts, reversals reversed,
-//!                card usage = sum of answers and under the caps, pools under budget, reconciliation deltas
-//! report.rs      report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure)
+//! audit/         post-run money audit, one file per check family: unknown outcomes resolved, settlements exist
+//!                once with the answered amounts, reversals reversed, card usage = sum of answers and under the
+//!                caps, pools under budget, reconciliation deltas, cancelled ids stay cancelled
+//! report/        report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure):
+//!                model (the JSON), verdict, text, html, charts
 //! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling) and `evalsha` (one EVALSHA)
 //! bench.rs       `bench-report`: the report.json files of one scripts/bench.sh run → docs/BENCHMARKS.md (pure)
 //! cpu.rs         CPU time of other processes from /proc/<pid>/stat, for "CPU per settle"

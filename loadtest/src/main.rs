@@ -19,10 +19,10 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use settlegate_loadtest::audit::{self, AuditInput, AuditReport, Tamper};
+use settlegate_loadtest::audit::{self, AuditInput, AuditReport, Tamper, TamperTarget};
 use settlegate_loadtest::client::{Endpoint, Target, MAX_POOL_SIZE};
 use settlegate_loadtest::cpu::{CpuUse, CpuWatch, MachineWatch};
-use settlegate_loadtest::driver::{best_rate, Driver, Phase, Schedule, STOP};
+use settlegate_loadtest::driver::{best_rate, Driver, Phase, RampRun, Schedule, STOP};
 use settlegate_loadtest::floor::{self, FloorMode, FloorOptions};
 use settlegate_loadtest::report::{self, RampReport, RunFacts, RunInfo};
 use settlegate_loadtest::scenario::{self, LoadShape, Scenario};
@@ -184,7 +184,7 @@ struct FloorArgs {
 
 /// A run id unique per run and short: "LT" + milliseconds since the epoch in base 36.
 fn new_run_id() -> String {
-    let mut n = Utc::now().timestamp_millis() as u64;
+    let mut n = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
     let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut s = Vec::new();
     while n > 0 {
@@ -237,12 +237,12 @@ fn load_shape(args: &RunArgs, s: &Scenario) -> Result<LoadShape, BoxError> {
         return Err(format!("duration must be in (0, {}] s", scenario::MAX_DURATION_S).into());
     }
     let ramp = |spec: &str| -> Result<LoadShape, BoxError> {
-        let (start_per_s, step_per_s, max_per_s) = scenario::parse_ramp(spec)?;
+        let spec = scenario::parse_ramp(spec)?;
         let step_s = args.ramp_step_s.or(s.load.ramp_step_s).unwrap_or(5.0);
         if !(step_s > 0.0 && step_s <= 600.0) {
             return Err("ramp step must be in (0, 600] s".into());
         }
-        Ok(LoadShape::Ramp { start_per_s, step_per_s, max_per_s, step_s })
+        Ok(LoadShape::Ramp { spec, step_s })
     };
     let open = |rate_per_s: f64| -> Result<LoadShape, BoxError> {
         if !(rate_per_s > 0.0 && rate_per_s <= scenario::MAX_RATE_PER_S) {
@@ -315,7 +315,7 @@ async fn tamper_later(args: &TamperArgs, workload: Arc<Workload>, after: Duratio
         Some(p) => p,
         None => (workload.cards.card_id(0), workload.scenario.ruleset.programs[0].id.clone()),
     };
-    let (key, field) =
+    let TamperTarget { key, field } =
         audit::tamper_names(&args.key_template, &args.field_template, &card_id, workload.year(), &program);
     let result = audit::tamper(&args.redis_url, &key, &field).await;
     match &result {
@@ -417,9 +417,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
             let phase = driver.closed(concurrency, Duration::from_secs_f64(duration_s), "").await;
             ("closed", None, Some(concurrency), duration_s, phase, None)
         }
-        LoadShape::Ramp { start_per_s, step_per_s, max_per_s, step_s } => {
-            let (steps, phases) =
-                driver.ramp(start_per_s, step_per_s, max_per_s, Duration::from_secs_f64(step_s), &slo).await;
+        LoadShape::Ramp { spec, step_s } => {
+            let RampRun { steps, phases } = driver.ramp(spec, Duration::from_secs_f64(step_s), &slo).await;
             let mut phases = phases.into_iter();
             let mut merged = phases.next().ok_or("the ramp was stopped before its first step")?;
             for p in phases {
@@ -453,7 +452,6 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
                 admin: admin.clone(),
                 ruleset_version: s.ruleset_version,
                 year: today[..4].to_string(),
-                dates: vec![today.clone(), tomorrow.clone()],
                 before,
                 options: scenario.audit.clone(),
                 tamper,

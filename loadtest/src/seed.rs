@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 
-use crate::client::{Endpoint, NDJSON};
+use crate::client::{Endpoint, JsonAnswer, Payload};
+use crate::stats::elapsed_ms;
 use crate::workload::CardBook;
 use crate::BoxError;
 
@@ -15,10 +16,14 @@ pub const IMPORT_CHUNK_LINES: u32 = 50_000;
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
 const RULESET_WAIT: Duration = Duration::from_secs(10);
 
+/// What the seed step created (`seed` in report.json).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Seeded {
+    /// Cardholders imported: the scenario's whole population.
     pub cards: u32,
+    /// How long the import took, milliseconds.
     pub import_ms: u64,
+    /// The version the ruleset was published as: every answer of the run must name it.
     pub ruleset_version: u64,
     /// From publishing to the first eligibility answer that used the new version.
     pub ruleset_visible_ms: u64,
@@ -41,7 +46,12 @@ pub async fn import_cards(admin: &Endpoint, cards: &CardBook, year: i32) -> Resu
         let to = (from + IMPORT_CHUNK_LINES).min(cards.count);
         let body = import_body(cards, from, to, year);
         let answer = admin
-            .call_with_timeout(Method::POST, "/admin/v1/cardholders/import", Some((body, NDJSON)), IMPORT_TIMEOUT)
+            .call_with_timeout(
+                Method::POST,
+                "/admin/v1/cardholders/import",
+                Some(Payload::ndjson(body)),
+                IMPORT_TIMEOUT,
+            )
             .await
             .map_err(|f| format!("cardholder import: {} {f:?}", f.code()))?;
         if !(200..300).contains(&answer.status) {
@@ -59,11 +69,11 @@ pub async fn import_cards(admin: &Endpoint, cards: &CardBook, year: i32) -> Resu
         }
         from = to;
     }
-    Ok(t0.elapsed().as_millis() as u64)
+    Ok(elapsed_ms(t0))
 }
 
 pub async fn publish_ruleset(admin: &Endpoint, ruleset: &serde_json::Value) -> Result<u64, BoxError> {
-    let (status, v) = admin.json(Method::POST, "/admin/v1/rulesets", Some(ruleset)).await?;
+    let JsonAnswer { status, body: v } = admin.json(Method::POST, "/admin/v1/rulesets", Some(ruleset)).await?;
     if status != 201 {
         return Err(format!("publishing the ruleset: HTTP {status} {v}").into());
     }
@@ -82,7 +92,7 @@ pub async fn wait_for_ruleset(
     let mut last = String::new();
     while t0.elapsed() < RULESET_WAIT {
         match hospital.json(Method::POST, "/v1/eligibility", Some(&body)).await {
-            Ok((200, v)) if v["ruleset_version"].as_u64().is_some_and(|n| n >= version) => {
+            Ok(JsonAnswer { status: 200, body: v }) if v["ruleset_version"].as_u64().is_some_and(|n| n >= version) => {
                 if v["ruleset_version"].as_u64() != Some(version) {
                     return Err(format!(
                         "another ruleset (version {}) was published during the seed step",
@@ -93,9 +103,9 @@ pub async fn wait_for_ruleset(
                 if v["eligible"] != true {
                     return Err(format!("seeded card {card_id} is not eligible: {v}").into());
                 }
-                return Ok(t0.elapsed().as_millis() as u64);
+                return Ok(elapsed_ms(t0));
             }
-            Ok((status, v)) => last = format!("HTTP {status} {v}"),
+            Ok(JsonAnswer { status, body: v }) => last = format!("HTTP {status} {v}"),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -120,12 +130,11 @@ pub async fn seed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Scenario;
     use crate::workload::CardholderLine;
 
     #[test]
     fn import_body_is_one_cardholder_per_line() {
-        let s = Scenario::from_toml(include_str!("../scenarios/smoke.toml")).unwrap();
+        let s = crate::scenario::smoke();
         let book = CardBook::new(&s, "LTx");
         let body = import_body(&book, 10, 13, 2026);
         let lines: Vec<CardholderLine> =

@@ -18,18 +18,60 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).expect("valid histogram bounds")
 }
 
+/// Microseconds in `d`, saturating (at u64::MAX, half a million years): latencies and lags for the histograms.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since `t0`, saturating: how long a seed or audit step took.
+pub fn elapsed_ms(t0: Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A measured, non-negative figure computed in floating point (a request count, a schedule offset in
+/// nanoseconds, a chart's grid line count) as an integer, toward zero. Never for money.
+// `as` saturates (negative and NaN give 0, too large gives u64::MAX): exactly what these figures want.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn saturating_u64(x: f64) -> u64 {
+    x as u64
+}
+
+/// A small signed figure computed in floating point (a chart's power-of-ten exponent) as an i32, toward zero.
+// `as` saturates at the i32 bounds and gives 0 for NaN; chart exponents are within ±20.
+#[allow(clippy::cast_possible_truncation)]
+pub fn saturating_i32(x: f64) -> i32 {
+    x as i32
+}
+
+/// `x` rounded to `decimals` decimal places: how every figure in the reports is rounded.
+pub fn round_to(x: f64, decimals: u8) -> f64 {
+    let scale = 10f64.powi(i32::from(decimals));
+    (x * scale).round() / scale
+}
+
+/// The text of error counts by code, `code=n` separated by spaces (progress lines and the summary).
+pub fn codes_line(errors_by_code: &BTreeMap<String, u64>) -> String {
+    errors_by_code.iter().map(|(code, n)| format!("{code}={n}")).collect::<Vec<_>>().join(" ")
+}
+
 fn us_to_ms(us: u64) -> f64 {
-    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+    round_to(us as f64 / 1000.0, 3)
 }
 
 /// The percentiles every report shows, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
+    /// The median: the typical request.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile: what the SLO limits.
     pub p99: f64,
+    /// 99.9th percentile: the tail that one stall in a thousand requests shows in.
     pub p999: f64,
+    /// The slowest request (within the histogram's 0.1 % resolution).
     pub max: f64,
+    /// The mean, which a few slow requests move (compare it with p50).
     pub mean: f64,
 }
 
@@ -43,22 +85,31 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
         p99: us_to_ms(h.value_at_quantile(0.99)),
         p999: us_to_ms(h.value_at_quantile(0.999)),
         max: us_to_ms(h.max()),
-        mean: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+        mean: round_to(h.mean() / 1000.0, 3),
     }
 }
 
+/// One point of the latency-by-percentile curve.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CurvePoint {
+    /// The percentile, 0 to 100 (100 is the maximum); rounded to 3 decimals, as in report.json.
+    pub percentile: f64,
+    /// The latency at that percentile, in milliseconds.
+    pub latency_ms: f64,
+}
+
 /// Points of the latency-by-percentile curve: 0, 90, 99, 99.9 … 99.999 % in tenths of a "nine", then the max.
-pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+pub fn percentile_curve(h: &Histogram<u64>) -> Vec<CurvePoint> {
     if h.is_empty() {
         return Vec::new();
     }
     let mut points = Vec::new();
     for tenth_nines in 0..=50u32 {
         let quantile = 1.0 - 10f64.powf(-(tenth_nines as f64) / 10.0);
-        let percentile = (quantile * 100.0 * 1000.0).round() / 1000.0;
-        points.push((percentile, us_to_ms(h.value_at_quantile(quantile))));
+        let percentile = round_to(quantile * 100.0, 3);
+        points.push(CurvePoint { percentile, latency_ms: us_to_ms(h.value_at_quantile(quantile)) });
     }
-    points.push((100.0, us_to_ms(h.max())));
+    points.push(CurvePoint { percentile: 100.0, latency_ms: us_to_ms(h.max()) });
     points
 }
 
@@ -67,18 +118,28 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 pub struct TimelinePoint {
     /// End of the interval, seconds since the phase began.
     pub t_s: f64,
+    /// Requests that completed in the interval.
     pub requests: u64,
+    /// Those of them that failed.
     pub errors: u64,
+    /// Completions per second over the interval (intervals are about, not exactly, one second).
     pub rate_per_s: f64,
+    /// Median latency of the interval's completions, milliseconds.
     pub p50_ms: f64,
+    /// Their 99th percentile: a stall shows here second by second.
     pub p99_ms: f64,
+    /// Their slowest.
     pub max_ms: f64,
 }
 
+/// One operation's share of a phase.
 #[derive(Debug)]
 pub struct OpStats {
+    /// Its latencies, microseconds.
     pub histogram: Histogram<u64>,
+    /// Its completed (or timed out) requests.
     pub requests: u64,
+    /// Those of them whose answer was not the expected one.
     pub errors: u64,
 }
 
@@ -86,13 +147,19 @@ pub struct OpStats {
 /// `.await`.
 #[derive(Debug)]
 pub struct Recorder {
+    /// When the phase began: the origin of the timeline and of the achieved rate.
     pub started: Instant,
+    /// Every completed request's latency, microseconds.
     pub overall: Histogram<u64>,
+    /// Per operation, indexed by [`Op::index`].
     pub ops: Vec<OpStats>,
     /// Requests answered or given up on (with a latency) plus intended requests never sent.
     pub requests: u64,
+    /// Of those, the ones that failed (wrong answer, timeout, not sent).
     pub errors: u64,
+    /// `errors` by code: a count per `timeout`, `not_sent`, problem code, `http_NNN`, …
     pub errors_by_code: BTreeMap<String, u64>,
+    /// One point per closed interval ([`Recorder::tick`]).
     pub timeline: Vec<TimelinePoint>,
     /// Open model: how late each request started compared to its intended start (the tool's own lateness).
     pub send_lag: Histogram<u64>,
@@ -165,10 +232,10 @@ impl Recorder {
         let span_s = now.duration_since(self.interval_started).as_secs_f64().max(1e-3);
         let p = percentiles(&self.interval);
         let point = TimelinePoint {
-            t_s: (now.duration_since(self.started).as_secs_f64() * 1000.0).round() / 1000.0,
+            t_s: round_to(now.duration_since(self.started).as_secs_f64(), 3),
             requests: self.interval_requests,
             errors: self.interval_errors,
-            rate_per_s: (self.interval_requests as f64 / span_s * 10.0).round() / 10.0,
+            rate_per_s: round_to(self.interval_requests as f64 / span_s, 1),
             p50_ms: p.p50,
             p99_ms: p.p99,
             max_ms: p.max,
@@ -189,7 +256,7 @@ impl Recorder {
         if elapsed <= 0.0 {
             0.0
         } else {
-            (completed as f64 / elapsed * 10.0).round() / 10.0
+            round_to(completed as f64 / elapsed, 1)
         }
     }
 
@@ -218,7 +285,7 @@ impl Recorder {
         }
         for point in &other.timeline {
             let mut p = point.clone();
-            p.t_s = ((p.t_s + offset_s) * 1000.0).round() / 1000.0;
+            p.t_s = round_to(p.t_s + offset_s, 3);
             self.timeline.push(p);
         }
         if other.last_completion.is_some() {
@@ -241,8 +308,7 @@ impl Recorder {
             self.errors
         );
         if !self.errors_by_code.is_empty() {
-            let codes: Vec<String> = self.errors_by_code.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            line.push_str(&format!(" ({})", codes.join(" ")));
+            line.push_str(&format!(" ({})", codes_line(&self.errors_by_code)));
         }
         line
     }
@@ -274,9 +340,10 @@ mod tests {
             h.record(us).unwrap();
         }
         let curve = percentile_curve(&h);
-        assert_eq!(curve.first().unwrap().0, 0.0);
-        assert_eq!(curve.last().unwrap(), &(100.0, 90.047)); // max within 0.1 % (3 significant digits)
-        assert!(curve.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(curve.first().map(|p| p.percentile.to_bits()), Some(0.0f64.to_bits()));
+        // max within 0.1 % (3 significant digits)
+        assert_eq!(curve.last().unwrap(), &CurvePoint { percentile: 100.0, latency_ms: 90.047 });
+        assert!(curve.windows(2).all(|w| w[0].percentile <= w[1].percentile && w[0].latency_ms <= w[1].latency_ms));
     }
 
     #[test]
@@ -296,7 +363,7 @@ mod tests {
         let point = r.tick(t0 + Duration::from_secs(1));
         assert_eq!(point.requests, 3);
         assert_eq!(point.errors, 2);
-        assert_eq!(point.rate_per_s, 3.0);
+        assert!((point.rate_per_s - 3.0).abs() < 1e-9, "{}", point.rate_per_s);
         let next = r.tick(t0 + Duration::from_secs(2));
         assert_eq!(next.requests, 0);
         assert_eq!(r.timeline.len(), 2);

@@ -8,12 +8,17 @@ use super::{is_valid_id, is_valid_label, FieldError};
 /// Tags a card may carry; a bound so one card cannot bloat every settle script call.
 pub const MAX_TAGS: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CardStatus {
     Active,
     Suspended,
 }
+
+deserialize_from_str!(CardStatus, "a card status", [
+    CardStatus::Active => "active",
+    CardStatus::Suspended => "suspended",
+]);
 
 impl CardStatus {
     pub fn as_str(self) -> &'static str {
@@ -115,6 +120,18 @@ mod tests {
             status,
             tags: vec![],
         }
+    }
+
+    #[test]
+    fn status_reads_only_the_strings_it_writes() {
+        for s in [CardStatus::Active, CardStatus::Suspended] {
+            let text = serde_json::to_string(&s).unwrap();
+            assert_eq!(text, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<CardStatus>(&text).unwrap(), s);
+            assert!(serde_json::from_str::<CardStatus>(&format!("{{{text}:null}}")).is_err(), "{text} as a map");
+        }
+        let e = serde_json::from_str::<CardStatus>("\"closed\"").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `closed`, expected `active` or `suspended`"), "{e}");
     }
 
     #[test]

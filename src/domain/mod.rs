@@ -4,6 +4,32 @@
 //! the split decided. Validation errors name the offending field with a JSON-ish path (`programs[2].categories.
 //! dibao.ratio_bp`), the same path a client sees in `problem+json` `errors[].field`.
 
+/// `Deserialize` for a unit-only enum, from a JSON string alone. serde's derive also reads a unit variant from a
+/// one-entry map (`"type": {"inpatient": null}`); the API takes only the string (docs/DESIGN.md "Strict JSON").
+/// The names must be those `Serialize` writes (`rename_all`); each enum's tests round-trip every variant.
+macro_rules! deserialize_from_str {
+    ($ty:ty, $expecting:literal, [$($variant:path => $name:literal),+ $(,)?]) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Name;
+                impl serde::de::Visitor<'_> for Name {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$ty, E> {
+                        match s {
+                            $($name => Ok($variant),)+
+                            _ => Err(E::unknown_variant(s, &[$($name),+])),
+                        }
+                    }
+                }
+                d.deserialize_str(Name)
+            }
+        }
+    };
+}
+
 pub mod bill;
 pub mod card;
 pub mod date;

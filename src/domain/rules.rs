@@ -13,13 +13,19 @@ pub const MAX_PROGRAMS: usize = 32;
 /// Categories per program.
 pub const MAX_CATEGORIES: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VisitType {
     Outpatient,
     Chronic,
     Inpatient,
 }
+
+deserialize_from_str!(VisitType, "a visit type", [
+    VisitType::Outpatient => "outpatient",
+    VisitType::Chronic => "chronic",
+    VisitType::Inpatient => "inpatient",
+]);
 
 impl VisitType {
     pub const ALL: [VisitType; 3] = [VisitType::Outpatient, VisitType::Chronic, VisitType::Inpatient];
@@ -38,13 +44,24 @@ impl VisitType {
 }
 
 /// The four residual buckets of a bill, in the order the API lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     InScope,
     PreSelfPay,
     OverLimit,
     SelfPay,
+}
+
+deserialize_from_str!(Bucket, "a bucket", [
+    Bucket::InScope => "in_scope",
+    Bucket::PreSelfPay => "pre_self_pay",
+    Bucket::OverLimit => "over_limit",
+    Bucket::SelfPay => "self_pay",
+]);
+
+impl Bucket {
+    pub const ALL: [Bucket; 4] = [Bucket::InScope, Bucket::PreSelfPay, Bucket::OverLimit, Bucket::SelfPay];
 }
 
 impl Bucket {
@@ -252,6 +269,23 @@ mod tests {
         assert!(
             errors.contains(&"programs[2].categories.dibao.annual_cap_fen: must be 0..=9007199254740991".to_string())
         );
+    }
+
+    #[test]
+    fn enums_read_only_the_strings_they_write() {
+        for v in VisitType::ALL {
+            let text = serde_json::to_string(&v).unwrap();
+            assert_eq!(text, format!("\"{}\"", v.as_str()));
+            assert_eq!(serde_json::from_str::<VisitType>(&text).unwrap(), v);
+            assert!(serde_json::from_str::<VisitType>(&format!("{{{text}:null}}")).is_err(), "{text} as a map");
+        }
+        for b in Bucket::ALL {
+            let text = serde_json::to_string(&b).unwrap();
+            assert_eq!(serde_json::from_str::<Bucket>(&text).unwrap(), b);
+            assert!(serde_json::from_str::<Bucket>(&format!("{{{text}:null}}")).is_err(), "{text} as a map");
+        }
+        let e = serde_json::from_str::<Bucket>("\"nope\"").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `nope`, expected one of `in_scope`"), "{e}");
     }
 
     #[test]

@@ -67,8 +67,8 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
     let Ok(_in_flight) = ctx.in_flight.try_acquire() else {
         // overloaded: a fast "try again" instead of a queue that makes every request time out
         metrics::counter!("settlegate_http_shed_total").increment(1);
-        let mut resp = ApiError::Unavailable("this instance is at limits.max_in_flight; nothing was changed".into())
-            .to_response();
+        let mut resp =
+            ApiError::Unavailable("this instance is at limits.max_in_flight; nothing was changed".into()).to_response();
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }

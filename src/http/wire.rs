@@ -10,29 +10,98 @@ use crate::domain::split::Payment;
 use crate::domain::FieldError;
 use crate::store::{DayEvent, DayTotals, ProgramFen};
 
-/// Parses a JSON body strictly (unknown fields, wrong types, floats for integers: 400 naming the field).
+/// Fields of the request types whose value is a JSON array (`Vec<_>` or `Option<Vec<_>>` in `Cardholder`,
+/// `Program` and `RulesetInput`). serde's derive also reads a struct from an array of its fields in order
+/// (`"amounts": [1000, 1000, 0, 0, 0]`); [`parse`] refuses an array anywhere else. A new `Vec` field in a request
+/// type must be added here (the test `every_array_field_of_the_request_types_is_accepted` fills each one).
+pub const ARRAY_FIELDS: [&str; 5] = ["tags", "programs", "visit_types", "covers", "require_tags"];
+
+/// Fields whose value is a map with keys chosen by the caller (category names): under them a key is data, not a
+/// field name, so it never makes an array acceptable.
+const MAP_FIELDS: [&str; 1] = ["categories"];
+
+/// Parses a JSON body strictly: one JSON object and nothing after it but whitespace; a JSON array only where a
+/// request type has a list ([`ARRAY_FIELDS`]); unknown fields, wrong types, floats for integers: 400 naming the
+/// field.
+///
+/// The array rule costs nothing on the settle path: a body without a `[` byte holds no array and is deserialized
+/// directly. Otherwise it is first read as a `serde_json::Value` and walked, then deserialized from the original
+/// bytes as usual.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let shape = if body.contains(&b'[') { check_arrays(body) } else { Ok(()) };
+    // A body that is not JSON at all fails both readers; the typed one names the field, so it answers.
+    if let Err(ShapeError::Array(field, message)) = shape {
+        return Err(ApiError::invalid(&field, message));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
-        Ok(v) => {
-            // one JSON value and nothing after it but whitespace
-            de.end().map_err(|e| ApiError::invalid("body", e.to_string()))?;
-            Ok(v)
-        }
-        Err(e) => {
-            let path = field_path(e.path());
-            let message = e.into_inner().to_string();
-            // serde reports a missing field at its parent's path; name the field itself
-            let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
-            let field = match (path.is_empty(), missing) {
-                (true, Some(name)) => name.to_string(),
-                (true, None) => "body".to_string(),
-                (false, Some(name)) => format!("{path}.{name}"),
-                (false, None) => path,
-            };
-            Err(ApiError::Invalid(vec![FieldError::new(field, message)]))
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        Ok(v) => v,
+        Err(e) => return Err(typed_error(e)),
+    };
+    if let Err(e) = de.end() {
+        return Err(ApiError::invalid("body", format!("data after the JSON document: {e}")));
+    }
+    match shape {
+        Err(ShapeError::NotJson(e)) => Err(ApiError::invalid("body", e.to_string())),
+        _ => Ok(value),
+    }
+}
+
+/// Why [`check_arrays`] refused a body.
+enum ShapeError {
+    /// Not one JSON document (the typed parse says where).
+    NotJson(serde_json::Error),
+    /// An array where an object or scalar belongs: the field's path and what is wrong.
+    Array(String, &'static str),
+}
+
+/// The array rule of [`parse`], on a body that holds a `[`: the top level is an object, and an array appears only
+/// as the value of an [`ARRAY_FIELDS`] key of an object (its items: objects or scalars, never arrays).
+fn check_arrays(body: &[u8]) -> Result<(), ShapeError> {
+    let root: Value = serde_json::from_slice(body).map_err(ShapeError::NotJson)?;
+    let Value::Object(fields) = &root else {
+        return Err(ShapeError::Array("body".into(), "must be a JSON object"));
+    };
+    walk_object(fields, "", false)
+}
+
+/// `path` is the object's own path ("" at the top); `is_map`: its keys are data (a [`MAP_FIELDS`] value).
+fn walk_object(fields: &serde_json::Map<String, Value>, path: &str, is_map: bool) -> Result<(), ShapeError> {
+    for (key, value) in fields {
+        let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        match value {
+            Value::Array(items) if !is_map && ARRAY_FIELDS.contains(&key.as_str()) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::Array(_) => {
+                            return Err(ShapeError::Array(format!("{at}[{i}]"), "must not be an array"));
+                        }
+                        Value::Object(inner) => walk_object(inner, &format!("{at}[{i}]"), false)?,
+                        _ => {}
+                    }
+                }
+            }
+            Value::Array(_) => return Err(ShapeError::Array(at, "must be an object or a value, not an array")),
+            Value::Object(inner) => walk_object(inner, &at, !is_map && MAP_FIELDS.contains(&key.as_str()))?,
+            _ => {}
         }
     }
+    Ok(())
+}
+
+/// A typed deserialization error as a 400 naming the field.
+fn typed_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = field_path(e.path());
+    let message = e.into_inner().to_string();
+    // serde reports a missing field at its parent's path; name the field itself
+    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    let field = match (path.is_empty(), missing) {
+        (true, Some(name)) => name.to_string(),
+        (true, None) => "body".to_string(),
+        (false, Some(name)) => format!("{path}.{name}"),
+        (false, None) => path,
+    };
+    ApiError::Invalid(vec![FieldError::new(field, message)])
 }
 
 /// `visit.date`, `programs[2].categories.dibao`; empty at the top level. A key that would print as nothing visible
@@ -89,6 +158,97 @@ mod tests {
                 other => panic!("{trailing:?}: {other:?}"),
             }
         }
+    }
+
+    const SETTLE: &str = r#"{"hospital_settlement_id":"x","card_id":"C1","visit":{"type":"inpatient","date":"2026-11-29"},
+        "amounts":{"total_fen":1000,"in_scope_fen":1000,"pre_self_pay_fen":0,"over_limit_fen":0,"self_pay_fen":0},
+        "insurance":{"basic_fen":0}}"#;
+
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> (String, String) {
+        match parse::<T>(body.as_bytes()) {
+            Err(ApiError::Invalid(e)) => (e[0].field.clone(), e[0].message.clone()),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_after_the_document_is_refused() {
+        use crate::domain::bill::SettleRequest;
+        assert!(parse::<SettleRequest>(SETTLE.as_bytes()).is_ok());
+        assert!(parse::<SettleRequest>(format!(" \n{SETTLE}\r\n\t ").as_bytes()).is_ok());
+        for tail in [" trailing", "{}", "x", "\u{0}", "0", "[]", "\"s\""] {
+            let (field, message) = refusal::<SettleRequest>(&format!("{SETTLE}{tail}"));
+            assert_eq!(field, "body", "{tail:?}");
+            assert!(message.contains("trailing"), "{tail:?}: {message}");
+        }
+        // the same through the import's line parser (one cardholder per line)
+        let line = r#"{"card_id":"C1","category":"dibao","valid_from":"2026-01-01","valid_until":"2026-12-31","status":"active"}"#;
+        assert!(crate::http::import::parse_cardholder_line(line.as_bytes()).is_ok());
+        assert!(crate::http::import::parse_cardholder_line(format!("{line} {line}").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn structs_are_not_read_from_arrays() {
+        use crate::app::EligibilityRequest;
+        use crate::domain::bill::SettleRequest;
+        use crate::domain::card::Cardholder;
+        use crate::domain::rules::RulesetInput;
+        let settle = |from: &str, to: &str| {
+            let body = SETTLE.replace(from, to);
+            assert_ne!(body, SETTLE, "{from} not in the fixture");
+            refusal::<SettleRequest>(&body).0
+        };
+        let amounts =
+            r#"{"total_fen":1000,"in_scope_fen":1000,"pre_self_pay_fen":0,"over_limit_fen":0,"self_pay_fen":0}"#;
+        assert_eq!(settle(amounts, "[1000,1000,0,0,0]"), "amounts");
+        assert_eq!(settle(r#"{"type":"inpatient","date":"2026-11-29"}"#, r#"["inpatient","2026-11-29"]"#), "visit");
+        assert_eq!(settle(r#"{"basic_fen":0}"#, "[0,0,0]"), "insurance");
+        assert_eq!(settle(r#""C1""#, r#"["C1"]"#), "card_id");
+        assert_eq!(settle(r#""inpatient""#, r#"["inpatient"]"#), "visit.type");
+        // nor a unit variant from a map (serde's derive reads `{"inpatient": null}` as `"inpatient"`)
+        assert_eq!(settle(r#""inpatient""#, r#"{"inpatient":null}"#), "visit.type");
+        let positional = r#"["x","C1",["inpatient","2026-11-29"],[1000,1000,0,0,0],[0,0,0]]"#;
+        assert_eq!(refusal::<SettleRequest>(positional).0, "body");
+        assert_eq!(refusal::<EligibilityRequest>(r#"["C1",{"type":"inpatient","date":"2026-11-29"}]"#).0, "body");
+        // an array field's name elsewhere, or as a caller-chosen key, does not make an array acceptable
+        let tagged = SETTLE.replace(r#""insurance":{"basic_fen":0}"#, r#""insurance":{"tags":[]}"#);
+        assert_eq!(refusal::<SettleRequest>(&tagged).0, "insurance.tags");
+        let ruleset = |categories: &str| {
+            format!(
+                r#"{{"effective_from":"2026-01-01","programs":[{{"id":"a","name":"A","covers":["in_scope"],
+                "categories":{categories}}}]}}"#
+            )
+        };
+        assert!(parse::<RulesetInput>(ruleset(r#"{"dibao":{"ratio_bp":9000}}"#).as_bytes()).is_ok());
+        assert_eq!(refusal::<RulesetInput>(&ruleset(r#"{"dibao":[9000]}"#)).0, "programs[0].categories.dibao");
+        assert_eq!(refusal::<RulesetInput>(&ruleset(r#"{"tags":[9000]}"#)).0, "programs[0].categories.tags");
+        assert_eq!(
+            refusal::<RulesetInput>(
+                r#"{"effective_from":"2026-01-01","programs":[["a","A",null,["in_scope"],null,null,{}]]}"#
+            )
+            .0,
+            "programs[0]"
+        );
+        // a `[` inside a string is no array
+        let card = r#"{"card_id":"C1","category":"a[b","valid_from":"2026-01-01","valid_until":"2026-12-31","status":"active"}"#;
+        assert_eq!(parse::<Cardholder>(card.as_bytes()).unwrap().category, "a[b");
+        // malformed JSON that holds a `[` still names the field the typed parser names
+        assert_eq!(refusal::<Cardholder>(r#"{"card_id":"C1","tags":[1,}"#).0, "tags[0]");
+    }
+
+    #[test]
+    fn every_array_field_of_the_request_types_is_accepted() {
+        use crate::domain::card::Cardholder;
+        use crate::domain::rules::RulesetInput;
+        let card = r#"{"card_id":"C1","category":"dibao","valid_from":"2026-01-01","valid_until":"2026-12-31",
+            "status":"active","tags":["elderly_80","disabled"]}"#;
+        assert_eq!(parse::<Cardholder>(card.as_bytes()).unwrap().tags.len(), 2);
+        let rules = r#"{"effective_from":"2026-01-01","programs":[{"id":"a","name":"A","visit_types":["inpatient"],
+            "covers":["in_scope","self_pay"],"require_tags":["elderly_80"],"categories":{"dibao":{"ratio_bp":9000}}}]}"#;
+        let r = parse::<RulesetInput>(rules.as_bytes()).unwrap();
+        assert_eq!((r.programs.len(), r.programs[0].covers.len()), (1, 2));
+        let used: Vec<&str> = ARRAY_FIELDS.iter().copied().filter(|f| rules.contains(f) || card.contains(f)).collect();
+        assert_eq!(used, ARRAY_FIELDS, "a listed array field has no example here");
     }
 }
 

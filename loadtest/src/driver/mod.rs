@@ -10,8 +10,11 @@
 //!   finds the saturation throughput; its latencies are service times.
 //! - Ramp ([`Driver::ramp`]): open-model steps of increasing rate until two steps in a row miss the p99 / error
 //!   SLO; the report names the highest rate that met it.
+//!
+//! `dispatch.rs` holds the open model's schedule and its two dispatchers.
 
-use std::future::Future;
+mod dispatch;
+
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,11 +23,12 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::scenario::Slo;
-use crate::stats::{percentiles, Recorder};
-use crate::workload::{mix64, Workload};
+use crate::scenario::{RampSpec, Slo};
+use crate::stats::{micros, percentiles, saturating_u64, Recorder};
+use crate::workload::{mix64, Outcome, Workload};
+use dispatch::{dispatch_precise, dispatch_ticks, Plan, RequestFactory};
 
 /// How the open model keeps its schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -53,15 +57,18 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// The outcome of one load phase.
 pub struct Phase {
+    /// Everything the phase measured.
     pub recorder: Recorder,
-    /// The planned length of the phase.
+    /// The planned length of the phase: the achieved rate is taken over at least this long.
     pub nominal: Duration,
-    /// Offered rate (open model) or concurrency (closed model), for the report.
+    /// Open model: the offered rate per second.
     pub rate_per_s: Option<f64>,
+    /// Closed model: the requests kept in flight.
     pub concurrency: Option<usize>,
 }
 
 impl Phase {
+    /// Completions per second over the phase.
     pub fn achieved_rps(&self) -> f64 {
         self.recorder.achieved_rps(self.nominal)
     }
@@ -76,24 +83,47 @@ impl Phase {
 /// One step of a ramp.
 #[derive(Debug, Clone, Serialize)]
 pub struct RampStep {
+    /// The rate the step offered, per second.
     pub rate_per_s: f64,
+    /// The rate the target kept up with: below `rate_per_s` when it saturated.
     pub achieved_rps: f64,
+    /// Requests the step intended.
     pub requests: u64,
+    /// Their error rate (not sent included), 0 to 1.
     pub error_rate: f64,
+    /// The step's median latency, milliseconds.
     pub p50_ms: f64,
+    /// The step's p99, judged against the SLO.
     pub p99_ms: f64,
+    /// The step's slowest request.
     pub max_ms: f64,
+    /// p99 and error rate within the SLO.
     pub passed: bool,
 }
 
+/// What a ramp measured: one summary and one phase per step that ran, in order.
+pub struct RampRun {
+    /// The steps' figures and SLO verdicts, for the report's ramp table.
+    pub steps: Vec<RampStep>,
+    /// The steps' full measurements, merged by the caller into the run's overall figures.
+    pub phases: Vec<Phase>,
+}
+
+/// Runs load phases against the workload's hospitals.
 pub struct Driver {
+    /// What each request is and who sends it.
     pub workload: Arc<Workload>,
     /// Base seed of the per-request random generators.
     pub seed: u64,
+    /// Open model: requests outstanding at most, so a stalled target cannot make the tool grow without bound.
     pub max_in_flight: usize,
+    /// Bound on one request: how long the end of a phase waits for stragglers.
     pub request_timeout: Duration,
+    /// Open model: how the schedule is kept.
     pub schedule: Schedule,
+    /// Requests in flight right now, for the progress line.
     pub in_flight: Arc<AtomicU64>,
+    /// stderr is a terminal: the progress line rewrites itself instead of scrolling.
     tty: bool,
 }
 
@@ -108,144 +138,6 @@ fn print_progress(tty: bool, line: &str, last: bool) {
         let _ = writeln!(err, "{line}");
     }
     let _ = err.flush();
-}
-
-/// When the requests of one open-model phase are due.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    start: Instant,
-    interval_ns: f64,
-    total: u64,
-    end: Instant,
-}
-
-impl Plan {
-    fn due(&self, i: u64) -> Instant {
-        self.start + Duration::from_nanos((i as f64 * self.interval_ns) as u64)
-    }
-
-    /// Past this, a dispatcher that is behind schedule stops rather than runs on.
-    fn hard_end(&self) -> Instant {
-        self.end + Duration::from_secs(1)
-    }
-}
-
-/// Makes the task of one open-model request.
-#[derive(Clone)]
-struct RequestFactory {
-    workload: Arc<Workload>,
-    in_flight: Arc<AtomicU64>,
-    seed: u64,
-    recorder: Arc<Mutex<Recorder>>,
-}
-
-impl RequestFactory {
-    /// Request `i`, due at `intended`, holding one in-flight slot until it is answered.
-    fn task(
-        &self,
-        i: u64,
-        intended: Instant,
-        permit: OwnedSemaphorePermit,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let workload = self.workload.clone();
-        let in_flight = self.in_flight.clone();
-        let recorder = self.recorder.clone();
-        let seed = self.seed ^ mix64(i);
-        async move {
-            let started = Instant::now();
-            let mut rng = SmallRng::seed_from_u64(seed);
-            in_flight.fetch_add(1, Ordering::Relaxed);
-            let (op, error) = workload.execute(&mut rng).await;
-            let now = Instant::now();
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            let latency_us = now.saturating_duration_since(intended.min(started)).as_micros() as u64;
-            let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
-            let mut r = recorder.lock().expect("recorder");
-            r.record(op, latency_us, error.as_deref(), now);
-            r.record_send_lag(lag_us);
-            drop(r);
-            drop(permit);
-        }
-    }
-}
-
-/// The tick schedule (see [`Schedule::Tick`]); returns how many requests it sent.
-async fn dispatch_ticks(plan: &Plan, permits: &Arc<Semaphore>, factory: &RequestFactory) -> u64 {
-    let end = tokio::time::Instant::from_std(plan.end);
-    let mut sent = 0;
-    for i in 0..plan.total {
-        if STOP.load(Ordering::Relaxed) {
-            break;
-        }
-        let intended = plan.due(i);
-        let now = Instant::now();
-        if intended > now + TICK_WINDOW {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(intended - TICK_WINDOW)).await;
-        } else if now > plan.hard_end() {
-            break;
-        }
-        let permit = tokio::select! {
-            biased;
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore open"),
-            _ = tokio::time::sleep_until(end) => break,
-        };
-        tokio::spawn(factory.task(i, intended, permit));
-        sent += 1;
-    }
-    sent
-}
-
-/// The precise schedule (see [`Schedule::Precise`]); runs on its own thread; returns how many it sent.
-fn dispatch_precise(
-    plan: &Plan,
-    runtime: &tokio::runtime::Handle,
-    permits: &Arc<Semaphore>,
-    factory: &RequestFactory,
-) -> u64 {
-    // 1 µs timer slack for this thread (default 50 µs) so the schedule keeps time; harmless if it fails.
-    let _ = nix::sys::prctl::set_timerslack(1000);
-    let end = tokio::time::Instant::from_std(plan.end);
-    // A free in-flight slot, waiting for one if all are taken; None once the phase is over.
-    let acquire = || match permits.clone().try_acquire_owned() {
-        Ok(p) => Some(p),
-        Err(_) => runtime.block_on(async {
-            tokio::select! {
-                biased;
-                p = permits.clone().acquire_owned() => p.ok(),
-                _ = tokio::time::sleep_until(end) => None,
-            }
-        }),
-    };
-    let mut i = 0;
-    let mut over = false;
-    while i < plan.total && !over && !STOP.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let first = plan.due(i);
-        if first > now + PRECISE_WINDOW {
-            std::thread::sleep(first - now - PRECISE_WINDOW);
-        } else if now > plan.hard_end() {
-            break;
-        }
-        let horizon = Instant::now() + PRECISE_WINDOW;
-        let mut batch = Vec::new();
-        while i < plan.total && plan.due(i) <= horizon {
-            match acquire() {
-                Some(permit) => batch.push(factory.task(i, plan.due(i), permit)),
-                None => {
-                    over = true;
-                    break;
-                }
-            }
-            i += 1;
-        }
-        // One wake-up of the runtime per window; the tasks are then spawned from inside it.
-        runtime.spawn(async move {
-            for task in batch {
-                tokio::spawn(task);
-            }
-        });
-    }
-    i
 }
 
 impl Driver {
@@ -267,16 +159,16 @@ impl Driver {
         }
     }
 
-    /// Prints a progress line every second until the returned sender is dropped, then a last one.
-    fn progress(
-        &self,
-        recorder: Arc<Mutex<Recorder>>,
-        label: String,
-    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    /// Starts measuring a phase that begins at `start`: a fresh recorder, and a progress line every second until
+    /// [`Recording::finish`].
+    fn record(&self, start: Instant, label: &str) -> Recording {
+        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
+        let shared = recorder.clone();
+        let label = label.to_string();
+        let (done, mut done_rx) = tokio::sync::oneshot::channel::<()>();
         let in_flight = self.in_flight.clone();
         let tty = self.tty;
-        let handle = tokio::spawn(async move {
+        let printer = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick is immediate
@@ -286,7 +178,7 @@ impl Driver {
                     _ = &mut done_rx => true,
                 };
                 let line = {
-                    let mut r = recorder.lock().expect("recorder");
+                    let mut r = shared.lock().expect("recorder");
                     let point = r.tick(Instant::now());
                     r.progress_line(&point, in_flight.load(Ordering::Relaxed), &label)
                 };
@@ -296,26 +188,25 @@ impl Driver {
                 }
             }
         });
-        (done_tx, handle)
+        Recording { recorder, done, printer }
     }
 
     /// Open model: `rate_per_s` arrivals per second for `duration`, at most `max_in_flight` outstanding.
     pub async fn open(&self, rate_per_s: f64, duration: Duration, label: &str) -> Phase {
         let start = Instant::now();
-        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
-        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let recording = self.record(start, label);
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let plan = Plan {
             start,
             interval_ns: 1e9 / rate_per_s,
-            total: (rate_per_s * duration.as_secs_f64()).floor() as u64,
+            total: saturating_u64((rate_per_s * duration.as_secs_f64()).floor()),
             end: start + duration,
         };
         let factory = RequestFactory {
             workload: self.workload.clone(),
             in_flight: self.in_flight.clone(),
             seed: self.seed,
-            recorder: recorder.clone(),
+            recorder: recording.recorder.clone(),
         };
         let sent = match self.schedule {
             Schedule::Tick => dispatch_ticks(&plan, &permits, &factory).await,
@@ -327,26 +218,25 @@ impl Driver {
                     .expect("dispatcher thread")
             }
         };
-        recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
+        recording.recorder.lock().expect("recorder").record_not_sent(plan.total - sent);
         // Drain: every request is bounded by its own timeout.
         let drain = self.request_timeout + Duration::from_secs(2);
-        let _ = tokio::time::timeout(drain, permits.acquire_many(self.max_in_flight as u32)).await;
-        drop(done);
-        let _ = progress.await;
-        let recorder = take(recorder);
+        // Every slot back means every request is done (main bounds max_in_flight far below u32::MAX).
+        let all = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(drain, permits.acquire_many(all)).await;
+        let recorder = recording.finish().await;
         Phase { recorder, nominal: duration, rate_per_s: Some(rate_per_s), concurrency: None }
     }
 
     /// Closed model: `concurrency` workers back to back for `duration`.
     pub async fn closed(&self, concurrency: usize, duration: Duration, label: &str) -> Phase {
         let start = Instant::now();
-        let recorder = Arc::new(Mutex::new(Recorder::new(start)));
-        let (done, progress) = self.progress(recorder.clone(), label.to_string());
+        let recording = self.record(start, label);
         let end = start + duration;
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..concurrency.max(1) {
             let workload = self.workload.clone();
-            let recorder = recorder.clone();
+            let recorder = recording.recorder.clone();
             let in_flight = self.in_flight.clone();
             let seed = self.seed ^ mix64(w as u64 + (1 << 40));
             workers.spawn(async move {
@@ -354,36 +244,27 @@ impl Driver {
                 while Instant::now() < end && !STOP.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    let (op, error) = workload.execute(&mut rng).await;
+                    let Outcome { op, error } = workload.execute(&mut rng).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
-                    let latency_us = now.duration_since(t0).as_micros() as u64;
+                    let latency_us = micros(now.duration_since(t0));
                     recorder.lock().expect("recorder").record(op, latency_us, error.as_deref(), now);
                 }
             });
         }
         while workers.join_next().await.is_some() {}
-        drop(done);
-        let _ = progress.await;
-        let recorder = take(recorder);
+        let recorder = recording.finish().await;
         Phase { recorder, nominal: duration, rate_per_s: None, concurrency: Some(concurrency) }
     }
 
     /// Ramp: open-model steps `start, start+step, … max`, each `step_duration` long, until two steps in a row
     /// miss the SLO (one noisy step does not end the ramp; two mean the rate is past what the target sustains).
-    pub async fn ramp(
-        &self,
-        start_per_s: f64,
-        step_per_s: f64,
-        max_per_s: f64,
-        step_duration: Duration,
-        slo: &Slo,
-    ) -> (Vec<RampStep>, Vec<Phase>) {
+    pub async fn ramp(&self, spec: RampSpec, step_duration: Duration, slo: &Slo) -> RampRun {
         let mut steps = Vec::new();
         let mut phases = Vec::new();
-        let mut rate = start_per_s;
+        let mut rate = spec.start_per_s;
         let mut failures_in_a_row = 0;
-        while rate <= max_per_s + 1e-9 && !STOP.load(Ordering::Relaxed) {
+        while rate <= spec.max_per_s + 1e-9 && !STOP.load(Ordering::Relaxed) {
             let phase = self.open(rate, step_duration, &format!("ramp {rate:.0}/s ")).await;
             let p = percentiles(&phase.recorder.overall);
             let passed = phase.meets(slo);
@@ -414,9 +295,29 @@ impl Driver {
             if stop {
                 break;
             }
-            rate += step_per_s;
+            rate += spec.step_per_s;
         }
-        (steps, phases)
+        RampRun { steps, phases }
+    }
+}
+
+/// A phase being measured: the recorder its requests share, and the task printing its progress line.
+struct Recording {
+    /// Shared by the phase's requests (and the printer), each locking it briefly per completion.
+    recorder: Arc<Mutex<Recorder>>,
+    /// Dropped to stop the progress line (which then prints a last one).
+    done: tokio::sync::oneshot::Sender<()>,
+    /// The task printing the progress line, awaited so its last line is out before the phase returns.
+    printer: tokio::task::JoinHandle<()>,
+}
+
+impl Recording {
+    /// Stops the progress line and takes the phase's measurements out of the shared recorder.
+    async fn finish(self) -> Recorder {
+        let Recording { recorder, done, printer } = self;
+        drop(done);
+        let _ = printer.await;
+        take(recorder)
     }
 }
 

@@ -1,0 +1,171 @@
+//! The post-run money audit. It compares what the hospitals were told (the [`Ledger`](crate::workload::Ledger))
+//! with what the gateway holds afterwards, one file per family of checks:
+//!
+//! 1. `resolve.rs`: unknown outcomes (timeouts, broken connections, 504) are resolved by lookup, as a billing
+//!    system would;
+//! 2. `settlements.rs`: every settlement answered 201/200 exists once, with the answered amounts and payments
+//!    (`GET /v1/settlements/{id}` as the same hospital); reversed ones are reversed, the others are not;
+//! 3. `cards.rs`: per card and program, usage `paid_fen` / `deductible_met_fen` equal the sums over the card's
+//!    answered, not reversed settlements (the run owns its cards), and no card is above the ruleset's annual cap;
+//! 4. `pools.rs`: no pool is above its budget (and, when the run owns the store, pool totals moved by exactly the
+//!    run's payments);
+//! 5. `reconciliation.rs`: each hospital's reconciliation totals moved by exactly the sum of its answers
+//!    (settlements +, reversals −);
+//! 6. `cancels.rs`: cancelled-before-settled ids have no settlement, and a late settle with one is refused 409
+//!    `already_reversed`.
+//!
+//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
+
+mod cancels;
+mod cards;
+mod check;
+mod pools;
+mod read;
+mod reconciliation;
+mod resolve;
+mod settlements;
+mod tamper;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::client::Endpoint;
+use crate::scenario::AuditOptions;
+use crate::stats::elapsed_ms;
+use crate::workload::{RecordState, SettlementRecord, Workload};
+use crate::BoxError;
+
+pub use check::Check;
+pub use pools::Pool;
+pub use reconciliation::{HospitalDay, Recon};
+pub use resolve::Resolution;
+pub use tamper::{tamper, tamper_names, Tamper, TamperTarget};
+
+/// The audit's outcome (`audit` in report.json): every check, and what it covered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    /// The audit ran (not `--no-audit`, not a floor target, not disabled by the scenario).
+    pub enabled: bool,
+    /// `None` when the audit did not run.
+    pub passed: Option<bool>,
+    /// Every check, in the order the families ran; the audit passes when all of them do.
+    pub checks: Vec<Check>,
+    /// Settlements the audit holds as answered (201/200, or resolved as settled), reversed ones included.
+    pub settlements: u64,
+    /// Of those, the reversed ones.
+    pub reversals: u64,
+    /// Cancel-before-settle requests that got an answer or an unknown outcome.
+    pub cancels: u64,
+    /// Cards whose usage the audit read.
+    pub cards: u64,
+    /// How the unknown outcomes turned out.
+    pub resolution: Resolution,
+    /// The `--tamper` fault, when one was injected: the audit is then expected to fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper: Option<Tamper>,
+    /// How long the audit took, milliseconds (it reads every answered settlement once).
+    pub duration_ms: u64,
+    /// Why the audit could not run at all, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AuditReport {
+    /// The report of an audit that did not run: no checks, `passed: None`.
+    pub fn disabled() -> AuditReport {
+        AuditReport::default()
+    }
+}
+
+/// Shared totals read before the run, so the audit can compare deltas.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Snapshot {
+    /// Each hospital's totals on each day the run may touch (today and tomorrow: a run can cross midnight).
+    pub reconciliation: BTreeMap<HospitalDay, Recon>,
+    /// Each program's pool this year: on an exclusive store, pool paid totals must move by exactly the answers.
+    pub pools: BTreeMap<String, Pool>,
+}
+
+/// Reads the shared totals the audit compares deltas of.
+pub async fn snapshot(
+    hospitals: &[Arc<Endpoint>],
+    admin: &Endpoint,
+    dates: &[String],
+    year: &str,
+) -> Result<Snapshot, BoxError> {
+    let mut snap = Snapshot::default();
+    for (h, endpoint) in hospitals.iter().enumerate() {
+        for date in dates {
+            let day = HospitalDay { hospital: h, date: date.clone() };
+            snap.reconciliation.insert(day, reconciliation::read_recon(endpoint, date).await?);
+        }
+    }
+    snap.pools = pools::read_pools(admin, year).await?;
+    Ok(snap)
+}
+
+/// What the audit needs from the run.
+pub struct AuditInput {
+    /// The run's cards, hospitals and ledger: what the hospitals were told.
+    pub workload: Arc<Workload>,
+    /// The relief office identity: reads card usage and pools (admin API).
+    pub admin: Arc<Endpoint>,
+    /// The ruleset version the seed step published: every answer must have used it.
+    pub ruleset_version: u64,
+    /// The usage and pool year, `YYYY` (of the visit date).
+    pub year: String,
+    /// The shared totals read before the load, to compare deltas against.
+    pub before: Snapshot,
+    /// The scenario's `[audit]`: concurrency, exclusive store, cancel sample size.
+    pub options: AuditOptions,
+    /// The `--tamper` fault, if one was injected (its card is read even without a settlement).
+    pub tamper: Option<Tamper>,
+}
+
+/// An answered amount (u64 fen) as the signed fen of the gateway's totals. The API bounds amounts by 2^53 − 1, so
+/// a real answer always converts; an absurd one saturates at i64::MAX, and then fails its check, instead of wrapping
+/// into a negative payment as `as` would.
+fn signed_fen(fen: u64) -> i64 {
+    i64::try_from(fen).unwrap_or(i64::MAX)
+}
+
+/// Runs every check family in order and tallies them into one report.
+pub async fn run(input: AuditInput) -> AuditReport {
+    let t0 = Instant::now();
+    let mut report = AuditReport::disabled();
+    report.enabled = true;
+    report.tamper = input.tamper.clone();
+    let (records, cancels) = {
+        let ledger = input.workload.ledger.lock().expect("ledger");
+        (ledger.records.iter().map(|r| (**r).clone()).collect::<Vec<_>>(), ledger.cancels.clone())
+    };
+    let w = &input.workload;
+    let concurrency = input.options.concurrency;
+
+    // 1. Unknown outcomes.
+    let mut resolved_check = Check::new("unknown_outcomes_resolved");
+    let records = resolve::resolve(records, w, concurrency, &mut report.resolution, &mut resolved_check).await;
+    let settled: Vec<SettlementRecord> = records
+        .into_iter()
+        .filter(|r| matches!(r.state, RecordState::Settled | RecordState::Reversed) && r.answer.is_some())
+        .collect();
+    report.settlements = settled.len() as u64;
+    report.reversals = settled.iter().filter(|r| r.state == RecordState::Reversed).count() as u64;
+    report.cancels = cancels.len() as u64;
+    let mut checks = vec![resolved_check];
+    checks.extend(settlements::check_answers(&settled, input.ruleset_version));
+    checks.extend(settlements::check_stored(&settled, w, concurrency).await);
+    let touched = cards::touched(&settled, w, input.tamper.as_ref());
+    report.cards = touched.len() as u64;
+    checks.extend(cards::check(&input, &settled, &touched).await);
+    checks.extend(pools::check(&input, &settled).await);
+    checks.push(reconciliation::check(&input, &settled).await);
+    checks.push(cancels::check(&input, &cancels).await);
+    report.checks = checks;
+    report.passed = Some(report.checks.iter().all(|c| c.passed));
+    report.duration_ms = elapsed_ms(t0);
+    report
+}

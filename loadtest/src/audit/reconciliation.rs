@@ -1,0 +1,260 @@
+//! Check family 5: each hospital's reconciliation totals moved by exactly the sum of its answers (settlements +,
+//! reversals −), per day.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::check::Check;
+use super::read::read_json;
+use super::signed_fen;
+use super::AuditInput;
+use crate::client::{Endpoint, JsonAnswer};
+use crate::workload::{RecordState, SettlementAnswer, SettlementRecord};
+
+/// One hospital's reconciliation day: the key of the totals the audit compares.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct HospitalDay {
+    /// Index of the hospital in the scenario's `hospitals` (and in the run's endpoints).
+    pub hospital: usize,
+    /// The local day, `YYYY-MM-DD` in the gateway's timezone, as `GET /v1/reconciliation?date=` takes it.
+    pub date: String,
+}
+
+/// A hospital's reconciliation totals for one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recon {
+    /// Settlements of the day.
+    pub settled_count: i64,
+    /// Reversals of the day (a reversal counts on the day it was made, not the day of its settlement).
+    pub reversed_count: i64,
+    /// `net.total_fen`: bill totals, settlements minus reversals.
+    pub total_fen: i64,
+    /// `net.insurance_fen`: what insurance had paid.
+    pub insurance_fen: i64,
+    /// `net.relief_fen`: what the relief programs paid.
+    pub relief_fen: i64,
+    /// `net.patient_fen`: what patients were left to pay.
+    pub patient_fen: i64,
+    /// `net.by_program`: relief per program (a program with 0 may be absent).
+    pub by_program: BTreeMap<String, i64>,
+}
+
+impl Recon {
+    fn from_json(v: &serde_json::Value) -> Result<Recon, String> {
+        #[derive(Deserialize)]
+        struct Net {
+            total_fen: i64,
+            insurance_fen: i64,
+            relief_fen: i64,
+            patient_fen: i64,
+            #[serde(default)]
+            by_program: BTreeMap<String, i64>,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            settled_count: i64,
+            reversed_count: i64,
+            net: Net,
+        }
+        let b: Body = serde_json::from_value(v.clone()).map_err(|e| format!("reconciliation body {v}: {e}"))?;
+        Ok(Recon {
+            settled_count: b.settled_count,
+            reversed_count: b.reversed_count,
+            total_fen: b.net.total_fen,
+            insurance_fen: b.net.insurance_fen,
+            relief_fen: b.net.relief_fen,
+            patient_fen: b.net.patient_fen,
+            by_program: b.net.by_program,
+        })
+    }
+
+    /// Adds (sign +1) or subtracts (sign −1) one settlement's amounts.
+    pub fn apply(&mut self, a: &SettlementAnswer, sign: i64) {
+        if sign > 0 {
+            self.settled_count += 1;
+        } else {
+            self.reversed_count += 1;
+        }
+        let signed = |fen: u64| sign * signed_fen(fen);
+        self.total_fen = self.total_fen.saturating_add(signed(a.total_fen));
+        self.insurance_fen = self.insurance_fen.saturating_add(signed(a.insurance_fen));
+        self.relief_fen = self.relief_fen.saturating_add(signed(a.relief_fen));
+        self.patient_fen = self.patient_fen.saturating_add(signed(a.patient_fen));
+        for p in &a.payments {
+            let paid = self.by_program.entry(p.program.clone()).or_insert(0);
+            *paid = paid.saturating_add(signed(p.paid_fen));
+        }
+    }
+
+    pub fn minus(&self, before: &Recon) -> Recon {
+        let mut by_program = self.by_program.clone();
+        for (k, v) in &before.by_program {
+            *by_program.entry(k.clone()).or_insert(0) -= v;
+        }
+        Recon {
+            settled_count: self.settled_count - before.settled_count,
+            reversed_count: self.reversed_count - before.reversed_count,
+            total_fen: self.total_fen - before.total_fen,
+            insurance_fen: self.insurance_fen - before.insurance_fen,
+            relief_fen: self.relief_fen - before.relief_fen,
+            patient_fen: self.patient_fen - before.patient_fen,
+            by_program,
+        }
+    }
+
+    /// Field-by-field differences (programs with 0 on one side and absent on the other are equal).
+    pub fn differences(&self, expected: &Recon) -> Vec<String> {
+        let mut out = Vec::new();
+        let pairs = [
+            ("settled_count", self.settled_count, expected.settled_count),
+            ("reversed_count", self.reversed_count, expected.reversed_count),
+            ("net.total_fen", self.total_fen, expected.total_fen),
+            ("net.insurance_fen", self.insurance_fen, expected.insurance_fen),
+            ("net.relief_fen", self.relief_fen, expected.relief_fen),
+            ("net.patient_fen", self.patient_fen, expected.patient_fen),
+        ];
+        for (name, got, want) in pairs {
+            if got != want {
+                out.push(format!("{name} moved by {got}, answers sum to {want}"));
+            }
+        }
+        let programs: BTreeSet<&String> = self.by_program.keys().chain(expected.by_program.keys()).collect();
+        for p in programs {
+            let got = self.by_program.get(p).copied().unwrap_or(0);
+            let want = expected.by_program.get(p).copied().unwrap_or(0);
+            if got != want {
+                out.push(format!("net.by_program.{p} moved by {got}, answers sum to {want}"));
+            }
+        }
+        out
+    }
+}
+
+pub(super) async fn read_recon(hospital: &Endpoint, date: &str) -> Result<Recon, String> {
+    let JsonAnswer { status, body: v } = read_json(hospital, &format!("/v1/reconciliation?date={date}")).await?;
+    if status != 200 {
+        return Err(format!("GET /v1/reconciliation?date={date} as {}: HTTP {status} {v}", hospital.name));
+    }
+    Recon::from_json(&v)
+}
+
+fn date_of(timestamp: &Option<String>) -> Option<String> {
+    timestamp.as_ref().filter(|t| t.len() >= 10).map(|t| t[..10].to_string())
+}
+
+/// `reconciliation_moved_by_the_answers`: every snapshotted (hospital, day) moved by the answers of that day.
+pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> Check {
+    let w = &input.workload;
+    let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
+    let mut expected_recon: BTreeMap<HospitalDay, Recon> = BTreeMap::new();
+    let mut outside = Vec::new();
+    for r in settled {
+        let a = r.answer.as_ref().expect("answered");
+        match date_of(&a.settled_at) {
+            Some(date) => expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, 1),
+            None => outside.push(format!("{}: answer without settled_at", a.settlement_id)),
+        }
+        if r.state == RecordState::Reversed {
+            match date_of(&r.reversed_at) {
+                Some(date) => {
+                    expected_recon.entry(HospitalDay { hospital: r.hospital, date }).or_default().apply(a, -1);
+                }
+                None => outside.push(format!("{}: reversal without reversed_at", a.settlement_id)),
+            }
+        }
+    }
+    for key in expected_recon.keys() {
+        if !input.before.reconciliation.contains_key(key) {
+            outside.push(format!(
+                "hospital {} has events on {}, a day not snapshotted before the run",
+                key.hospital, key.date
+            ));
+        }
+    }
+    for problem in outside {
+        recon_check.fail(problem);
+    }
+    for (day, before) in &input.before.reconciliation {
+        let hospital = &w.hospitals[day.hospital];
+        let date = &day.date;
+        match read_recon(hospital, date).await {
+            Ok(after) => {
+                let delta = after.minus(before);
+                let want = expected_recon.get(day).cloned().unwrap_or_default();
+                let diffs = delta.differences(&want);
+                recon_check.expect(diffs.is_empty(), || format!("{} on {date}: {}", hospital.name, diffs.join("; ")));
+            }
+            Err(e) => recon_check.fail(e),
+        }
+    }
+    recon_check
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Payment;
+
+    fn answer(total: u64, ins: u64, pays: &[(&str, u64)]) -> SettlementAnswer {
+        let relief: u64 = pays.iter().map(|p| p.1).sum();
+        SettlementAnswer {
+            settlement_id: "s".into(),
+            hospital_settlement_id: "h".into(),
+            status: "settled".into(),
+            card_id: "C".into(),
+            ruleset_version: 1,
+            total_fen: total,
+            insurance_fen: ins,
+            relief_fen: relief,
+            patient_fen: total - ins - relief,
+            payments: pays
+                .iter()
+                .map(|(p, f)| Payment {
+                    program: p.to_string(),
+                    paid_fen: *f,
+                    deductible_applied_fen: 0,
+                    capped_by: None,
+                })
+                .collect(),
+            settled_at: Some("2026-11-30T10:00:00.000+08:00".into()),
+            reversed_at: None,
+        }
+    }
+
+    #[test]
+    fn reconciliation_arithmetic() {
+        let before = Recon::from_json(&serde_json::json!({
+            "date": "2026-11-30", "hospital_id": "H0001", "settled_count": 5, "reversed_count": 1,
+            "net": {"total_fen": 1000, "insurance_fen": 100, "relief_fen": 300, "patient_fen": 600, "by_program": {"charity": 50}}
+        }))
+        .unwrap();
+        let a = answer(10_000, 4_000, &[("medical_assistance", 3_000), ("charity", 500)]);
+        let b = answer(2_000, 0, &[("medical_assistance", 1_000)]);
+        let mut want = Recon::default();
+        want.apply(&a, 1);
+        want.apply(&b, 1);
+        want.apply(&b, -1);
+        let mut after = before.clone();
+        after.apply(&a, 1);
+        after.apply(&b, 1);
+        after.apply(&b, -1);
+        assert_eq!(after.minus(&before).differences(&want), Vec::<String>::new());
+        assert_eq!(want.settled_count, 2);
+        assert_eq!(want.reversed_count, 1);
+        assert_eq!(want.relief_fen, 3_500);
+        assert_eq!(want.by_program["medical_assistance"], 3_000);
+        // one fen off is caught, per field
+        after.relief_fen += 1;
+        let diffs = after.minus(&before).differences(&want);
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        assert!(diffs[0].contains("net.relief_fen moved by 3501"));
+    }
+
+    #[test]
+    fn zero_programs_equal_absent_ones() {
+        let mut a = Recon::default();
+        a.by_program.insert("charity".into(), 0);
+        assert!(a.differences(&Recon::default()).is_empty());
+    }
+}

@@ -1,0 +1,128 @@
+//! `summary.txt`: a few lines for a terminal or a CI log (also printed on stdout at the end of a run).
+
+use std::fmt::Write as _;
+
+use super::model::Report;
+use crate::stats::codes_line;
+
+/// The text summary (also printed on stdout at the end of a run).
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let shape = match (&r.ramp, r.run.rate_per_s, r.run.concurrency) {
+        (Some(_), _, _) => "ramp".to_string(),
+        (None, Some(rate), _) => format!("open model, {rate:.0}/s offered"),
+        (None, None, Some(c)) => format!("closed model, concurrency {c}"),
+        _ => r.run.mode.clone(),
+    };
+    let _ = writeln!(
+        s,
+        "settlegate load test: scenario {} against {} ({shape}, {:.1} s)",
+        r.run.scenario, r.run.target, r.run.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "requests {}  completed {}  achieved {:.1}/s  errors {} ({:.4}%)",
+        r.requests,
+        r.completed,
+        r.achieved_rps,
+        r.errors,
+        r.error_rate * 100.0
+    );
+    let l = &r.latency_ms;
+    let _ = writeln!(
+        s,
+        "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    if let Some(lag) = &r.send_lag_ms {
+        let _ = writeln!(
+            s,
+            "send lag ms (the tool's own lateness, included above)  p50 {:.3}  p99 {:.3}  max {:.3}",
+            lag.p50, lag.p99, lag.max
+        );
+    }
+    for (op, o) in &r.operations {
+        let _ = writeln!(
+            s,
+            "  {op:<12} {:>8} req {:>6} err  p50 {:.3}  p99 {:.3}  max {:.3}",
+            o.requests, o.errors, o.latency_ms.p50, o.latency_ms.p99, o.latency_ms.max
+        );
+    }
+    if !r.errors_by_code.is_empty() {
+        let _ = writeln!(s, "errors by code: {}", codes_line(&r.errors_by_code));
+    }
+    if let Some(ramp) = &r.ramp {
+        for step in &ramp.steps {
+            let _ = writeln!(
+                s,
+                "  ramp {:>8.0}/s  achieved {:>8.1}/s  p99 {:.3} ms  errors {:.4}  {}",
+                step.rate_per_s,
+                step.achieved_rps,
+                step.p99_ms,
+                step.error_rate,
+                if step.passed { "ok" } else { "MISSES SLO" }
+            );
+        }
+        match ramp.best_rate_per_s {
+            Some(b) => {
+                let _ = writeln!(s, "highest rate meeting the SLO: {b:.0}/s");
+            }
+            None => {
+                let _ = writeln!(s, "highest rate meeting the SLO: none");
+            }
+        }
+    }
+    for c in &r.cpu {
+        let _ =
+            writeln!(s, "cpu {}: {:.0} ms ({:.1} us per completed request)", c.name, c.cpu_ms, c.cpu_us_per_request);
+    }
+    if let Some(m) = &r.machine_cpu {
+        let _ = writeln!(
+            s,
+            "machine: {:.2} cores busy, {:.2} of them by other processes, {:.2} stolen",
+            m.cores_busy, m.others_cores_busy, m.steal_cores
+        );
+    }
+    let _ = writeln!(
+        s,
+        "SLO p99 <= {} ms, error rate <= {}: {}",
+        r.slo.p99_ms,
+        r.slo.max_error_rate,
+        pass_fail(r.slo.passed)
+    );
+    match r.audit.passed {
+        None => {
+            let _ = writeln!(s, "audit: {}", if r.audit.error.is_some() { "ERROR" } else { "skipped" });
+        }
+        Some(passed) => {
+            let _ = writeln!(
+                s,
+                "audit ({} settlements, {} reversals, {} cancels, {} cards): {}",
+                r.audit.settlements,
+                r.audit.reversals,
+                r.audit.cancels,
+                r.audit.cards,
+                pass_fail(passed)
+            );
+            for c in r.audit.checks.iter().filter(|c| !c.passed) {
+                let _ = writeln!(s, "  FAILED {} ({} of {}): {}", c.name, c.failed, c.checked, c.examples.join(" | "));
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "verdict: {}{}",
+        pass_fail(r.verdict.passed),
+        if r.verdict.reasons.is_empty() { String::new() } else { format!(" ({})", r.verdict.reasons.join("; ")) }
+    );
+    s
+}
+
+/// A verdict as the summary shows it.
+fn pass_fail(passed: bool) -> &'static str {
+    if passed {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
