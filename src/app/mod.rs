@@ -164,10 +164,7 @@ impl App {
 
     pub async fn get_settlement(&self, hospital_id: &str, settlement_id: &str) -> ApiResult<Settlement> {
         let not_found = || ApiError::NotFound(format!("no settlement {settlement_id}"));
-        let at = SettlementRef::decode(settlement_id).ok_or_else(not_found)?;
-        if at.hospital_id != hospital_id {
-            return Err(not_found());
-        }
+        let at = self.store.resolve_settlement_id(hospital_id, settlement_id).await?.ok_or_else(not_found)?;
         self.store.get_settlement(&at).await?.ok_or_else(not_found)
     }
 
@@ -193,8 +190,8 @@ impl App {
             (None, Some(sid)) => {
                 check_ids(&req.card_id, None)?;
                 let not_found = || ApiError::NotFound(format!("no settlement {sid}"));
-                let at = SettlementRef::decode(sid).ok_or_else(not_found)?;
-                if at.hospital_id != hospital_id || at.card_id != req.card_id {
+                let at = self.store.resolve_settlement_id(hospital_id, sid).await?.ok_or_else(not_found)?;
+                if at.card_id != req.card_id {
                     return Err(not_found());
                 }
                 (at, false)
