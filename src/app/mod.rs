@@ -25,11 +25,8 @@ mod types;
 pub use error::{ApiError, ApiResult};
 pub use types::*;
 
-/// Masks a card id for logs: only the last 4 characters stay.
-pub fn mask_card(card_id: &str) -> String {
-    let n = card_id.chars().count();
-    card_id.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
-}
+pub use crate::redact::mask_card;
+use crate::redact::mask_card_in;
 
 pub struct App {
     pub store: Arc<Store>,
@@ -78,7 +75,8 @@ impl App {
                     metrics::counter!("settlegate_relief_paid_fen_total", "program" => p.program.clone())
                         .increment(u64::try_from(p.paid_fen).unwrap_or(0));
                 }
-                tracing::info!(card = %mask_card(&req.card_id), hsid = %req.hospital_settlement_id,
+                tracing::info!(card = %mask_card(&req.card_id),
+                    hsid = %mask_card_in(&req.hospital_settlement_id, &req.card_id),
                     relief_fen = settlement.relief_fen, patient_fen = settlement.patient_fen, "settled");
                 Ok((settlement, true))
             }
@@ -215,7 +213,8 @@ impl App {
             ReverseOutcome::Reversed { settlement, changed } => {
                 if changed {
                     metrics::counter!("settlegate_reversals_total", "outcome" => "reversed").increment(1);
-                    tracing::info!(card = %mask_card(&at.card_id), hsid = %at.hsid, relief_fen = settlement.relief_fen, "reversed");
+                    tracing::info!(card = %mask_card(&at.card_id), hsid = %mask_card_in(&at.hsid, &at.card_id),
+                        relief_fen = settlement.relief_fen, "reversed");
                 }
                 Ok(Reversal::Settlement(Box::new(settlement)))
             }

@@ -63,9 +63,13 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // the raw path may hold a card id (`/admin/v1/cardholders/C100001`) or anything a client typed: logs get the
+    // route's pattern, or only the literal segments of the route table an unknown path starts with
+    let raw_path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, caller = %who.name());
-    let (route, result) = dispatch(&ctx, &who, req).instrument(span.clone()).await;
+    let (matched, result) = dispatch(&ctx, &who, req).instrument(span.clone()).await;
+    let route = matched.map_or("unknown", Route::name);
+    let path = matched.map_or_else(|| routes::log_path(&raw_path), |r| r.path().into());
     let mut resp = result.unwrap_or_else(|e| {
         if matches!(e, ApiError::Internal(_)) {
             span.in_scope(|| tracing::error!(error = %e, "internal error"));
@@ -101,13 +105,13 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
 
 type Handled = Result<Response<Body>, ApiError>;
 
-/// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route's name
-/// for metrics (`unknown` when none matched).
-async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'static str, Handled) {
+/// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route (for the
+/// metrics label and the log line; `None` when none matched).
+async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<Route>, Handled) {
     // Every request of a non-admin caller counts against its quota, refused ones (403, 404, 405) too.
     if let Identity::Hospital(id) | Identity::Unusable(id) = who {
         if let Err(retry_after_s) = ctx.limiter.check(id) {
-            return ("unknown", Err(ApiError::RateLimited { retry_after_s }));
+            return (None, Err(ApiError::RateLimited { retry_after_s }));
         }
     }
     let path = req.uri().path().to_string();
@@ -121,30 +125,31 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
     let (route, params) = match routes::find(req.method().as_str(), &path, |r| r != Role::Ops) {
         Match::Found { route, params } => (route, params),
         _ if own.is_none() || foreign => {
-            return ("unknown", Err(ApiError::Forbidden(format!("{} may not call this path", who.name()))));
+            return (None, Err(ApiError::Forbidden(format!("{} may not call this path", who.name()))));
         }
-        Match::WrongMethod { allowed } => return ("unknown", Err(ApiError::MethodNotAllowed(allowed))),
-        Match::NotFound => return ("unknown", Err(ApiError::NotFound("no such path".into()))),
+        Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
+        Match::NotFound => return (None, Err(ApiError::NotFound("no such path".into()))),
     };
     // Who may call what: hospitals /v1, the relief office /admin (API.md "Transport and identity").
     let hospital_id = match (who, route.role()) {
         (Identity::Hospital(id), Role::Hospital) => id.as_str(),
         (Identity::Admin(_), Role::Admin) => "",
         (Identity::Admin(_), _) => {
-            return (route.name(), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
+            return (Some(route), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
         }
         (Identity::Hospital(_), _) => {
-            return (route.name(), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
+            return (Some(route), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
         }
         (Identity::Unusable(_), _) => {
             let e = ApiError::Forbidden("this certificate is not a valid caller (one CN, a valid id)".into());
-            return (route.name(), Err(e));
+            return (Some(route), Err(e));
         }
     };
     let query = Query::parse(req.uri().query());
     let result = serve(ctx, route, params, &query, hospital_id, req).await;
     if let Err(e) = &result {
-        tracing::debug!(route = route.name(), code = e.code(), detail = %e, "refused");
+        // the code only: a detail may name the card (`card C100001 not found`) or echo what the client sent
+        tracing::debug!(route = route.name(), code = e.code(), "refused");
     }
     let result = result.map(|mut r| {
         if r.extensions().get::<Outcome>().is_none() {
@@ -152,7 +157,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
         }
         r
     });
-    (route.name(), result)
+    (Some(route), result)
 }
 
 /// One route's handler: parse, call the `App` operation, render. `hospital_id` is "" on admin routes.

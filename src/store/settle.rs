@@ -181,7 +181,7 @@ fn decode_reply(
                 reversed_at: None,
             };
             if !settlement.check_invariants() {
-                return Err(corrupt(format!("settlement breaks the invariants: {settlement:?}")));
+                return Err(corrupt(format!("settlement breaks the invariants: {}", settlement.amounts_text())));
             }
             SettleOutcome::Split { settlement, reads }
         }
