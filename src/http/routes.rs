@@ -3,6 +3,8 @@
 //! derive from it. A new endpoint is one line here; the handler `match` in `http::serve` is exhaustive, so a route
 //! without a handler does not compile.
 
+use std::borrow::Cow;
+
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -140,6 +142,41 @@ pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Ma
     }
 }
 
+/// The form of a request path a log line may carry: the pattern of the route it matches, whatever the method and
+/// role (`/admin/v1/cardholders/{card_id}`), else only the leading segments that are literal segments of the
+/// table, then `/...` (`/v1/...` for `/v1/C100001/x`, `/...` for `/C100001`). Nothing the client typed, a card
+/// id in a path or a control character, reaches the log.
+pub fn log_path(path: &str) -> Cow<'static, str> {
+    let mut best: Option<(usize, Route)> = None;
+    for &route in Route::ALL {
+        if let Some((literals, _)) = match_path(route.path(), path) {
+            if best.is_none_or(|(n, _)| literals > n) {
+                best = Some((literals, route));
+            }
+        }
+    }
+    if let Some((_, route)) = best {
+        return Cow::Borrowed(route.path());
+    }
+    if path == "/" {
+        return Cow::Borrowed("/");
+    }
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let mut known: &[&'static str] = &[];
+    let patterns: Vec<Vec<&'static str>> = Route::ALL.iter().map(|r| r.path()[1..].split('/').collect()).collect();
+    for pattern in &patterns {
+        let k = pattern.iter().zip(&segments).take_while(|(p, s)| !p.starts_with('{') && **p == **s).count();
+        if k > known.len() {
+            known = &pattern[..k];
+        }
+    }
+    let mut out: String = known.iter().flat_map(|s| ["/", s]).collect();
+    if known.len() < segments.len() {
+        out.push_str("/...");
+    }
+    Cow::Owned(out)
+}
+
 /// Matches one pattern: the number of literal segments and the parameters, or `None`.
 fn match_path<'p>(pattern: &str, path: &'p str) -> Option<(usize, Params<'p>)> {
     let mut got = path.strip_prefix('/')?.split('/');
@@ -193,6 +230,21 @@ mod tests {
             Match::Found { route: Route::ImportCardholders, .. }
         ));
         assert!(matches!(api("PUT", "/admin/v1/cardholders/C1"), Match::Found { route: Route::PutCardholder, .. }));
+    }
+
+    #[test]
+    fn logs_get_patterns_or_known_literal_segments_only() {
+        assert_eq!(log_path("/admin/v1/cardholders/C100003"), "/admin/v1/cardholders/{card_id}");
+        assert_eq!(log_path("/v1/settlements/s2_abc"), "/v1/settlements/{settlement_id}");
+        assert_eq!(log_path("/v1/settlements/quote"), "/v1/settlements/quote");
+        assert_eq!(log_path("/healthz"), "/healthz");
+        assert_eq!(log_path("/admin/v1/cardholders/C100003/x"), "/admin/v1/cardholders/...");
+        assert_eq!(log_path("/v1/C100003"), "/v1/...");
+        assert_eq!(log_path("/C100003/v1"), "/...");
+        assert_eq!(log_path("/v1/settlements/"), "/v1/settlements/...");
+        assert_eq!(log_path("/"), "/");
+        assert_eq!(log_path("/v1/\n\x1b[31m"), "/v1/...");
+        assert_eq!(log_path("*"), "/...");
     }
 
     #[test]
