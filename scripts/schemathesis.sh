@@ -48,7 +48,7 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "version $ST_VERSION"; then
   rm -rf "$VENV"
   mkdir -p "$OUT"
   timeout 120 python3 -m venv "$VENV"
-  timeout 600 "$VENV/bin/pip" install --disable-pip-version-check -q "schemathesis==$ST_VERSION"
+  timeout 300 "$VENV/bin/pip" install --disable-pip-version-check -q "schemathesis==$ST_VERSION"
 fi
 "$VENV/bin/st" --version
 

@@ -29,7 +29,7 @@ ELIGIBILITY = ("POST", "/v1/eligibility")
 PUT_CARDHOLDER = ("PUT", "/admin/v1/cardholders/{card_id}")
 PUBLISH_RULESET = ("POST", "/admin/v1/rulesets")
 
-schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+schemathesis.serializer.alias(["application/x-ndjson", "application/ndjson", "application/jsonl"], "text/plain")
 
 
 def integer_literals(value: Any) -> Any:
