@@ -119,24 +119,32 @@ pub enum Match<'p> {
 }
 
 /// Finds the route for `method` and `path` among the routes whose role `roles` accepts. Where two patterns match a
-/// path, the one with more literal segments wins (`/v1/settlements/quote` over `/v1/settlements/{settlement_id}`).
+/// path, the one with more literal segments wins, whatever the method (OpenAPI: a concrete path is matched before
+/// a templated one): `/v1/settlements/quote` is the quote's path only, so `GET /v1/settlements/quote` is 405 with
+/// `Allow: POST`, not a settlement whose id is `quote`.
 pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Match<'p> {
-    let mut best: Option<(usize, Route, Params<'p>)> = None;
+    let mut most_literals = None;
+    let mut found: Option<(Route, Params<'p>)> = None;
     let mut allowed: Vec<&'static str> = Vec::new();
     for &route in Route::ALL.iter().filter(|r| roles(r.role())) {
         let Some((literals, params)) = match_path(route.path(), path) else { continue };
-        if route.method() != method {
-            if !allowed.contains(&route.method()) {
-                allowed.push(route.method());
-            }
+        if most_literals.is_some_and(|n| literals < n) {
             continue;
         }
-        if best.is_none_or(|(n, _, _)| literals > n) {
-            best = Some((literals, route, params));
+        if most_literals.is_none_or(|n| literals > n) {
+            // a more concrete pattern: what the less concrete ones offered does not count
+            most_literals = Some(literals);
+            found = None;
+            allowed.clear();
+        }
+        if route.method() == method {
+            found = Some((route, params));
+        } else if !allowed.contains(&route.method()) {
+            allowed.push(route.method());
         }
     }
-    match best {
-        Some((_, route, params)) => Match::Found { route, params },
+    match found {
+        Some((route, params)) => Match::Found { route, params },
         None if !allowed.is_empty() => Match::WrongMethod { allowed },
         None => Match::NotFound,
     }
@@ -250,6 +258,11 @@ mod tests {
     #[test]
     fn wrong_methods_and_unknown_paths() {
         assert_eq!(api("DELETE", "/v1/settlements"), Match::WrongMethod { allowed: vec!["POST", "GET"] });
+        // the concrete path wins for every method: no settlement `quote`, no card `import` on these paths
+        assert_eq!(api("GET", "/v1/settlements/quote"), Match::WrongMethod { allowed: vec!["POST"] });
+        assert_eq!(api("PUT", "/admin/v1/cardholders/import"), Match::WrongMethod { allowed: vec!["POST"] });
+        assert_eq!(api("POST", "/admin/v1/cardholders/C1"), Match::WrongMethod { allowed: vec!["PUT", "GET"] });
+        assert_eq!(api("POST", "/v1/settlements/s1_x"), Match::WrongMethod { allowed: vec!["GET"] });
         assert_eq!(api("GET", "/v1/nope"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/a/b"), Match::NotFound);
