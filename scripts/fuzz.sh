@@ -9,6 +9,7 @@
 # goes to fuzz/scratch/grown/<target>/ (gitignored) and is reused by the next run. FUZZ_MERGE=1 afterwards merges
 # into fuzz/corpus/<target>/ only the grown inputs that add coverage (libFuzzer -merge=1; the seeds stay).
 # A crash input belongs in fuzz/regressions/<target>/ once fixed: tests/fuzz_corpus.rs replays it on stable.
+# Dictionaries: fuzz/dicts/<target>.dict (json_bodies.dict for the four body targets), when present.
 # Environment: FUZZ_MERGE (0), FUZZ_TIMEOUT (10: seconds one input may take before libFuzzer calls it a hang),
 # FUZZ_RSS_MB (2048), FUZZ_SANITIZER (address; `none` runs faster), SKIP_BUILD=1.
 set -uo pipefail
@@ -58,10 +59,15 @@ for t in "${TARGETS[@]}"; do
     grown="scratch/grown/$t"
     mkdir -p "$grown" "corpus/$t" "artifacts/$t"
     log="scratch/logs/$t.log"
+    dict=()
+    case "$t" in
+        settle_body | quote_body | reversal_body | eligibility_body) dict=(-dict=dicts/json_bodies.dict) ;;
+        *) [ -f "dicts/$t.dict" ] && dict=(-dict="dicts/$t.dict") ;;
+    esac
     start=$(date +%s)
     "${FUZZ[@]}" run "${SAN[@]}" "$t" "$grown" "corpus/$t" -- \
         -max_total_time="$SECS" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
-        -print_final_stats=1 >"$log" 2>&1
+        -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
     rc=$?
     took=$(($(date +%s) - start))
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)

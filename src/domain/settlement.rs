@@ -45,9 +45,13 @@ pub struct Settlement {
 
 impl Settlement {
     /// The invariant of every settlement (RULES.md).
+    /// Checked sums: a corrupt record read back from the store may hold any i64, and a sum that wraps must not
+    /// pass for a total.
     pub fn check_invariants(&self) -> bool {
-        self.insurance_fen + self.relief_fen + self.patient_fen == self.amounts.total_fen
-            && self.payments.iter().map(|p| p.paid_fen).sum::<i64>() == self.relief_fen
+        let parts = self.insurance_fen.checked_add(self.relief_fen).and_then(|s| s.checked_add(self.patient_fen));
+        let paid = self.payments.iter().try_fold(0i64, |sum, p| sum.checked_add(p.paid_fen));
+        parts == Some(self.amounts.total_fen)
+            && paid == Some(self.relief_fen)
             && self.insurance_fen >= 0
             && self.relief_fen >= 0
             && self.patient_fen >= 0

@@ -104,8 +104,8 @@ fn typed_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     ApiError::Invalid(vec![FieldError::new(field, message)])
 }
 
-/// `visit.date`, `programs[2].categories.dibao`; empty at the top level. A key that would print as nothing (the
-/// unknown field `""`) is written `""`, so that every error names a field.
+/// `visit.date`, `programs[2].categories.dibao`; empty at the top level. A key that would print as nothing visible
+/// (the unknown field `""` or `" "`) is written quoted, so that every error names a field.
 fn field_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
@@ -115,14 +115,14 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
                 out.push_str(&format!("[{index}]"));
                 continue;
             }
-            Segment::Map { key } | Segment::Enum { variant: key } if key.is_empty() => "\"\"",
-            Segment::Map { key } | Segment::Enum { variant: key } => key.as_str(),
-            Segment::Unknown => "?",
+            Segment::Map { key } | Segment::Enum { variant: key } if key.trim().is_empty() => format!("{key:?}"),
+            Segment::Map { key } | Segment::Enum { variant: key } => key.clone(),
+            Segment::Unknown => "?".to_string(),
         };
         if !out.is_empty() {
             out.push('.');
         }
-        out.push_str(name);
+        out.push_str(&name);
     }
     out
 }
@@ -144,6 +144,7 @@ mod tests {
         assert_eq!(field("not json"), "body");
         assert_eq!(field(r#"{"hospital_settlement_id":"x","":1}"#), "\"\"");
         assert_eq!(field(r#"{"hospital_settlement_id":"x","card_id":"C","visit":{"":1}}"#), "visit.\"\"");
+        assert_eq!(field(r#"{"hospital_settlement_id":"x","\t ":1}"#), "\"\\t \"");
     }
 
     #[test]

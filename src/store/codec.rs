@@ -433,6 +433,12 @@ mod tests {
         let mut fields = as_map(settlement_record(&settlement()));
         fields.insert("patient_fen".into(), "351100".into());
         assert!(parse_settlement(&fields).unwrap_err().contains("invariants"));
+        // i64::MAX + 350000 + i64::MAX wraps to 349998: a total a corrupt record must not get away with
+        let mut fields = as_map(settlement_record(&settlement()));
+        fields.insert("req".into(), "v1|C1|inpatient|2026-11-29|349998|349998|0|0|0|0|0|0".into());
+        fields.insert("insurance_fen".into(), i64::MAX.to_string());
+        fields.insert("patient_fen".into(), i64::MAX.to_string());
+        assert!(parse_settlement(&fields).unwrap_err().contains("invariants"));
     }
 
     #[test]
