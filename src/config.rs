@@ -259,7 +259,7 @@ mod defaults {
         1024
     }
     pub fn max_handshakes_per_ip() -> usize {
-        64
+        256
     }
     pub fn max_header_bytes() -> usize {
         16 * 1024

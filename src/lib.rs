@@ -23,6 +23,7 @@
 //! * [`gateway`] — start-up wiring of `settlegate serve`: logging, metrics, the Redis link and its supervisor, the
 //!   refreshers, both listeners, and graceful shutdown.
 //! * [`config`] — TOML + environment overrides, validated, with explicit defaults for every limit.
+//! * [`redact`] — what may reach a log line: masked card ids, escaped client-chosen text.
 //! * [`certs`], [`demo`] — development certificates (rcgen) and the one-command demo.
 
 pub mod app;
@@ -33,5 +34,6 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod ops;
+pub mod redact;
 pub mod rulebook;
 pub mod store;

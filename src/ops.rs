@@ -37,7 +37,8 @@ pub struct Ops {
 
 impl Ops {
     fn respond(&self, method: &str, path: &str) -> Response<Body> {
-        let (status, content_type, body) = match routes::find(method, path, |r| r == Role::Ops) {
+        let found = routes::find(method, path, |r| r == Role::Ops);
+        let (status, content_type, body) = match &found {
             Match::Found { route: Route::Healthz, .. } => (StatusCode::OK, "text/plain", "ok\n".to_string()),
             Match::Found { route: Route::Readyz, .. } => {
                 let redis = self.link.is_up();
@@ -61,6 +62,11 @@ impl Ops {
         let mut resp = Response::new(full(Bytes::from(body)));
         *resp.status_mut() = status;
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Match::WrongMethod { allowed } = &found {
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
         resp
     }
 }

@@ -60,7 +60,7 @@ async fn assert_not_stored(hospital: &Client, hsid: &str, what: &str) {
 async fn trailing_data_and_positional_arrays_are_refused_and_nothing_is_stored() {
     let certs = Arc::new(Certs::new());
     let redis = Redis::start();
-    let gw = Gateway::start(&redis.url(), certs, "");
+    let gw = Gateway::start(&redis.url(), &certs, "");
     let (admin, hospital) = (gw.client(ADMIN), gw.client("H0001"));
     // controls: list fields (visit_types, covers, require_tags, programs, tags) are arrays and are accepted
     seed(&admin, &[ruleset()], &[card("C1")]).await;

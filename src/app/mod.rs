@@ -26,11 +26,8 @@ mod types;
 pub use error::{ApiError, ApiResult};
 pub use types::*;
 
-/// Masks a card id for logs: only the last 4 characters stay.
-pub fn mask_card(card_id: &str) -> String {
-    let n = card_id.chars().count();
-    card_id.chars().enumerate().map(|(i, c)| if i + 4 < n { '*' } else { c }).collect()
-}
+pub use crate::redact::mask_card;
+use crate::redact::mask_card_in;
 
 /// The operations, shared by every request.
 pub struct App {
@@ -104,7 +101,8 @@ impl App {
                     metrics::counter!("settlegate_relief_paid_fen_total", "program" => p.program.clone())
                         .increment(u64::try_from(p.paid_fen).unwrap_or(0));
                 }
-                tracing::info!(card = %mask_card(&req.card_id), hsid = %req.hospital_settlement_id,
+                tracing::info!(card = %mask_card(&req.card_id),
+                    hsid = %mask_card_in(&req.hospital_settlement_id, &req.card_id),
                     relief_fen = settlement.relief_fen, patient_fen = settlement.patient_fen, "settled");
                 Ok((settlement, true))
             }
@@ -192,10 +190,7 @@ impl App {
 
     pub async fn get_settlement(&self, hospital_id: &str, settlement_id: &str) -> ApiResult<Settlement> {
         let not_found = || ApiError::NotFound(format!("no settlement {settlement_id}"));
-        let at = SettlementRef::decode(settlement_id).ok_or_else(not_found)?;
-        if at.hospital_id != hospital_id {
-            return Err(not_found());
-        }
+        let at = self.store.resolve_settlement_id(hospital_id, settlement_id).await?.ok_or_else(not_found)?;
         self.store.get_settlement(&at).await?.ok_or_else(not_found)
     }
 
@@ -221,8 +216,8 @@ impl App {
             (None, Some(sid)) => {
                 check_ids(&req.card_id, None)?;
                 let not_found = || ApiError::NotFound(format!("no settlement {sid}"));
-                let at = SettlementRef::decode(sid).ok_or_else(not_found)?;
-                if at.hospital_id != hospital_id || at.card_id != req.card_id {
+                let at = self.store.resolve_settlement_id(hospital_id, sid).await?.ok_or_else(not_found)?;
+                if at.card_id != req.card_id {
                     return Err(not_found());
                 }
                 (at, false)
@@ -246,7 +241,8 @@ impl App {
             ReverseOutcome::Reversed { settlement, changed } => {
                 if changed {
                     metrics::counter!("settlegate_reversals_total", "outcome" => "reversed").increment(1);
-                    tracing::info!(card = %mask_card(&at.card_id), hsid = %at.hsid, relief_fen = settlement.relief_fen, "reversed");
+                    tracing::info!(card = %mask_card(&at.card_id), hsid = %mask_card_in(&at.hsid, &at.card_id),
+                        relief_fen = settlement.relief_fen, "reversed");
                 }
                 Ok(Reversal::Settlement(Box::new(settlement)))
             }

@@ -159,7 +159,7 @@ impl RulesetInput {
             } else if !ids.insert(p.id.as_str()) {
                 errors.push(FieldError::new(at("id"), format!("duplicate program id {:?}", p.id)));
             }
-            if p.name.trim().is_empty() || p.name.len() > 128 {
+            if p.name.trim().is_empty() || p.name.chars().count() > 128 {
                 errors.push(FieldError::new(at("name"), "must be 1-128 chars"));
             }
             if let Some(v) = &p.visit_types {

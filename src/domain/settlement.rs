@@ -56,6 +56,14 @@ impl Settlement {
             && self.relief_fen >= 0
             && self.patient_fen >= 0
     }
+
+    /// The money of a settlement without whose it is (no card, no ids): what an error log may say about it.
+    pub fn amounts_text(&self) -> String {
+        format!(
+            "total {} insurance {} relief {} patient {} payments {:?}",
+            self.amounts.total_fen, self.insurance_fen, self.relief_fen, self.patient_fen, self.payments
+        )
+    }
 }
 
 /// The record of a cancellation that arrived before (or instead of) its settlement.

@@ -32,7 +32,7 @@ use crate::domain::rules::RulesetInput;
 use body::{read_json, Query};
 use ratelimit::HospitalLimiter;
 use routes::{Match, Params, Role, Route};
-use tls::Identity;
+use tls::{CallerKind, Identity};
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -75,9 +75,13 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
         return Ok(resp);
     };
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, caller = %who.name());
-    let (route, result) = dispatch(&ctx, &who, req).instrument(span.clone()).await;
+    // the raw path may hold a card id (`/admin/v1/cardholders/C100001`) or anything a client typed: logs get the
+    // route's pattern, or only the literal segments of the route table an unknown path starts with
+    let raw_path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, caller = %who.log_name());
+    let (matched, result) = dispatch(&ctx, &who, req).instrument(span.clone()).await;
+    let route = matched.map_or("unknown", Route::name);
+    let path = matched.map_or_else(|| routes::log_path(&raw_path), |r| r.path().into());
     let mut resp = result.unwrap_or_else(|e| {
         if matches!(e, ApiError::Internal(_)) {
             span.in_scope(|| tracing::error!(error = %e, "internal error"));
@@ -113,50 +117,51 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
 
 type Handled = Result<Response<Body>, ApiError>;
 
-/// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route's name
-/// for metrics (`unknown` when none matched).
-async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'static str, Handled) {
+/// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route (for the
+/// metrics label and the log line; `None` when none matched).
+async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<Route>, Handled) {
     // Every request of a non-admin caller counts against its quota, refused ones (403, 404, 405) too.
-    if let Identity::Hospital(id) | Identity::Unusable(id) = who {
-        if let Err(retry_after_s) = ctx.limiter.check(id) {
-            return ("unknown", Err(ApiError::RateLimited { retry_after_s }));
+    if who.kind() != CallerKind::Admin {
+        if let Err(retry_after_s) = ctx.limiter.check(who.name()) {
+            return (None, Err(ApiError::RateLimited { retry_after_s }));
         }
     }
     let path = req.uri().path().to_string();
-    let own = match who {
-        Identity::Hospital(_) => Some(Role::Hospital),
-        Identity::Admin(_) => Some(Role::Admin),
-        Identity::Unusable(_) => None,
+    let own = match who.kind() {
+        CallerKind::Hospital => Some(Role::Hospital),
+        CallerKind::Admin => Some(Role::Admin),
+        CallerKind::Unusable => None,
     };
     // a path under another role's prefix is forbidden whether or not it exists (API.md: 403)
     let foreign = [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
     let (route, params) = match routes::find(req.method().as_str(), &path, |r| r != Role::Ops) {
         Match::Found { route, params } => (route, params),
         _ if own.is_none() || foreign => {
-            return ("unknown", Err(ApiError::Forbidden(format!("{} may not call this path", who.name()))));
+            return (None, Err(ApiError::Forbidden(format!("{} may not call this path", who.log_name()))));
         }
-        Match::WrongMethod { allowed } => return ("unknown", Err(ApiError::MethodNotAllowed(allowed))),
-        Match::NotFound => return ("unknown", Err(ApiError::NotFound("no such path".into()))),
+        Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
+        Match::NotFound => return (None, Err(ApiError::NotFound("no such path".into()))),
     };
     // Who may call what: hospitals /v1, the relief office /admin (API.md "Transport and identity").
-    let hospital_id = match (who, route.role()) {
-        (Identity::Hospital(id), Role::Hospital) => id.as_str(),
-        (Identity::Admin(_), Role::Admin) => "",
-        (Identity::Admin(_), _) => {
-            return (route.name(), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
+    let hospital_id = match (who.kind(), route.role()) {
+        (CallerKind::Hospital, Role::Hospital) => who.name(),
+        (CallerKind::Admin, Role::Admin) => "",
+        (CallerKind::Admin, _) => {
+            return (Some(route), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
         }
-        (Identity::Hospital(_), _) => {
-            return (route.name(), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
+        (CallerKind::Hospital, _) => {
+            return (Some(route), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
         }
-        (Identity::Unusable(_), _) => {
+        (CallerKind::Unusable, _) => {
             let e = ApiError::Forbidden("this certificate is not a valid caller (one CN, a valid id)".into());
-            return (route.name(), Err(e));
+            return (Some(route), Err(e));
         }
     };
     let query = Query::parse(req.uri().query());
     let result = serve(ctx, route, params, &query, hospital_id, req).await;
     if let Err(e) = &result {
-        tracing::debug!(route = route.name(), code = e.code(), detail = %e, "refused");
+        // the code only: a detail may name the card (`card C100001 not found`) or echo what the client sent
+        tracing::debug!(route = route.name(), code = e.code(), "refused");
     }
     let result = result.map(|mut r| {
         if r.extensions().get::<Outcome>().is_none() {
@@ -164,7 +169,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (&'stati
         }
         r
     });
-    (route.name(), result)
+    (Some(route), result)
 }
 
 /// One route's handler: parse, call the `App` operation, render. `hospital_id` is "" on admin routes.

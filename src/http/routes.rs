@@ -3,6 +3,8 @@
 //! derive from it. A new endpoint is one line here; the handler `match` in `http::serve` is exhaustive, so a route
 //! without a handler does not compile.
 
+use std::borrow::Cow;
+
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -117,27 +119,70 @@ pub enum Match<'p> {
 }
 
 /// Finds the route for `method` and `path` among the routes whose role `roles` accepts. Where two patterns match a
-/// path, the one with more literal segments wins (`/v1/settlements/quote` over `/v1/settlements/{settlement_id}`).
+/// path, the one with more literal segments wins, whatever the method (OpenAPI: a concrete path is matched before
+/// a templated one): `/v1/settlements/quote` is the quote's path only, so `GET /v1/settlements/quote` is 405 with
+/// `Allow: POST`, not a settlement whose id is `quote`.
 pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Match<'p> {
-    let mut best: Option<(usize, Route, Params<'p>)> = None;
+    let mut most_literals = None;
+    let mut found: Option<(Route, Params<'p>)> = None;
     let mut allowed: Vec<&'static str> = Vec::new();
     for &route in Route::ALL.iter().filter(|r| roles(r.role())) {
         let Some((literals, params)) = match_path(route.path(), path) else { continue };
-        if route.method() != method {
-            if !allowed.contains(&route.method()) {
-                allowed.push(route.method());
-            }
+        if most_literals.is_some_and(|n| literals < n) {
             continue;
         }
-        if best.is_none_or(|(n, _, _)| literals > n) {
-            best = Some((literals, route, params));
+        if most_literals.is_none_or(|n| literals > n) {
+            // a more concrete pattern: what the less concrete ones offered does not count
+            most_literals = Some(literals);
+            found = None;
+            allowed.clear();
+        }
+        if route.method() == method {
+            found = Some((route, params));
+        } else if !allowed.contains(&route.method()) {
+            allowed.push(route.method());
         }
     }
-    match best {
-        Some((_, route, params)) => Match::Found { route, params },
+    match found {
+        Some((route, params)) => Match::Found { route, params },
         None if !allowed.is_empty() => Match::WrongMethod { allowed },
         None => Match::NotFound,
     }
+}
+
+/// The form of a request path a log line may carry: the pattern of the route it matches, whatever the method and
+/// role (`/admin/v1/cardholders/{card_id}`), else only the leading segments that are literal segments of the
+/// table, then `/...` (`/v1/...` for `/v1/C100001/x`, `/...` for `/C100001`). Nothing the client typed, a card
+/// id in a path or a control character, reaches the log.
+pub fn log_path(path: &str) -> Cow<'static, str> {
+    let mut best: Option<(usize, Route)> = None;
+    for &route in Route::ALL {
+        if let Some((literals, _)) = match_path(route.path(), path) {
+            if best.is_none_or(|(n, _)| literals > n) {
+                best = Some((literals, route));
+            }
+        }
+    }
+    if let Some((_, route)) = best {
+        return Cow::Borrowed(route.path());
+    }
+    if path == "/" {
+        return Cow::Borrowed("/");
+    }
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let mut known: &[&'static str] = &[];
+    let patterns: Vec<Vec<&'static str>> = Route::ALL.iter().map(|r| r.path()[1..].split('/').collect()).collect();
+    for pattern in &patterns {
+        let k = pattern.iter().zip(&segments).take_while(|(p, s)| !p.starts_with('{') && **p == **s).count();
+        if k > known.len() {
+            known = &pattern[..k];
+        }
+    }
+    let mut out: String = known.iter().flat_map(|s| ["/", s]).collect();
+    if known.len() < segments.len() {
+        out.push_str("/...");
+    }
+    Cow::Owned(out)
 }
 
 /// Matches one pattern: the number of literal segments and the parameters, or `None`.
@@ -196,8 +241,28 @@ mod tests {
     }
 
     #[test]
+    fn logs_get_patterns_or_known_literal_segments_only() {
+        assert_eq!(log_path("/admin/v1/cardholders/C100003"), "/admin/v1/cardholders/{card_id}");
+        assert_eq!(log_path("/v1/settlements/s2_abc"), "/v1/settlements/{settlement_id}");
+        assert_eq!(log_path("/v1/settlements/quote"), "/v1/settlements/quote");
+        assert_eq!(log_path("/healthz"), "/healthz");
+        assert_eq!(log_path("/admin/v1/cardholders/C100003/x"), "/admin/v1/cardholders/...");
+        assert_eq!(log_path("/v1/C100003"), "/v1/...");
+        assert_eq!(log_path("/C100003/v1"), "/...");
+        assert_eq!(log_path("/v1/settlements/"), "/v1/settlements/...");
+        assert_eq!(log_path("/"), "/");
+        assert_eq!(log_path("/v1/\n\x1b[31m"), "/v1/...");
+        assert_eq!(log_path("*"), "/...");
+    }
+
+    #[test]
     fn wrong_methods_and_unknown_paths() {
         assert_eq!(api("DELETE", "/v1/settlements"), Match::WrongMethod { allowed: vec!["POST", "GET"] });
+        // the concrete path wins for every method: no settlement `quote`, no card `import` on these paths
+        assert_eq!(api("GET", "/v1/settlements/quote"), Match::WrongMethod { allowed: vec!["POST"] });
+        assert_eq!(api("PUT", "/admin/v1/cardholders/import"), Match::WrongMethod { allowed: vec!["POST"] });
+        assert_eq!(api("POST", "/admin/v1/cardholders/C1"), Match::WrongMethod { allowed: vec!["PUT", "GET"] });
+        assert_eq!(api("POST", "/v1/settlements/s1_x"), Match::WrongMethod { allowed: vec!["GET"] });
         assert_eq!(api("GET", "/v1/nope"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/a/b"), Match::NotFound);

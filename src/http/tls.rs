@@ -15,23 +15,47 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 
-/// Who is calling, decided once per connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
+/// What a caller may do, decided by its certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
     /// The relief office (a CN listed in `admin.identities`).
-    Admin(String),
+    Admin,
     /// A hospital; its id is the CN.
-    Hospital(String),
-    /// A certificate this gateway will not serve (not exactly one CN, a CN that is not a valid hospital id, or no
-    /// client-authentication key usage): 403 on every path. Holds a log-safe form of the CN.
-    Unusable(String),
+    Hospital,
+    /// A certificate this gateway will not serve (CN missing or not a valid hospital id): 403 on every path.
+    Unusable,
+}
+
+/// Who is calling, decided once per connection: the kind, the certificate's CN as presented, and the CN's log-safe
+/// form. The CN is chosen by whoever holds a certificate of the client CA, so it is never logged raw: a newline,
+/// an escape sequence or a NUL in it would forge or break log lines. [`Identity::log_name`] is the only form of
+/// it any log line may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    kind: CallerKind,
+    name: String,
+    log_name: String,
 }
 
 impl Identity {
+    pub fn new(kind: CallerKind, name: String) -> Identity {
+        let log_name = crate::redact::log_safe(&name).into_owned();
+        Identity { kind, name, log_name }
+    }
+
+    pub fn kind(&self) -> CallerKind {
+        self.kind
+    }
+
+    /// The CN as presented: the hospital id of a hospital. Not for logs: see [`Identity::log_name`].
     pub fn name(&self) -> &str {
-        match self {
-            Identity::Admin(n) | Identity::Hospital(n) | Identity::Unusable(n) => n,
-        }
+        &self.name
+    }
+
+    /// The CN for logs and messages: printable ASCII, control and non-ASCII characters escaped, at most
+    /// `redact::LOG_TEXT_MAX_CHARS` characters of it (`redact::log_safe`).
+    pub fn log_name(&self) -> &str {
+        &self.log_name
     }
 }
 
@@ -188,36 +212,45 @@ impl TlsReloader {
     }
 }
 
-/// Longest CN kept for logs of an unusable certificate.
-const MAX_LOGGED_CN_CHARS: usize = 64;
-
-/// A CN as it may appear in a log line: control and non-ASCII characters escaped, length bounded.
-pub fn log_safe(cn: &str) -> String {
-    cn.chars().take(MAX_LOGGED_CN_CHARS).flat_map(char::escape_default).collect()
-}
-
 /// The identity of a verified client certificate chain (leaf first).
 pub fn identity(chain: Option<&[CertificateDer<'_>]>, admins: &[String]) -> Identity {
-    let Some(leaf) = chain.and_then(|c| c.first()) else { return Identity::Unusable(String::new()) };
+    let unusable = || Identity::new(CallerKind::Unusable, String::new());
+    let Some(leaf) = chain.and_then(|c| c.first()) else { return unusable() };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
-        return Identity::Unusable(String::new());
+        return unusable();
     };
     // exactly one CN: with two, tools disagree about which one is "the" name
     let mut cns = cert.subject().iter_common_name();
     let (Some(cn), None) = (cns.next(), cns.next()) else {
-        return Identity::Unusable("(not exactly one CN)".into());
+        return Identity::new(CallerKind::Unusable, "(not exactly one CN)".into());
     };
-    let Ok(cn) = cn.as_str() else { return Identity::Unusable("(CN not a string)".into()) };
+    let Ok(cn) = cn.as_str() else { return Identity::new(CallerKind::Unusable, "(CN not a string)".into()) };
     // a client certificate must say it is one (webpki checks the purpose only when the extension is there)
     let client_auth = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth);
-    if !client_auth {
-        return Identity::Unusable(format!("{} (no clientAuth key usage)", log_safe(cn)));
-    }
-    if admins.iter().any(|a| a == cn) {
-        Identity::Admin(cn.to_string())
+    let kind = if !client_auth {
+        CallerKind::Unusable
+    } else if admins.iter().any(|a| a == cn) {
+        CallerKind::Admin
     } else if crate::domain::is_valid_id(cn) {
-        Identity::Hospital(cn.to_string())
+        CallerKind::Hospital
     } else {
-        Identity::Unusable(log_safe(cn))
+        CallerKind::Unusable
+    };
+    Identity::new(kind, cn.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_name_of_a_hostile_cn_is_one_bounded_printable_line() {
+        let cn = format!("H0001\nINFO forged\x1b[31m\0{}", "x".repeat(300));
+        let who = Identity::new(CallerKind::Unusable, cn.clone());
+        assert_eq!(who.name(), cn);
+        assert!(who.log_name().bytes().all(|b| b.is_ascii_graphic()), "{}", who.log_name());
+        assert!(who.log_name().starts_with("H0001\\x0aINFO\\x20forged\\x1b[31m\\x00x"), "{}", who.log_name());
+        assert!(who.log_name().len() < 100);
+        assert_eq!(Identity::new(CallerKind::Hospital, "H0001".into()).log_name(), "H0001");
     }
 }

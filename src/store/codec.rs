@@ -161,7 +161,8 @@ pub struct CanonicalRequest {
 pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
     let p: Vec<&str> = s.split('|').collect();
     if p.len() != 12 || p[0] != "v1" {
-        return Err(format!("canonical request {s:?}"));
+        // not the text itself: it starts with the card id, and this message is logged
+        return Err(format!("canonical request of {} fields", p.len()));
     }
     let n = |i: usize| p[i].parse::<i64>().map_err(|e| format!("canonical request field {i}: {e}"));
     let visit_type = VisitType::parse(p[2]).ok_or_else(|| format!("visit type {:?}", p[2]))?;
@@ -241,7 +242,7 @@ pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, Strin
         reversed_at: r.get("reversed_at").cloned(),
     };
     if !settlement.check_invariants() {
-        return Err(format!("record breaks the settlement invariants: {settlement:?}"));
+        return Err(format!("record breaks the settlement invariants: {}", settlement.amounts_text()));
     }
     Ok(settlement)
 }

@@ -62,7 +62,14 @@ impl StoreError {
         } else {
             StoreErrorKind::Corrupt
         };
-        StoreError { op, kind, detail: e.to_string(), cause: Some(e) }
+        // A server error says what Redis (or a script) refused; a reply the client could not convert quotes the
+        // reply, which may hold a card id, and this detail is logged: then only its category.
+        let detail = if e.code().is_some() || kind != StoreErrorKind::Corrupt {
+            e.to_string()
+        } else {
+            format!("{} (reply withheld from logs)", e.category())
+        };
+        StoreError { op, kind, detail, cause: Some(e) }
     }
 
     /// Whether the same call may simply be made again.

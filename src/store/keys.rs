@@ -5,11 +5,6 @@
 //! The few keys that span cards (program totals, id claims, reconciliation) are named here too; docs/CLUSTER.md
 //! says how they stay exact on a cluster.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
-use crate::domain::is_valid_id;
-
 pub fn card(card_id: &str) -> String {
     format!("sg:{{{card_id}}}:card")
 }
@@ -57,10 +52,13 @@ pub fn recon_hospitals(day: &str) -> String {
 /// Hash of published rulesets: field `latest` = highest version, field `<version>` = the ruleset's JSON.
 pub const RULESETS: &str = "sg:rulesets";
 
-/// Where a settlement lives, and its opaque `settlement_id`: the card, hospital and hospital's id, base64url
-/// encoded. Opaque to clients; it lets `GET /v1/settlements/{id}` find the record without an index. A hospital
-/// that decodes it learns nothing it did not send; one that forges another hospital's id gets 404 (the
-/// hospital part must equal the caller).
+/// The 32 random bytes the opaque `settlement_id`s are sealed with (`store::ids`): created once with `SET NX` by
+/// whichever gateway instance needs it first, read by every instance. Losing it makes the `s2_` ids handed out
+/// unreadable (the records stay, reachable by card and `hospital_settlement_id`).
+pub const ID_SECRET: &str = "sg:secret:ids";
+
+/// Where a settlement lives: the card (its hash tag), the hospital and the hospital's own id. Its opaque
+/// `settlement_id` is sealed and opened by `store::ids`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementRef {
     pub card_id: String,
@@ -73,21 +71,6 @@ impl SettlementRef {
         SettlementRef { card_id: card_id.into(), hospital_id: hospital_id.into(), hsid: hsid.into() }
     }
 
-    pub fn encode(&self) -> String {
-        format!("s1_{}", URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", self.card_id, self.hsid, self.hospital_id)))
-    }
-
-    pub fn decode(settlement_id: &str) -> Option<SettlementRef> {
-        let raw = URL_SAFE_NO_PAD.decode(settlement_id.strip_prefix("s1_")?).ok()?;
-        let text = String::from_utf8(raw).ok()?;
-        let mut parts = text.splitn(3, '|');
-        let (card_id, hsid, hospital_id) = (parts.next()?, parts.next()?, parts.next()?);
-        if !is_valid_id(card_id) || !is_valid_id(hsid) || hospital_id.is_empty() {
-            return None;
-        }
-        Some(SettlementRef { card_id: card_id.into(), hospital_id: hospital_id.into(), hsid: hsid.into() })
-    }
-
     pub fn key(&self) -> String {
         settlement(&self.card_id, &self.hospital_id, &self.hsid)
     }
@@ -96,14 +79,6 @@ impl SettlementRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settlement_ref_round_trips() {
-        let r = SettlementRef { card_id: "C1".into(), hospital_id: "H0001".into(), hsid: "H0001-20261129:42".into() };
-        assert_eq!(SettlementRef::decode(&r.encode()), Some(r));
-        assert_eq!(SettlementRef::decode("s1_!!"), None);
-        assert_eq!(SettlementRef::decode("nope"), None);
-    }
 
     #[test]
     fn hospital_and_id_never_collide() {

@@ -6,6 +6,7 @@
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
+//! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
 //!
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
@@ -13,6 +14,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod ids;
 pub mod keys;
 pub mod link;
 pub mod recon;
@@ -26,9 +28,13 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::Script;
+use ring::rand::SecureRandom;
+use tokio::sync::OnceCell;
 
 pub use codec::{script_specs, DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
+use ids::IdCodec;
+use keys::SettlementRef;
 use link::Link;
 pub use recon::{DayTotals, EVENTS_PAGE};
 pub use registry::ProgramYearUsage;
@@ -47,6 +53,8 @@ pub struct Store {
     publish_script: Script,
     /// How long a call may wait for Redis's answer (`redis.response_timeout_ms`); past it, a write is 504.
     response_timeout: Duration,
+    /// Seals and opens `settlement_id`s; its secret is read from Redis on first need, then kept ([`Store::ids`]).
+    ids: OnceCell<IdCodec>,
 }
 
 impl Store {
@@ -61,7 +69,63 @@ impl Store {
                  return v",
             ),
             response_timeout,
+            ids: OnceCell::new(),
         }
+    }
+
+    /// The id codec, its secret read from Redis on first need (one round trip: `SET NX` of fresh random bytes, so
+    /// the first instance to ask creates it, then `GET`, so every instance uses the one that won), then kept for
+    /// the life of the process. Concurrent first callers wait for one load; a failed load (Redis down: 503) is
+    /// retried by the next call.
+    pub async fn ids(&self) -> StoreResult<&IdCodec> {
+        self.ids.get_or_try_init(|| self.load_id_secret()).await
+    }
+
+    async fn load_id_secret(&self) -> StoreResult<IdCodec> {
+        const OP: &str = "id_secret";
+        let mut fresh = [0u8; ids::SECRET_LEN];
+        ring::rand::SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| StoreError::new(OP, StoreErrorKind::Unavailable, "no system randomness"))?;
+        let mut conn = self.conn(OP)?;
+        // `writes: false`: creating the secret changes no settlement, and repeating it is harmless, so a timeout
+        // here is "unavailable" (503), never "outcome unknown".
+        let (stored,): (Option<Vec<u8>>,) = self
+            .call(OP, false, async move {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(keys::ID_SECRET)
+                    .arg(&fresh[..])
+                    .arg("NX")
+                    .ignore()
+                    .cmd("GET")
+                    .arg(keys::ID_SECRET)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let stored =
+            stored.ok_or_else(|| StoreError::corrupt(OP, format!("{} vanished after SET NX", keys::ID_SECRET)))?;
+        IdCodec::new(&stored).ok_or_else(|| {
+            StoreError::corrupt(
+                OP,
+                format!("{} holds {} bytes, not {}", keys::ID_SECRET, stored.len(), ids::SECRET_LEN),
+            )
+        })
+    }
+
+    /// Where a `settlement_id` of `hospital_id` points: `None` when it is malformed, forged, or another
+    /// hospital's. An `s2_` id needs the id secret (loaded once); an `s1_` id of an earlier build does not.
+    /// No settlement is read: the caller makes the one read of the record.
+    pub async fn resolve_settlement_id(
+        &self,
+        hospital_id: &str,
+        settlement_id: &str,
+    ) -> StoreResult<Option<SettlementRef>> {
+        if settlement_id.starts_with(ids::V2_PREFIX) {
+            return Ok(self.ids().await?.decode(settlement_id, hospital_id));
+        }
+        Ok(ids::decode_v1(settlement_id).filter(|at| at.hospital_id == hospital_id))
     }
 
     fn conn(&self, op: &'static str) -> StoreResult<MultiplexedConnection> {

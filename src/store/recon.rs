@@ -99,10 +99,14 @@ impl Store {
     pub async fn day_events(&self, day: &str, hospital_id: &str, start: usize) -> StoreResult<Vec<DayEvent>> {
         let mut conn = self.conn("recon_events")?;
         let key = keys::recon_events(day, hospital_id);
+        let listed = key.clone();
         let (first, last) = (list_index(start), list_index(start + EVENTS_PAGE - 1));
         let lines: Vec<String> =
             self.call("recon_events", false, async move { conn.lrange(key, first, last).await }).await?;
-        lines.iter().map(|l| parse_event(l).ok_or_else(|| StoreError::corrupt("recon_events", l.clone()))).collect()
+        // the line itself is not quoted: it holds a card id, and the error is logged
+        let unreadable =
+            |i: usize| StoreError::corrupt("recon_events", format!("unreadable line {} of {listed}", start + i));
+        lines.iter().enumerate().map(|(i, l)| parse_event(l).ok_or_else(|| unreadable(i))).collect()
     }
 }
 

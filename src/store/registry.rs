@@ -102,12 +102,13 @@ impl Store {
         let corrupt = |e: String| StoreError::corrupt("eligibility", e);
         let card: HashMap<String, String> =
             redis::from_redis_value(values.first().cloned().unwrap_or(redis::Value::Nil))
-                .map_err(|e| corrupt(e.to_string()))?;
+                .map_err(|_| corrupt("the card hash is not a hash of strings".into()))?;
         let Some(card) = parse_card(&card).map_err(corrupt)? else {
             return Ok(None);
         };
         let counters: Vec<Option<i64>> = match values.get(1) {
-            Some(v) => redis::from_redis_value(v.clone()).map_err(|e| corrupt(e.to_string()))?,
+            // the conversion error quotes the reply; logs get only what was wrong
+            Some(v) => redis::from_redis_value(v.clone()).map_err(|_| corrupt("usage counters not integers".into()))?,
             None => Vec::new(),
         };
         let usage = counters

@@ -113,7 +113,7 @@ impl Store {
             .arg(version);
         let settlement_id = match call.mode {
             SettleMode::Settle { hospital_id, hospital_settlement_id: hsid, settled_at, settled_day } => {
-                let id = SettlementRef::new(bill.card_id, hospital_id, hsid).encode();
+                let id = self.ids().await?.encode(&SettlementRef::new(bill.card_id, hospital_id, hsid));
                 inv.key(keys::settlement(bill.card_id, hospital_id, hsid))
                     .key(keys::claim(hospital_id, hsid))
                     .key(keys::recon_events(settled_day, hospital_id))
@@ -181,7 +181,7 @@ fn decode_reply(
                 reversed_at: None,
             };
             if !settlement.check_invariants() {
-                return Err(corrupt(format!("settlement breaks the invariants: {settlement:?}")));
+                return Err(corrupt(format!("settlement breaks the invariants: {}", settlement.amounts_text())));
             }
             SettleOutcome::Split { settlement, reads }
         }

@@ -1,0 +1,560 @@
+//! docs/openapi.yaml says what the server does, checked against the real binary over mTLS: the patterns, lengths
+//! and ranges it declares are the ones the server enforces (a sample is accepted exactly when the document's regex
+//! matches it), `year` is optional, any `X-Request-Id` is accepted and a valid one echoed, every documented path
+//! answers another method with 405 and the documented `Allow`, and the refusals every operation can meet (415,
+//! 413, 429, 503/504) are among its documented responses, as problem+json with the documented headers.
+//! scripts/schemathesis.sh checks the same document with generated requests; these tests pin the rules down.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{Days, NaiveDate};
+use common::*;
+use http::{HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use regex_automata::meta::Regex;
+use serde_json::{json, Value};
+use yaml_rust2::{Yaml, YamlLoader};
+
+const OPERATION_KEYS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+fn doc() -> Yaml {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    YamlLoader::load_from_str(&std::fs::read_to_string(file).unwrap()).unwrap().remove(0)
+}
+
+/// `components/schemas/NAME/pattern`, compiled.
+fn pattern(doc: &Yaml, name: &str) -> Regex {
+    let p = doc["components"]["schemas"][name]["pattern"].as_str().unwrap_or_else(|| panic!("{name}: no pattern"));
+    Regex::new(p).unwrap_or_else(|e| panic!("{name}: {p}: {e}"))
+}
+
+/// Resolves a `$ref` to `#/components/<kind>/<name>`, or returns the node.
+fn resolve<'a>(doc: &'a Yaml, node: &'a Yaml) -> &'a Yaml {
+    match node["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/")) {
+        Some(rest) => {
+            let (kind, name) = rest.split_once('/').unwrap();
+            &doc["components"][kind][name]
+        }
+        None => node,
+    }
+}
+
+/// The gateway's local date (config `timezone = "Asia/Shanghai"`).
+fn today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive()
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One request on a fresh mTLS connection as `who`, with raw header values.
+async fn call(
+    gw: &Gateway,
+    who: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Answer {
+    let dir = gw.certs.path();
+    let config = tls_client_config(
+        Some((&dir.join(format!("{who}.pem")), &dir.join(format!("{who}.key")))),
+        &dir.join("ca.pem"),
+    );
+    let stream = tls_connect(gw.port, config).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder().method(method).uri(path).header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, HeaderValue::from_bytes(v).unwrap());
+    }
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let raw = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer { status, headers, body: serde_json::from_slice(&raw).unwrap_or(Value::Null) }
+}
+
+async fn post(gw: &Gateway, who: &str, path: &str, body: &Value) -> Answer {
+    call(gw, who, "POST", path, &[], Some("application/json"), serde_json::to_vec(body).unwrap()).await
+}
+
+/// A plain HTTP/1.1 request on the ops listener: status and headers (lower-case names).
+fn ops_call(port: u16, method: &str, path: &str) -> (u16, BTreeMap<String, String>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let head = out.split("\r\n\r\n").next().unwrap_or("");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().into()))
+        .collect();
+    (status, headers)
+}
+
+/// A documented path with its `{params}` filled with sample values.
+fn concrete(path: &str) -> String {
+    path.replace("{settlement_id}", "s1_QzEwMDAwMXxIMDAwMS0yMDI2MTEyOS0wMDAwNDJ8SDAwMDE")
+        .replace("{card_id}", "C100001")
+        .replace("{version}", "1")
+}
+
+fn allow_set(v: Option<&str>) -> BTreeSet<String> {
+    v.unwrap_or("").split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_methods_on_documented_paths_are_405_with_the_documented_allow() {
+    let doc = doc();
+    let certs = Arc::new(Certs::new());
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), &certs, "");
+    let request_id =
+        Regex::new(doc["components"]["headers"]["X-Request-Id"]["schema"]["pattern"].as_str().unwrap()).unwrap();
+    for (path, item) in doc["paths"].as_hash().unwrap() {
+        let path = path.as_str().unwrap();
+        let documented: BTreeSet<String> = item
+            .as_hash()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.as_str())
+            .filter(|k| OPERATION_KEYS.contains(k))
+            .map(|k| k.to_ascii_uppercase())
+            .collect();
+        for method in ["TRACE", "DELETE", "PATCH", "OPTIONS"] {
+            assert!(!documented.contains(method), "{path}: the test assumes {method} is undocumented");
+            let (status, allow) = if path.starts_with("/v1/") || path.starts_with("/admin/") {
+                let who = if path.starts_with("/v1/") { "H0001" } else { ADMIN };
+                let r = call(&gw, who, method, &concrete(path), &[], None, Vec::new()).await;
+                assert_eq!(r.header("content-type"), Some("application/problem+json"), "{method} {path}");
+                assert_eq!(r.body["code"], "method_not_allowed", "{method} {path}");
+                assert!(r.header("x-request-id").is_some_and(|v| request_id.is_match(v)), "{method} {path}");
+                (r.status, allow_set(r.header("allow")))
+            } else {
+                let port = gw.ops_port;
+                let (p, m) = (path.to_string(), method.to_string());
+                let (status, headers) = tokio::task::spawn_blocking(move || ops_call(port, &m, &p)).await.unwrap();
+                assert!(!headers.contains_key("x-request-id"), "{path}: the ops listener sends no X-Request-Id");
+                (status, allow_set(headers.get("allow").map(String::as_str)))
+            };
+            assert_eq!(status, 405, "{method} {path}");
+            assert_eq!(allow, documented, "{method} {path}: Allow");
+        }
+    }
+
+    // A concrete path wins over a templated one for every method (OpenAPI path matching).
+    let r = call(&gw, "H0001", "GET", "/v1/settlements/quote", &[], None, Vec::new()).await;
+    assert_eq!((r.status, allow_set(r.header("allow"))), (405, BTreeSet::from(["POST".to_string()])));
+    for method in ["GET", "PUT"] {
+        let r = call(&gw, ADMIN, method, "/admin/v1/cardholders/import", &[], Some("application/json"), b"{}".to_vec())
+            .await;
+        assert_eq!((r.status, allow_set(r.header("allow"))), (405, BTreeSet::from(["POST".to_string()])), "{method}");
+        // ... which the document says: `import` is no card id there, and 405 is a documented answer
+        let op = &doc["paths"]["/admin/v1/cardholders/{card_id}"][method.to_ascii_lowercase().as_str()];
+        assert!(!op["responses"]["405"].is_badvalue(), "{method} /admin/v1/cardholders/{{card_id}}: 405 undocumented");
+    }
+    let card_id = &doc["paths"]["/admin/v1/cardholders/{card_id}"]["parameters"][1]["schema"]["allOf"][1];
+    assert_eq!(card_id["not"]["const"].as_str(), Some("import"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_request_id_is_accepted_and_a_valid_one_is_echoed() {
+    let doc = doc();
+    // the request parameter constrains nothing: any value is a valid request
+    let param = &doc["components"]["parameters"]["RequestId"]["schema"];
+    assert_eq!(param.as_hash().map(|h| h.len()), Some(1), "RequestId schema: {param:?}");
+    assert_eq!(param["type"].as_str(), Some("string"));
+    let echoed =
+        Regex::new(doc["components"]["headers"]["X-Request-Id"]["schema"]["pattern"].as_str().unwrap()).unwrap();
+
+    let certs = Arc::new(Certs::new());
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), &certs, "");
+    let visible: String = (b'!'..=b'~').map(char::from).collect();
+    let values: Vec<Vec<u8>> = vec![
+        b"hosp-req-0042".to_vec(),
+        visible.clone().into_bytes(),
+        "x".repeat(128).into_bytes(),
+        "x".repeat(129).into_bytes(),
+        "x".repeat(4000).into_bytes(),
+        Vec::new(),
+        b"with space".to_vec(),
+        b"tab\there".to_vec(),
+        "caf\u{e9}".as_bytes().to_vec(),
+        vec![0xff, b'a'],
+    ];
+    let mut fresh = BTreeSet::new();
+    for v in values {
+        let r = call(&gw, "H0001", "GET", "/v1/reconciliation", &[("x-request-id", &v)], None, Vec::new()).await;
+        let shown = String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned();
+        assert_eq!(r.status, 200, "X-Request-Id {shown:?}: {}", r.body);
+        let id = r.header("x-request-id").unwrap_or_else(|| panic!("{shown:?}: no X-Request-Id")).to_string();
+        assert!(echoed.is_match(&id), "{shown:?}: answered id {id:?} is outside the documented pattern");
+        match std::str::from_utf8(&v) {
+            Ok(text) if echoed.is_match(text) => assert_eq!(id, text, "a valid id is echoed"),
+            _ => {
+                assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{shown:?}: new id {id:?}");
+                assert!(fresh.insert(id), "a new id each time");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_dates_years_and_names_are_checked_as_documented() {
+    let doc = doc();
+    let certs = Arc::new(Certs::new());
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), &certs, "");
+    let visit = json!({"type": "inpatient", "date": "2026-01-05"});
+
+    // Id (card_id, hospital_settlement_id): unknown but valid → 404, invalid → 400 naming it
+    let id = pattern(&doc, "Id");
+    let ids = [
+        "C100001",
+        "a",
+        "A-z_0.9:x",
+        &"a".repeat(64),
+        &"a".repeat(65),
+        "",
+        "C 1",
+        "C/1",
+        "C{1}",
+        "\u{c7}1",
+        "C|1",
+        "C,1",
+        "C\u{0}1",
+        "C\n1",
+        "C+1",
+        "C#1",
+    ];
+    for s in ids {
+        let r = post(&gw, "H0001", "/v1/eligibility", &json!({"card_id": s, "visit": visit})).await;
+        if id.is_match(s) {
+            assert_eq!((r.status, &r.body["code"]), (404, &json!("card_not_found")), "card_id {s:?}: {}", r.body);
+        } else {
+            assert_eq!(
+                (r.status, &r.body["errors"][0]["field"]),
+                (400, &json!("card_id")),
+                "card_id {s:?}: {}",
+                r.body
+            );
+        }
+    }
+
+    // LocalDate: the pattern plus `format: date` (a day that exists)
+    let date = pattern(&doc, "LocalDate");
+    assert_eq!(doc["components"]["schemas"]["LocalDate"]["format"].as_str(), Some("date"));
+    let dates = [
+        "2026-01-05",
+        "2024-02-29",
+        "1900-01-01",
+        "0001-01-01",
+        "2023-02-29",
+        "2026-13-01",
+        "2026-1-5",
+        "+2026-01-01",
+        "2026-01-01T00:00:00Z",
+        "20260101",
+        " 2026-01-05",
+        "2026/01/05",
+        "",
+    ];
+    for s in dates {
+        let valid = date.is_match(s) && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok();
+        let r =
+            post(&gw, "H0001", "/v1/eligibility", &json!({"card_id": "C1", "visit": {"type": "chronic", "date": s}}))
+                .await;
+        let want = if valid { (404, json!("card_not_found")) } else { (400, json!("invalid_request")) };
+        assert_eq!((r.status, r.body["code"].clone()), want, "visit.date {s:?}: {}", r.body);
+    }
+    // x-settlegate-rules visit-date-at-most-tomorrow
+    let rules = &doc["components"]["schemas"]["Visit"]["x-settlegate-rules"][0];
+    assert_eq!(rules["id"].as_str(), Some("visit-date-at-most-tomorrow"));
+    for (days, status) in [(1, 404), (2, 400)] {
+        let d = today().checked_add_days(Days::new(days)).unwrap().to_string();
+        let r =
+            post(&gw, "H0001", "/v1/eligibility", &json!({"card_id": "C1", "visit": {"type": "chronic", "date": d}}))
+                .await;
+        assert_eq!(r.status, status, "today + {days}: {}", r.body);
+    }
+
+    // Label (category, tags): PUT a cardholder
+    let label = pattern(&doc, "Label");
+    let long_cjk = "\u{4f4e}".repeat(64);
+    let too_long_cjk = "\u{4f4e}".repeat(65);
+    let labels = [
+        "dibao",
+        "\u{4f4e}\u{4fdd}",
+        &long_cjk,
+        &too_long_cjk,
+        "elderly_80",
+        "a-b.c:d",
+        "\u{200b}",
+        "\u{feff}x",
+        "",
+        "a b",
+        "a\u{3000}b",
+        "a\u{a0}b",
+        "a\u{85}b",
+        "a\u{2028}b",
+        "a\u{1}b",
+        "a\u{9f}b",
+        "a\u{7f}b",
+        "a,b",
+        "a;b",
+        "a=b",
+        "a|b",
+        "a{b",
+        "a}b",
+        "a\tb",
+    ];
+    for s in labels {
+        let card = json!({"card_id": "L1", "category": s, "valid_from": "2026-01-01", "valid_until": "2026-12-31",
+                          "status": "active", "tags": [s]});
+        let r =
+            call(&gw, ADMIN, "PUT", "/admin/v1/cardholders/L1", &[], Some("application/json"), card.to_string().into())
+                .await;
+        if label.is_match(s) {
+            assert_eq!(r.status, 200, "label {s:?}: {}", r.body);
+        } else {
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("category")), "label {s:?}: {}", r.body);
+        }
+    }
+
+    // ProgramId, and a program name: 1-128 characters (not bytes), not all whitespace
+    let program_id = pattern(&doc, "ProgramId");
+    let name = &doc["components"]["schemas"]["Program"]["properties"]["name"];
+    let name_pattern = Regex::new(name["pattern"].as_str().unwrap()).unwrap();
+    let max_name = usize::try_from(name["maxLength"].as_i64().unwrap()).unwrap();
+    let ruleset = |id: &str, name: &str| {
+        json!({"effective_from": "2026-01-01", "programs": [
+            {"id": id, "name": name, "covers": ["in_scope"], "categories": {"dibao": {"ratio_bp": 9000}}}]})
+    };
+    for s in ["a", "medical_assistance", "a1_", &"a".repeat(64), &"a".repeat(65), "", "A", "a-b", "a.b", "\u{e9}"] {
+        let r = post(&gw, ADMIN, "/admin/v1/rulesets", &ruleset(s, "Name")).await;
+        if program_id.is_match(s) {
+            assert_eq!(r.status, 201, "program id {s:?}: {}", r.body);
+        } else {
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("programs[0].id")), "{s:?}: {}", r.body);
+        }
+    }
+    let names = [
+        "Charity".to_string(),
+        " a ".to_string(),
+        "\u{540d}".repeat(max_name),
+        "a".repeat(max_name + 1),
+        "  ".to_string(),
+        "\u{3000}\t".to_string(),
+        String::new(),
+    ];
+    for s in &names {
+        let valid = name_pattern.is_match(s) && (1..=max_name).contains(&s.chars().count());
+        let r = post(&gw, ADMIN, "/admin/v1/rulesets", &ruleset("p", s)).await;
+        assert_eq!(r.status, if valid { 201 } else { 400 }, "name {:?}: {}", &s[..s.len().min(20)], r.body);
+    }
+
+    // Year: optional, within the documented range
+    let year = &doc["components"]["schemas"]["Year"];
+    let (min, max) = (year["minimum"].as_i64().unwrap(), year["maximum"].as_i64().unwrap());
+    assert_eq!(doc["components"]["parameters"]["YearQuery"]["required"].as_bool(), Some(false));
+    for path in ["/admin/v1/pools", "/admin/v1/cardholders/L1"] {
+        let get = |q: String| {
+            let gw = &gw;
+            async move { call(gw, ADMIN, "GET", &format!("{path}{q}"), &[], None, Vec::new()).await }
+        };
+        assert_eq!(get(String::new()).await.status, 200, "{path} without year");
+        for y in [min, max, 2026] {
+            assert_eq!(get(format!("?year={y}")).await.status, 200, "{path}?year={y}");
+        }
+        for y in [(min - 1).to_string(), (max + 1).to_string(), "abc".into(), String::new()] {
+            let r = get(format!("?year={y}")).await;
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("year")), "{path}?year={y}: {}", r.body);
+        }
+    }
+
+    // null is "absent" exactly where the document allows it
+    let terms = json!({"ratio_bp": 9000, "deductible_fen": null, "annual_cap_fen": null, "per_visit_cap_fen": null});
+    let nulls = json!({"effective_from": "2026-01-01", "programs": [{"id": "n", "name": "N", "visit_types": null,
+        "covers": ["in_scope"], "require_tags": null, "annual_pool_fen": null, "categories": {"dibao": terms}}]});
+    assert_eq!(post(&gw, ADMIN, "/admin/v1/rulesets", &nulls).await.status, 201);
+    let r = post(
+        &gw,
+        "H0001",
+        "/v1/reversals",
+        &json!({"card_id": "C1", "hospital_settlement_id": "X1", "reason": null,
+                                                         "settlement_id": null}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let card = json!({"card_id": "L2", "category": "dibao", "valid_from": "2026-01-01", "valid_until": "2026-12-31",
+                      "status": "active", "tags": null});
+    let r = call(&gw, ADMIN, "PUT", "/admin/v1/cardholders/L2", &[], Some("application/json"), card.to_string().into())
+        .await;
+    assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("tags")), "tags: null: {}", r.body);
+}
+
+/// A valid request for each documented mTLS operation: (caller, path, content type, body).
+fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static str>, Vec<u8>) {
+    let day = today().to_string();
+    let bill = json!({"hospital_settlement_id": "S-1", "card_id": "C1", "visit": {"type": "inpatient", "date": day},
+                      "amounts": {"total_fen": 100, "in_scope_fen": 100, "pre_self_pay_fen": 0, "over_limit_fen": 0,
+                                  "self_pay_fen": 0}});
+    let card = json!({"card_id": "C1", "category": "dibao", "valid_from": "2020-01-01", "valid_until": "2099-12-31",
+                      "status": "active"});
+    let rules = json!({"effective_from": "2020-01-01", "programs": [
+        {"id": "a", "name": "A", "covers": ["in_scope"], "categories": {"dibao": {"ratio_bp": 9000}}}]});
+    let j = |v: &Value| serde_json::to_vec(v).unwrap();
+    let json = Some("application/json");
+    match operation_id {
+        "checkEligibility" => {
+            ("H0001", "/v1/eligibility".into(), json, j(&json!({"card_id": "C1", "visit": bill["visit"]})))
+        }
+        "settle" => ("H0001", "/v1/settlements".into(), json, j(&bill)),
+        "findSettlement" => ("H0001", "/v1/settlements?card_id=C1&hospital_settlement_id=S-1".into(), None, vec![]),
+        "quoteSettlement" => ("H0001", "/v1/settlements/quote".into(), json, j(&bill)),
+        "getSettlement" => ("H0001", concrete("/v1/settlements/{settlement_id}"), None, vec![]),
+        "reverseSettlement" => {
+            ("H0001", "/v1/reversals".into(), json, j(&json!({"card_id": "C1", "hospital_settlement_id": "S-1"})))
+        }
+        "getReconciliation" => ("H0001", "/v1/reconciliation".into(), None, vec![]),
+        "streamReconciliationEvents" => ("H0001", "/v1/reconciliation/settlements".into(), None, vec![]),
+        "putCardholder" => (ADMIN, "/admin/v1/cardholders/C1".into(), json, j(&card)),
+        "getCardholder" => (ADMIN, "/admin/v1/cardholders/C1".into(), None, vec![]),
+        "importCardholders" => {
+            let mut line = j(&card);
+            line.push(b'\n');
+            (ADMIN, "/admin/v1/cardholders/import".into(), Some("application/x-ndjson"), line)
+        }
+        "publishRuleset" => (ADMIN, "/admin/v1/rulesets".into(), json, j(&rules)),
+        "listRulesets" => (ADMIN, "/admin/v1/rulesets".into(), None, vec![]),
+        "getRuleset" => (ADMIN, "/admin/v1/rulesets/1".into(), None, vec![]),
+        "getPools" => (ADMIN, "/admin/v1/pools".into(), None, vec![]),
+        "getAdminReconciliation" => (ADMIN, "/admin/v1/reconciliation".into(), None, vec![]),
+        other => panic!("no sample request for operation {other}: add one"),
+    }
+}
+
+/// Every documented mTLS operation: (operationId, method, its operation node).
+fn mtls_operations(doc: &Yaml) -> Vec<(String, String, &Yaml)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_hash().unwrap() {
+        let path = path.as_str().unwrap();
+        if !(path.starts_with("/v1/") || path.starts_with("/admin/")) {
+            continue;
+        }
+        for (method, op) in item.as_hash().unwrap() {
+            let method = method.as_str().unwrap();
+            if OPERATION_KEYS.contains(&method) {
+                out.push((op["operationId"].as_str().unwrap().to_string(), method.to_ascii_uppercase(), op));
+            }
+        }
+    }
+    assert_eq!(out.len(), 16, "documented mTLS operations");
+    out
+}
+
+/// The answer is one of the operation's documented responses, with a documented content type and every required
+/// documented header.
+#[track_caller]
+fn assert_documented(doc: &Yaml, op_id: &str, op: &Yaml, r: &Answer) {
+    let status = r.status.to_string();
+    let response = &op["responses"][status.as_str()];
+    assert!(!response.is_badvalue(), "{op_id}: status {status} is not documented; body {}", r.body);
+    let response = resolve(doc, response);
+    let content_type = r.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_string();
+    let documented = response["content"].as_hash().map(|c| c.keys().filter_map(|k| k.as_str()).collect::<Vec<_>>());
+    assert!(
+        documented.as_ref().is_some_and(|types| types.contains(&content_type.as_str())),
+        "{op_id} {status}: content type {content_type:?} is not among {documented:?}"
+    );
+    if let Some(headers) = response["headers"].as_hash() {
+        for (name, h) in headers {
+            let name = name.as_str().unwrap();
+            if resolve(doc, h)["required"].as_bool() == Some(true) {
+                assert!(r.header(name).is_some(), "{op_id} {status}: no {name} header");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_every_operation_can_meet_are_documented() {
+    let doc = doc();
+    let certs = Arc::new(Certs::new());
+    let redis = Redis::start();
+    let limits = "[limits]\nmax_body_bytes = 1024\nmax_import_bytes = 1024\n[redis]\nhealth_check_interval_ms = 50\n";
+    let gw = Gateway::start(&redis.url(), &certs, limits);
+    let operations = mtls_operations(&doc);
+    for (op_id, method, op) in &operations {
+        let (who, path, content_type, body) = sample_request(op_id);
+        // the sample is a valid request
+        let r = call(&gw, who, method, &path, &[], content_type, body.clone()).await;
+        assert_documented(&doc, op_id, op, &r);
+        assert!(r.status < 500, "{op_id}: {} {}", r.status, r.body);
+        let Some(ct) = content_type else { continue };
+        // 415: another media type
+        let r = call(&gw, who, method, &path, &[], Some("text/plain"), body.clone()).await;
+        assert_eq!(r.status, 415, "{op_id}");
+        assert_documented(&doc, op_id, op, &r);
+        // 413: over the body limit
+        let mut big = body.clone();
+        big.resize(2048, b' ');
+        let r = call(&gw, who, method, &path, &[], Some(ct), big).await;
+        assert_eq!(r.status, 413, "{op_id}: {}", r.body);
+        assert_documented(&doc, op_id, op, &r);
+    }
+    // 503 (and 504 for a write caught in flight): the store is gone
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (op_id, method, op) in &operations {
+        let (who, path, content_type, body) = sample_request(op_id);
+        let r = call(&gw, who, method, &path, &[], content_type, body).await;
+        assert_documented(&doc, op_id, op, &r);
+        if r.status >= 500 {
+            assert_eq!(r.status, 503, "{op_id}: the breaker is open, so nothing was sent: {}", r.body);
+        }
+    }
+    let r = post(&gw, "H0001", "/v1/settlements", &serde_json::from_slice(&sample_request("settle").3).unwrap()).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    drop(gw);
+
+    // 429: a caller that is not the relief office, over its quota, on every mTLS path
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), &certs, "[rate_limit]\nper_second = 1\nburst = 1\n");
+    let _ = call(&gw, "H0001", "GET", "/v1/reconciliation", &[], None, Vec::new()).await;
+    for (op_id, method, op) in &operations {
+        let (_, path, content_type, body) = sample_request(op_id);
+        let mut r = call(&gw, "H0001", method, &path, &[], content_type, body.clone()).await;
+        if r.status != 429 {
+            // a token came back meanwhile (1 per second): this request took it, the next one cannot
+            r = call(&gw, "H0001", method, &path, &[], content_type, body).await;
+        }
+        assert_eq!(r.status, 429, "{op_id}: {}", r.body);
+        assert_documented(&doc, op_id, op, &r);
+    }
+}
