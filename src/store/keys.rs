@@ -49,6 +49,13 @@ pub fn recon_hospitals(day: &str) -> String {
     format!("sg:recon:{day}:hospitals")
 }
 
+/// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
+/// script that makes the change. Entry fields: `type` (e.g. `settlement.settled`), `at` (RFC 3339), then either
+/// `data` (the event's JSON data, made by the gateway: office writes such as clearings) or the settlement record's
+/// fields as they stood after the change (settlements, reversals, cancellations; rendered when read). The entry id
+/// (Redis's `<ms>-<seq>`) is the basis of the event's `event_id` and cursor (`store::events`).
+pub const EVENTS: &str = "sg:events";
+
 /// Hash of published rulesets: field `latest` = highest version, field `<version>` = the ruleset's JSON.
 pub const RULESETS: &str = "sg:rulesets";
 
