@@ -49,6 +49,13 @@ pub fn recon_hospitals(day: &str) -> String {
     format!("sg:recon:{day}:hospitals")
 }
 
+/// The scratch hash of one two-sided reconciliation check (`POST /v1/reconciliation/check/details`): the hospital's
+/// lines while they are compared, field `S|<hsid>` or `R|<hsid>`, value `total|relief|patient`. `nonce` is fresh
+/// random hex per call, so no other read ever sees it; it expires on its own (`store::check::SCRATCH_TTL_S`).
+pub fn check_scratch(nonce: &str) -> String {
+    format!("sg:check:{nonce}")
+}
+
 /// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
 /// script that makes the change. Entry fields: `type` (e.g. `settlement.settled`), `at` (RFC 3339), then either
 /// `data` (the event's JSON data, made by the gateway: office writes such as clearings) or the settlement record's

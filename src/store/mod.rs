@@ -5,6 +5,7 @@
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
+//! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
@@ -12,6 +13,7 @@
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
+pub mod check;
 pub mod codec;
 pub mod error;
 pub mod ids;
