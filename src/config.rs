@@ -140,6 +140,9 @@ pub struct LimitsConfig {
     /// Longest single line of an import.
     #[serde(default = "defaults::max_import_line_bytes")]
     pub max_import_line_bytes: usize,
+    /// Most entries a reconciliation check lists per kind of difference; the rest are only counted.
+    #[serde(default = "defaults::max_check_differences")]
+    pub max_check_differences: usize,
     /// Established client connections (after the TLS handshake); a further one waits up to the handshake timeout
     /// for a slot, then is closed.
     #[serde(default = "defaults::max_connections")]
@@ -242,6 +245,9 @@ mod defaults {
     }
     pub fn max_connections() -> usize {
         10_000
+    }
+    pub fn max_check_differences() -> usize {
+        1000
     }
     pub fn cross_check_every() -> u64 {
         1
@@ -373,6 +379,7 @@ impl Config {
             ("limits.max_body_bytes", self.limits.max_body_bytes as u64, 1024, 64 << 20),
             ("limits.max_import_bytes", self.limits.max_import_bytes as u64, 1024, 16 << 30),
             ("limits.max_import_line_bytes", self.limits.max_import_line_bytes as u64, 256, 1 << 20),
+            ("limits.max_check_differences", self.limits.max_check_differences as u64, 1, 1_000_000),
             ("limits.max_connections", self.limits.max_connections as u64, 1, 1_000_000),
             ("limits.max_in_flight", self.limits.max_in_flight as u64, 1, 1_000_000),
             ("limits.max_handshakes", self.limits.max_handshakes as u64, 1, 1_000_000),

@@ -20,8 +20,11 @@ use crate::store::{
     DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
+pub mod check;
 mod error;
 mod types;
+
+pub use check::Caller;
 
 pub use error::{ApiError, ApiResult};
 pub use types::*;
