@@ -1,9 +1,11 @@
 //! The HTTPS API: TLS and identity ([`tls`]), the accept loop with its limits ([`server`]), the route table
 //! ([`routes`]), dispatch and the handlers (this module), request reading ([`body`]), JSON ⇄ domain ([`wire`]),
-//! problem+json ([`problem`]), the streamed import ([`import`]) and NDJSON detail ([`stream`]), and per-hospital
-//! rate limits ([`ratelimit`]). Handlers stay thin: parse, call one `App` operation, render.
+//! problem+json ([`problem`]), the streamed import ([`import`]), NDJSON detail ([`stream`]), the reconciliation
+//! checks ([`check`]) and per-hospital rate limits ([`ratelimit`]). Handlers stay thin: parse, call one `App`
+//! operation, render.
 
 pub mod body;
+pub mod check;
 pub mod import;
 pub mod problem;
 pub mod ratelimit;
@@ -24,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::app::{ApiError, App, EligibilityRequest, ReversalRequest};
+use crate::app::{ApiError, App, Caller, EligibilityRequest, ReversalRequest};
 use crate::config::LimitsConfig;
 use crate::domain::bill::{QuoteRequest, SettleRequest};
 use crate::domain::card::Cardholder;
@@ -132,8 +134,11 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
         CallerKind::Admin => Some(Role::Admin),
         CallerKind::Unusable => None,
     };
-    // a path under another role's prefix is forbidden whether or not it exists (API.md: 403)
-    let foreign = [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
+    // a path under another role's prefix is forbidden whether or not it exists (API.md: 403), unless a route the
+    // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405)
+    let reachable = own.is_some_and(|o| !matches!(routes::find("", &path, |r| r.admits(o)), Match::NotFound));
+    let foreign =
+        !reachable && [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
     let (route, params) = match routes::find(req.method().as_str(), &path, |r| r != Role::Ops) {
         Match::Found { route, params } => (route, params),
         _ if own.is_none() || foreign => {
@@ -142,10 +147,11 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
         Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
         Match::NotFound => return (None, Err(ApiError::NotFound("no such path".into()))),
     };
-    // Who may call what: hospitals /v1, the relief office /admin (API.md "Transport and identity").
-    let hospital_id = match (who.kind(), route.role()) {
-        (CallerKind::Hospital, Role::Hospital) => who.name(),
-        (CallerKind::Admin, Role::Admin) => "",
+    // Who may call what: hospitals /v1, the relief office /admin, both the reconciliation checks (API.md
+    // "Transport and identity", "Two-sided reconciliation").
+    let caller = match (who.kind(), route.role()) {
+        (CallerKind::Hospital, Role::Hospital | Role::HospitalOrAdmin) => Caller::Hospital(who.name()),
+        (CallerKind::Admin, Role::Admin | Role::HospitalOrAdmin) => Caller::Admin,
         (CallerKind::Admin, _) => {
             return (Some(route), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
         }
@@ -158,7 +164,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
         }
     };
     let query = Query::parse(req.uri().query());
-    let result = serve(ctx, route, params, &query, hospital_id, req).await;
+    let result = serve(ctx, route, params, &query, caller, req).await;
     if let Err(e) = &result {
         // the code only: a detail may name the card (`card C100001 not found`) or echo what the client sent
         tracing::debug!(route = route.name(), code = e.code(), "refused");
@@ -172,16 +178,17 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
     (Some(route), result)
 }
 
-/// One route's handler: parse, call the `App` operation, render. `hospital_id` is "" on admin routes.
+/// One route's handler: parse, call the `App` operation, render. `hospital_id` is "" for the relief office.
 async fn serve(
     ctx: &Ctx,
     route: Route,
     params: Params<'_>,
     q: &Query,
-    hospital_id: &str,
+    caller: Caller<'_>,
     req: Request<Incoming>,
 ) -> Handled {
     let app = &ctx.app;
+    let hospital_id = caller.hospital_id();
     let ok = |body: Vec<u8>| Ok(json_response(StatusCode::OK, body));
     match route {
         Route::Eligibility => {
@@ -218,6 +225,8 @@ async fn serve(
             ok(wire::to_vec(&wire::day_totals(&date.to_string(), hospital_id, &totals)))
         }
         Route::ReconciliationDetail => stream::day_events(ctx, hospital_id.to_string(), q.date_or(app.today())?).await,
+        Route::ReconciliationCheck => check::totals(ctx, caller, req).await,
+        Route::ReconciliationCheckDetails => check::details(ctx, caller, q, req).await,
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
             ok(wire::to_vec(&app.put_cardholder(params.get(0), card).await?))

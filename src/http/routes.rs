@@ -12,6 +12,9 @@ pub enum Role {
     Hospital,
     /// The relief office (a CN listed in `admin.identities`): `/admin/*`.
     Admin,
+    /// A hospital or the relief office, on a few `/v1/*` paths (the reconciliation checks): the handler decides
+    /// which hospital the call is about (`app::Caller`).
+    HospitalOrAdmin,
     /// Anyone who reaches the plain-HTTP ops listener (no certificate).
     Ops,
 }
@@ -20,10 +23,15 @@ impl Role {
     /// The path prefix of the role's routes: a path under another role's prefix is 403 whether or not it exists.
     pub const fn prefix(self) -> &'static str {
         match self {
-            Role::Hospital => "/v1/",
+            Role::Hospital | Role::HospitalOrAdmin => "/v1/",
             Role::Admin => "/admin/",
             Role::Ops => "/",
         }
+    }
+
+    /// Whether a caller of role `caller` (`Hospital` or `Admin`) may call a route of this role.
+    pub fn admits(self, caller: Role) -> bool {
+        self == caller || (self == Role::HospitalOrAdmin && matches!(caller, Role::Hospital | Role::Admin))
     }
 }
 
@@ -70,6 +78,8 @@ routes! {
     Reverse => POST "/v1/reversals", Hospital, "reverse";
     Reconciliation => GET "/v1/reconciliation", Hospital, "reconciliation";
     ReconciliationDetail => GET "/v1/reconciliation/settlements", Hospital, "reconciliation_detail";
+    ReconciliationCheck => POST "/v1/reconciliation/check", HospitalOrAdmin, "reconciliation_check";
+    ReconciliationCheckDetails => POST "/v1/reconciliation/check/details", HospitalOrAdmin, "reconciliation_check_details";
     PutCardholder => PUT "/admin/v1/cardholders/{card_id}", Admin, "admin_put_cardholder";
     GetCardholder => GET "/admin/v1/cardholders/{card_id}", Admin, "admin_get_cardholder";
     ImportCardholders => POST "/admin/v1/cardholders/import", Admin, "admin_import";
@@ -223,6 +233,16 @@ mod tests {
             assert!(seen.insert((r.method(), r.path())), "{r:?} listed twice");
             assert!(r.path().starts_with(r.role().prefix()), "{r:?} outside its role's prefix");
             assert!(r.path().matches('{').count() <= MAX_PARAMS, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn shared_routes_admit_both_callers_and_no_other_route_does() {
+        for r in Route::ALL {
+            let both = matches!(r, Route::ReconciliationCheck | Route::ReconciliationCheckDetails);
+            assert_eq!(r.role() == Role::HospitalOrAdmin, both, "{r:?}");
+            assert_eq!(r.role().admits(Role::Hospital) && r.role().admits(Role::Admin), both, "{r:?}");
+            assert!(!r.role().admits(Role::Ops) || r.role() == Role::Ops, "{r:?}");
         }
     }
 
