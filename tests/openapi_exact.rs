@@ -443,6 +443,18 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
         }
         "getReconciliation" => ("H0001", "/v1/reconciliation".into(), None, vec![]),
         "streamReconciliationEvents" => ("H0001", "/v1/reconciliation/settlements".into(), None, vec![]),
+        "checkReconciliation" => {
+            let claim = json!({"date": day, "settled_count": 0, "reversed_count": 0,
+                               "net": {"total_fen": 0, "insurance_fen": 0, "relief_fen": 0, "patient_fen": 0}});
+            ("H0001", "/v1/reconciliation/check".into(), json, j(&claim))
+        }
+        "checkReconciliationDetails" => {
+            let line = json!({"event": "settled", "hospital_settlement_id": "S-1", "total_fen": 100, "relief_fen": 0,
+                              "patient_fen": 100});
+            let mut body = j(&line);
+            body.push(b'\n');
+            ("H0001", "/v1/reconciliation/check/details".into(), Some("application/x-ndjson"), body)
+        }
         "putCardholder" => (ADMIN, "/admin/v1/cardholders/C1".into(), json, j(&card)),
         "getCardholder" => (ADMIN, "/admin/v1/cardholders/C1".into(), None, vec![]),
         "importCardholders" => {
@@ -474,7 +486,7 @@ fn mtls_operations(doc: &Yaml) -> Vec<(String, String, &Yaml)> {
             }
         }
     }
-    assert_eq!(out.len(), 16, "documented mTLS operations");
+    assert_eq!(out.len(), 18, "documented mTLS operations");
     out
 }
 
