@@ -8,7 +8,9 @@ those rules too, by the smallest change that keeps it valid against its schema; 
 the rule's id. Negative cases are left as generated. Nothing here weakens a check: the document's promise is
 "schema + x-settlegate-rules => never 400", and that is what the positive cases then test.
 
-The cardholder import body is NDJSON text: it is sent as the generated string (`text/plain`'s serializer).
+The cardholder import body is NDJSON text: it is sent as the generated string (`text/plain`'s serializer). The
+reconciliation check's NDJSON body is text too, whose lines must each be one `ReconciliationCheckLine`: a positive
+case gets a few such lines.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ QUOTE = ("POST", "/v1/settlements/quote")
 ELIGIBILITY = ("POST", "/v1/eligibility")
 PUT_CARDHOLDER = ("PUT", "/admin/v1/cardholders/{card_id}")
 PUBLISH_RULESET = ("POST", "/admin/v1/rulesets")
+CHECK_TOTALS = ("POST", "/v1/reconciliation/check")
+CHECK_DETAILS = ("POST", "/v1/reconciliation/check/details")
+# scripts/schemathesis.sh runs the /v1/ paths with this hospital's certificate
+HOSPITAL = "H0001"
 
 schemathesis.serializer.alias(["application/x-ndjson", "application/ndjson", "application/jsonl"], "text/plain")
 
@@ -106,15 +112,41 @@ def unique_program_ids(body: dict) -> None:
     body["programs"] = kept
 
 
+def hospital_id_of_the_caller(values: Any) -> None:
+    """`hospital-id-of-the-caller`: a hospital may name only itself (403 otherwise)."""
+    if isinstance(values, dict) and isinstance(values.get("hospital_id"), str):
+        values["hospital_id"] = HOSPITAL
+
+
+def ndjson_check_lines(case) -> None:
+    """`ndjson-check-lines`: the body is text whose schema allows anything; a valid one is lines of
+    `ReconciliationCheckLine`. A few lines, varied by what was generated, some repeated or negative."""
+    seed = len(str(case.body))
+    lines = []
+    for i in range(seed % 5):
+        event = "reversed" if i % 2 else "settled"
+        sign = -1 if event == "reversed" else 1
+        total = sign * ((seed * 37 + i) % MAX_FEN)
+        lines.append(
+            '{"event":"%s","hospital_settlement_id":"ST-%d","total_fen":%d,"relief_fen":%d,"patient_fen":%d}'
+            % (event, i // 2, total, 0, total)
+        )
+    case.body = "\n".join(lines) + ("\n" if lines else "")
+
+
 @schemathesis.hook
 def map_case(context, case):
     meta = case.meta
     if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
         return case
+    operation = (case.operation.method.upper(), case.operation.path)
+    if operation == CHECK_DETAILS:
+        hospital_id_of_the_caller(case.query)
+        ndjson_check_lines(case)
+        return case
     if not isinstance(case.body, (dict, list)):
         return case
     body = integer_literals(case.body)
-    operation = (case.operation.method.upper(), case.operation.path)
     if isinstance(body, dict):
         if operation in (SETTLE, QUOTE, ELIGIBILITY):
             visit_date_at_most_tomorrow(body)
@@ -126,5 +158,7 @@ def map_case(context, case):
             validity_in_order(body)
         if operation == PUBLISH_RULESET:
             unique_program_ids(body)
+        if operation == CHECK_TOTALS:
+            hospital_id_of_the_caller(body)
     case.body = body  # always: `2291.0 == 2291` in Python, so a comparison would miss the literal fix
     return case
