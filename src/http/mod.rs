@@ -136,12 +136,14 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
     };
     // a path under another role's prefix is forbidden whether or not it exists (API.md: 403), unless a route the
     // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405)
-    let reachable = own.is_some_and(|o| !matches!(routes::find("", &path, |r| r.admits(o)), Match::NotFound));
-    let foreign =
-        !reachable && [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()));
+    // (worked out only when no route matched, off the path of every request served)
+    let foreign = || {
+        let reachable = own.is_some_and(|o| !matches!(routes::find("", &path, |r| r.admits(o)), Match::NotFound));
+        !reachable && [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()))
+    };
     let (route, params) = match routes::find(req.method().as_str(), &path, |r| r != Role::Ops) {
         Match::Found { route, params } => (route, params),
-        _ if own.is_none() || foreign => {
+        _ if own.is_none() || foreign() => {
             return (None, Err(ApiError::Forbidden(format!("{} may not call this path", who.log_name()))));
         }
         Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
