@@ -278,7 +278,7 @@ async fn totals_and_lines_are_checked_for_hospitals_and_the_relief_office() {
 }
 
 /// A body of unknown length sent in pieces of `piece` bytes (lines cut anywhere).
-fn in_pieces(bytes: Vec<u8>, piece: usize) -> TestBody {
+fn in_pieces(bytes: &[u8], piece: usize) -> TestBody {
     let frames: Vec<Result<Frame<Bytes>, std::io::Error>> =
         bytes.chunks(piece).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
     http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
@@ -335,7 +335,7 @@ async fn a_five_thousand_line_day_with_differences_of_every_kind() {
             "POST",
             &format!("/v1/reconciliation/check/details?{q}"),
             &[("content-type", "application/x-ndjson")],
-            in_pieces(ndjson(&mine), 777),
+            in_pieces(&ndjson(&mine), 777),
         )
         .await
         .unwrap();
@@ -424,7 +424,7 @@ async fn a_five_thousand_line_day_with_differences_of_every_kind() {
             "POST",
             "/v1/reconciliation/check/details?date=2020-03-02",
             &[("content-type", "application/x-ndjson")],
-            in_pieces(ndjson(&mine), 4096),
+            in_pieces(&ndjson(&mine), 4096),
         )
         .await;
     match r {
