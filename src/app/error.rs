@@ -21,6 +21,9 @@ pub enum ApiError {
     IdempotencyConflict(String),
     #[error("{0}")]
     AlreadyReversed(String),
+    /// Another standing settlement holds the `insurance.settlement_ref` (Version 2).
+    #[error("{0}")]
+    InsuranceRefReused(String),
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

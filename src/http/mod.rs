@@ -4,6 +4,7 @@
 //! rate limits ([`ratelimit`]). Handlers stay thin: parse, call one `App` operation, render.
 
 pub mod body;
+pub mod events;
 pub mod import;
 pub mod problem;
 pub mod ratelimit;
@@ -205,8 +206,16 @@ async fn serve(
         }
         Route::GetSettlement => ok(wire::settlement(&app.get_settlement(hospital_id, params.get(0)).await?)),
         Route::FindSettlement => {
-            let (card_id, hsid) = (q.required("card_id")?, q.required("hospital_settlement_id")?);
-            ok(wire::settlement(&app.find_settlement(hospital_id, card_id, hsid).await?))
+            let card_id = q.required("card_id")?;
+            match q.get("hospital_settlement_id") {
+                Some(hsid) => ok(wire::settlement(&app.find_settlement(hospital_id, card_id, hsid).await?)),
+                None => {
+                    let max = ctx.limits.max_history_items;
+                    ok(events::hospital_history(
+                        &app.hospital_card_history(hospital_id, card_id, q.year()?, max).await?,
+                    ))
+                }
+            }
         }
         Route::Reverse => {
             let r: ReversalRequest = read_json(&ctx.limits, req).await?;
@@ -250,6 +259,14 @@ async fn serve(
                 .map(|h| wire::day_totals(&day, &h.hospital_id, &h.totals))
                 .collect();
             ok(wire::to_vec(&serde_json::json!({"date": day, "hospitals": list})))
+        }
+        Route::CardHistory => {
+            let (year, list) = app.card_history(params.get(0), q.year()?, ctx.limits.max_history_items).await?;
+            ok(events::office_history(params.get(0), year, &list))
+        }
+        Route::Events => {
+            let after = q.get("after");
+            events::events(&app.events(after, q.get("limit")).await?, after)
         }
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {

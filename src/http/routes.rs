@@ -78,6 +78,8 @@ routes! {
     GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
     Pools => GET "/admin/v1/pools", Admin, "admin_pools";
     AdminReconciliation => GET "/admin/v1/reconciliation", Admin, "admin_reconciliation";
+    CardHistory => GET "/admin/v1/cardholders/{card_id}/settlements", Admin, "admin_card_history";
+    Events => GET "/admin/v1/events", Admin, "admin_events";
     Healthz => GET "/healthz", Ops, "healthz";
     Readyz => GET "/readyz", Ops, "readyz";
     Metrics => GET "/metrics", Ops, "metrics";

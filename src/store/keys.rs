@@ -41,6 +41,18 @@ pub fn claim(hospital_id: &str, hsid: &str) -> String {
     format!("sg:claim:{{{hospital_id}/{hsid}}}")
 }
 
+/// A card's settlements of one (visit) year, newest last: sorted set, score = settled-at in Unix ms, member
+/// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, written by the settle script.
+pub fn history(card_id: &str, year: i32) -> String {
+    format!("sg:{{{card_id}}}:hist:{year}")
+}
+
+/// Which settlement holds an `insurance.settlement_ref`: string `<card>|<hospital>|<hsid>`, set by the settle
+/// script, deleted by the holder's reversal. Its own hash tag: one slot decides each ref (docs/CLUSTER.md).
+pub fn insurance_ref(settlement_ref: &str) -> String {
+    format!("sg:ref:{{{settlement_ref}}}")
+}
+
 pub fn recon_events(day: &str, hospital_id: &str) -> String {
     format!("sg:recon:{day}:{hospital_id}:events")
 }
@@ -96,7 +108,7 @@ mod tests {
 
     #[test]
     fn one_card_one_hash_tag() {
-        for k in [card("C1"), usage("C1"), settlement("C1", "H", "x")] {
+        for k in [card("C1"), usage("C1"), settlement("C1", "H", "x"), history("C1", 2026)] {
             assert!(k.contains("{C1}"), "{k}");
         }
     }

@@ -5,6 +5,8 @@
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
+//! * [`history`] — a card's settlements of a year, from its index in the card's slot.
+//! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
@@ -14,6 +16,8 @@
 
 pub mod codec;
 pub mod error;
+pub mod events;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod link;
