@@ -17,7 +17,10 @@ const SLOW_REDIS_OK: &str = "[redis]\nresponse_timeout_ms = 5000\n";
 const CARDS: [&str; 5] = ["C1", "C2", "C3", "C4", "C5"];
 
 async fn seed_cards(admin: &Client) {
-    let cards: Vec<Value> = CARDS.iter().map(|c| cardholder(c, "dibao")).collect();
+    let mut cards: Vec<Value> = CARDS.iter().map(|c| cardholder(c, "dibao")).collect();
+    let mut suspended = cardholder("C-SUSPENDED", "dibao");
+    suspended["status"] = json!("suspended");
+    cards.push(suspended);
     seed(admin, &[worked_ruleset()], &cards).await;
 }
 
@@ -110,7 +113,11 @@ async fn one_event_per_acknowledged_change_under_concurrency() {
                         (id(k), client.post("/v1/settlements", &body).await)
                     }
                     6 => (id(i), client.post("/v1/settlements", &outpatient_bill(&id(i), "C404", 1000, 0)).await),
-                    7 => (id(i), client.post("/v1/settlements", &outpatient_bill(&id(i), card, -1, 0)).await),
+                    // 400 and 422 refusals
+                    7 if i % 20 == 7 => {
+                        (id(i), client.post("/v1/settlements", &outpatient_bill(&id(i), card, -1, 0)).await)
+                    }
+                    7 => (id(i), client.post("/v1/settlements", &outpatient_bill(&id(i), "C-SUSPENDED", 900, 0)).await),
                     8 => {
                         let k = (i + 100 - 18) % 100;
                         let body = json!({"card_id": CARDS[k % CARDS.len()], "hospital_settlement_id": id(k),
@@ -150,7 +157,7 @@ async fn one_event_per_acknowledged_change_under_concurrency() {
                 }
                 (200, Some("reversed")) => acked.entry(k).or_default().reversed = true,
                 (200, Some("reversed_before_settled")) => acked.entry(k).or_default().cancelled = true,
-                (400 | 404 | 409, _) => {
+                (400 | 404 | 409 | 422, _) => {
                     refused.insert(k);
                 }
                 other => panic!("unexpected answer {other:?}: {}", r.body),
