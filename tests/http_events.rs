@@ -402,3 +402,44 @@ async fn sigkill_mid_run_loses_no_event() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_retention_are_trimmed_and_the_rest_kept() {
+    let stack =
+        Stack::start("[events]\nretention_days = 1\ntrim_interval_ms = 1000\n[redis]\nresponse_timeout_ms = 5000\n");
+    let (gw, redis) = (&stack.gw, &stack.redis);
+    let admin = gw.client(ADMIN);
+    // two days old, and 1 hour old, as entries written by the office with ready data
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for (age_ms, label) in [(2 * 86_400_000, "old"), (3_600_000, "recent")] {
+        let id = format!("{}-0", now_ms - age_ms);
+        let data = json!({"label": label}).to_string();
+        redis.cli(&[
+            "XADD",
+            "sg:events",
+            &id,
+            "type",
+            "clearing.created",
+            "at",
+            "2026-01-01T00:00:00+08:00",
+            "data",
+            &data,
+        ]);
+    }
+    seed_cards(&admin).await;
+    assert_eq!(gw.client("H0001").post("/v1/settlements", &outpatient_bill("t-1", "C1", 1000, 0)).await.status, 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = all_events(&admin, 100).await;
+        let labels: Vec<&Value> = events.iter().map(|e| &e["data"]["label"]).collect();
+        if events.len() == 2 {
+            assert_eq!(labels[0], "recent", "the old one went first");
+            assert_eq!(events[1]["type"], "settlement.settled");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not trimmed: {events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let metrics = gw.ops_get("/metrics").await.body;
+    assert!(metrics.contains("settlegate_events_trimmed_total 1"), "{metrics}");
+}

@@ -108,14 +108,13 @@ impl Store {
         entries.into_iter().map(|(id, fields)| parse_entry(&id, &fields)).collect()
     }
 
-    /// Drops events older than `keep_from_ms` (Unix ms), approximately: `XTRIM MINID ~` removes whole stream nodes
-    /// only, so every event at or after the bound stays, and a few older ones may stay a little longer.
-    /// Returns how many were removed.
+    /// Drops the events older than `keep_from_ms` (Unix ms), exactly (`XTRIM MINID`, not `~`, whose node-sized
+    /// steps could keep a stale event for ever on a quiet stream). Returns how many were removed.
     pub async fn trim_events(&self, keep_from_ms: u64) -> StoreResult<u64> {
         const OP: &str = "events_trim";
         let mut conn = self.conn(OP)?;
         self.call(OP, true, async move {
-            redis::cmd("XTRIM").arg(keys::EVENTS).arg("MINID").arg("~").arg(keep_from_ms).query_async(&mut conn).await
+            redis::cmd("XTRIM").arg(keys::EVENTS).arg("MINID").arg(keep_from_ms).query_async(&mut conn).await
         })
         .await
     }
