@@ -5,6 +5,8 @@
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
+//! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
+//!   appended in the same step).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
@@ -12,6 +14,7 @@
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
+pub mod clearing;
 pub mod codec;
 pub mod error;
 pub mod ids;
@@ -31,6 +34,7 @@ use redis::Script;
 use ring::rand::SecureRandom;
 use tokio::sync::OnceCell;
 
+pub use clearing::{ClearingEvent, ClearingWrite, ClearingWriteOutcome, StoredClearing};
 pub use codec::{script_specs, DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 use ids::IdCodec;
@@ -51,6 +55,8 @@ pub struct Store {
     reverse_script: Script,
     /// Takes the next ruleset version and stores the ruleset under it, atomically.
     publish_script: Script,
+    /// `scripts/clearing.lua`: a clearing statement and its event.
+    clearing_script: Script,
     /// How long a call may wait for Redis's answer (`redis.response_timeout_ms`); past it, a write is 504.
     response_timeout: Duration,
     /// Seals and opens `settlement_id`s; its secret is read from Redis on first need, then kept ([`Store::ids`]).
@@ -68,6 +74,7 @@ impl Store {
                  redis.call('HSET', KEYS[1], v, (string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)))\n\
                  return v",
             ),
+            clearing_script: Script::new(include_str!("scripts/clearing.lua")),
             response_timeout,
             ids: OnceCell::new(),
         }
