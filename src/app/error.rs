@@ -21,6 +21,12 @@ pub enum ApiError {
     IdempotencyConflict(String),
     #[error("{0}")]
     AlreadyReversed(String),
+    /// A clearing statement of a month that has not ended (local time) cannot be confirmed.
+    #[error("{0}")]
+    PeriodNotEnded(String),
+    /// A clearing statement can be paid only once confirmed.
+    #[error("{0}")]
+    NotConfirmed(String),
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

@@ -20,9 +20,11 @@ use crate::store::{
     DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
+mod clearing;
 mod error;
 mod types;
 
+pub use clearing::{ClearingRequest, PaidRequest};
 pub use error::{ApiError, ApiResult};
 pub use types::*;
 
