@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, Days, NaiveDate};
 use common::*;
+use regex_automata::meta::Regex;
 use serde_json::{json, Value};
 use settlegate::domain::split::Payment;
 use settlegate::store::codec::{encode_event, DayEvent, ProgramFen};
+use yaml_rust2::{Yaml, YamlLoader};
 
 fn month(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
@@ -428,4 +430,90 @@ async fn concurrent_requests_make_each_transition_once() {
         .collect();
     assert_eq!(applied.len(), 3, "one applied write per transition: {applied:?}");
     assert!(applied.iter().all(|l| l.ends_with(" 1")), "{applied:?}");
+}
+
+fn openapi() -> Yaml {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    YamlLoader::load_from_str(&std::fs::read_to_string(file).unwrap()).unwrap().remove(0)
+}
+
+/// `components/schemas/NAME/pattern`, compiled.
+fn pattern(doc: &Yaml, name: &str) -> Regex {
+    let p = doc["components"]["schemas"][name]["pattern"].as_str().unwrap_or_else(|| panic!("{name}: no pattern"));
+    Regex::new(p).unwrap_or_else(|e| panic!("{name}: {p}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// docs/openapi.yaml's `Period`, `ClearingId` and `PaymentRef` patterns and its two clock rules are the server's:
+/// a sample is accepted exactly when the document's regex matches it and the rule holds.
+async fn periods_ids_and_payment_refs_are_checked_as_the_openapi_document_says() {
+    let doc = openapi();
+    let stack = Stack::start("");
+    let gw = &stack.gw;
+    let admin = gw.client(ADMIN);
+    let today = today();
+    let current = today.format("%Y-%m").to_string();
+    let next = today.with_day(1).unwrap().checked_add_days(Days::new(32)).unwrap().format("%Y-%m").to_string();
+
+    // Period: the pattern, plus x-settlegate-rules period-not-after-this-month on a create
+    let period = pattern(&doc, "Period");
+    let rule = &doc["components"]["schemas"]["ClearingRequest"]["x-settlegate-rules"][0];
+    assert_eq!(rule["id"].as_str(), Some("period-not-after-this-month"));
+    let samples = [
+        "1900-01",
+        "2026-11",
+        "2000-12",
+        "1899-12",
+        "0999-01",
+        "2026-13",
+        "2026-00",
+        "2026-1",
+        "+2026-11",
+        "2026/11",
+        "2026-11-01",
+        "202611",
+        "10000-01",
+        "",
+        " 2026-11",
+        "\u{664}026-11",
+        "9999-12",
+        &current,
+        &next,
+    ];
+    for s in samples {
+        let allowed = period.is_match(s) && *s <= *current;
+        let r = admin.post("/admin/v1/clearings", &json!({"hospital_id": "H0001", "period": s})).await;
+        if allowed {
+            assert!(r.status == 201 || r.status == 200, "period {s:?}: {}", r.body);
+            let id = pattern(&doc, "ClearingId");
+            assert!(id.is_match(r.body["clearing_id"].as_str().unwrap()), "{s:?}: {}", r.body);
+        } else {
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("period")), "period {s:?}: {}", r.body);
+        }
+        let q: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        let r = admin.get(&format!("/admin/v1/clearings?period={q}")).await;
+        assert_eq!(r.status, if period.is_match(s) { 200 } else { 400 }, "?period={s:?}: {}", r.body);
+    }
+
+    // PaymentRef (an Id) and paid_at (a LocalDate, at most tomorrow): valid → 404 (no such statement), else 400
+    let id = pattern(&doc, "Id");
+    assert_eq!(
+        doc["components"]["schemas"]["PaymentRef"]["allOf"][0]["$ref"].as_str(),
+        Some("#/components/schemas/Id")
+    );
+    let paid = |payment_ref: &str, paid_at: &str| json!({"payment_ref": payment_ref, "paid_at": paid_at});
+    let path = "/admin/v1/clearings/cl_2026-11_H0009/paid";
+    let day = today.to_string();
+    for s in ["PAY-1", "a", "A-z_0.9:x", &"a".repeat(64), &"a".repeat(65), "", "P 1", "P/1", "P{1}", "\u{c7}1"] {
+        let r = admin.post(path, &paid(s, &day)).await;
+        let want = if id.is_match(s) { (404, json!(null)) } else { (400, json!("payment_ref")) };
+        assert_eq!((r.status, r.body["errors"][0]["field"].clone()), want, "payment_ref {s:?}: {}", r.body);
+    }
+    let rule = &doc["components"]["schemas"]["ClearingPaidRequest"]["x-settlegate-rules"][0];
+    assert_eq!(rule["id"].as_str(), Some("paid-at-at-most-tomorrow"));
+    for (days, status) in [(0, 404), (1, 404), (2, 400)] {
+        let d = today.checked_add_days(Days::new(days)).unwrap().to_string();
+        let r = admin.post(path, &paid("PAY-1", &d)).await;
+        assert_eq!(r.status, status, "paid_at today + {days}: {}", r.body);
+    }
 }
