@@ -28,6 +28,8 @@ QUOTE = ("POST", "/v1/settlements/quote")
 ELIGIBILITY = ("POST", "/v1/eligibility")
 PUT_CARDHOLDER = ("PUT", "/admin/v1/cardholders/{card_id}")
 PUBLISH_RULESET = ("POST", "/admin/v1/rulesets")
+CREATE_CLEARING = ("POST", "/admin/v1/clearings")
+PAY_CLEARING = ("POST", "/admin/v1/clearings/{clearing_id}/paid")
 
 schemathesis.serializer.alias(["application/x-ndjson", "application/ndjson", "application/jsonl"], "text/plain")
 
@@ -80,6 +82,29 @@ def insurance_within_scope(body: dict) -> None:
             room -= insurance[name]
 
 
+def period_not_after_this_month(body: dict) -> None:
+    period = body.get("period")
+    if not isinstance(period, str):
+        return
+    this_month = datetime.datetime.now(GATEWAY_TZ).date().strftime("%Y-%m")
+    # a valid period is `YYYY-MM`, so it compares as a string
+    if period > this_month:
+        body["period"] = this_month
+
+
+def paid_at_at_most_tomorrow(body: dict) -> None:
+    paid_at = body.get("paid_at")
+    if not isinstance(paid_at, str):
+        return
+    today = datetime.datetime.now(GATEWAY_TZ).date()
+    try:
+        date = datetime.date.fromisoformat(paid_at)
+    except ValueError:
+        return
+    if date > today + datetime.timedelta(days=1):
+        body["paid_at"] = today.isoformat()
+
+
 def card_id_matches_path(body: dict, path_parameters: dict) -> None:
     if isinstance(path_parameters.get("card_id"), str) and "card_id" in body:
         body["card_id"] = path_parameters["card_id"]
@@ -126,5 +151,9 @@ def map_case(context, case):
             validity_in_order(body)
         if operation == PUBLISH_RULESET:
             unique_program_ids(body)
+        if operation == CREATE_CLEARING:
+            period_not_after_this_month(body)
+        if operation == PAY_CLEARING:
+            paid_at_at_most_tomorrow(body)
     case.body = body  # always: `2291.0 == 2291` in Python, so a comparison would miss the literal fix
     return case

@@ -20,10 +20,12 @@ use crate::store::{
     DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
+mod clearing;
 mod error;
 mod history;
 mod types;
 
+pub use clearing::{ClearingRequest, PaidRequest};
 pub use error::{ApiError, ApiResult};
 pub use history::DEFAULT_EVENTS_PAGE;
 pub use types::*;
@@ -365,7 +367,7 @@ impl App {
 }
 
 /// One clock reading, in the forms a change records.
-struct Stamp {
+pub(crate) struct Stamp {
     /// RFC 3339 with milliseconds, local time: `settled_at` / `reversed_at`.
     at: String,
     /// The local day, `YYYY-MM-DD`: the reconciliation day.

@@ -25,7 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::app::{ApiError, App, EligibilityRequest, ReversalRequest};
+use crate::app::{ApiError, App, ClearingRequest, EligibilityRequest, PaidRequest, ReversalRequest};
 use crate::config::LimitsConfig;
 use crate::domain::bill::{QuoteRequest, SettleRequest};
 use crate::domain::card::Cardholder;
@@ -227,6 +227,7 @@ async fn serve(
             ok(wire::to_vec(&wire::day_totals(&date.to_string(), hospital_id, &totals)))
         }
         Route::ReconciliationDetail => stream::day_events(ctx, hospital_id.to_string(), q.date_or(app.today())?).await,
+        Route::Clearings => ok(wire::clearings(&app.list_clearings(q.get("period"), Some(hospital_id), None).await?)),
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
             ok(wire::to_vec(&app.put_cardholder(params.get(0), card).await?))
@@ -267,6 +268,20 @@ async fn serve(
         Route::Events => {
             let after = q.get("after");
             events::events(&app.events(after, q.get("limit")).await?, after)
+        }
+        Route::CreateClearing => {
+            let r: ClearingRequest = read_json(&ctx.limits, req).await?;
+            let (c, created) = app.create_clearing(&r).await?;
+            Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, c.render()))
+        }
+        Route::ListClearings => {
+            let list = app.list_clearings(q.get("period"), q.get("hospital_id"), q.get("status")).await?;
+            ok(wire::clearings(&list))
+        }
+        Route::ConfirmClearing => ok(app.confirm_clearing(params.get(0)).await?.render()),
+        Route::PayClearing => {
+            let r: PaidRequest = read_json(&ctx.limits, req).await?;
+            ok(app.pay_clearing(params.get(0), &r).await?.render())
         }
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {

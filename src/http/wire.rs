@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::app::{ApiError, CardholderYear, Eligibility, PoolsReport, Reversal};
+use crate::domain::clearing::Clearing;
 use crate::domain::settlement::{Settlement, SettlementStatus};
 use crate::domain::split::Payment;
 use crate::domain::FieldError;
@@ -392,6 +393,15 @@ pub fn pools(r: &PoolsReport) -> Vec<u8> {
         .map(|p| json!({"program": p.program, "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen}))
         .collect();
     to_vec(&json!({"year": r.year, "ruleset_version": r.ruleset_version, "pools": list}))
+}
+
+/// `{"clearings": [<statement> …]}`, each statement as `Clearing::render` writes it.
+pub fn clearings(list: &[Clearing]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct List<'a> {
+        clearings: &'a [Clearing],
+    }
+    to_vec(&List { clearings: list })
 }
 
 pub fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {

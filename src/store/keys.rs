@@ -61,6 +61,21 @@ pub fn recon_hospitals(day: &str) -> String {
     format!("sg:recon:{day}:hospitals")
 }
 
+/// Hash of one hospital's monthly clearing statement (`period` = `YYYY-MM`); `/` separates the two, as in
+/// [`settlement`].
+pub fn clearing(hospital_id: &str, period: &str) -> String {
+    format!("sg:clearing:{hospital_id}/{period}")
+}
+
+/// Sorted set (every score 0, read by lexicographic range) of every clearing statement, member
+/// `<period>/<hospital>`: listed by period, then hospital; one period is the range `[<period>/` … `(<period>0`.
+pub const CLEARINGS: &str = "sg:clearings";
+
+/// Sorted set (every score 0) of one hospital's clearing statements, member `<period>`.
+pub fn hospital_clearings(hospital_id: &str) -> String {
+    format!("sg:clearings:{hospital_id}")
+}
+
 /// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
 /// script that makes the change. Entry fields: `type` (e.g. `settlement.settled`), `at` (RFC 3339), then either
 /// `data` (the event's JSON data, made by the gateway: office writes such as clearings) or the settlement record's
@@ -104,6 +119,8 @@ mod tests {
         assert_ne!(settlement("C", "H1:x", "y"), settlement("C", "H1", "x:y"));
         assert_ne!(claim("H1:x", "y"), claim("H1", "x:y"));
         assert_ne!(recon_events("2026-11-30", "H1:events"), recon_events("2026-11-30", "H1"));
+        // a statement's hash is never one of the indexes, whatever the hospital id
+        assert!(!clearing("H1", "2026-11").starts_with(CLEARINGS));
     }
 
     #[test]
