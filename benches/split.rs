@@ -67,6 +67,8 @@ fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
     use settlegate::store::codec::parse_reads;
     use settlegate::store::ScriptReads;
 
+    let insurance =
+        Insurance { basic_fen: 1_203_999, critical_illness_fen: 94_900, other_fen: 0, settlement_ref: None };
     let bill = Bill {
         card_id: "C100001",
         visit: Visit { visit_type: VisitType::Inpatient, date: ruleset.effective_from },
@@ -77,7 +79,7 @@ fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
             over_limit_fen: 20_000,
             self_pay_fen: 150_000,
         },
-        insurance: Insurance { basic_fen: 1_203_999, critical_illness_fen: 94_900, other_fen: 0 },
+        insurance: &insurance,
     };
     let usage = ProgramUsage { paid_fen: 120000, deductible_met_fen: 40000, program_paid_fen: 9_000_000 };
     let reported: String = ruleset
@@ -96,7 +98,7 @@ fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
         category: card.category.clone(),
         visit: bill.visit,
         amounts: bill.amounts,
-        insurance: bill.insurance,
+        insurance: insurance.clone(),
         ruleset_version: 1,
         insurance_fen: s.insurance_fen,
         payments: s.payments,
@@ -104,6 +106,9 @@ fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
         patient_fen: s.patient_fen,
         settled_at: None,
         reversed_at: None,
+        operator: None,
+        reversed_by: None,
+        reason: None,
     };
     let compiled = settlegate::rulebook::CompiledRuleset::new(ruleset);
     for round in 0..3 {

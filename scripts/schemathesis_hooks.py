@@ -34,6 +34,8 @@ CHECK_TOTALS = ("POST", "/v1/reconciliation/check")
 CHECK_DETAILS = ("POST", "/v1/reconciliation/check/details")
 # scripts/schemathesis.sh runs the /v1/ paths with this hospital's certificate
 HOSPITAL = "H0001"
+CREATE_CLEARING = ("POST", "/admin/v1/clearings")
+PAY_CLEARING = ("POST", "/admin/v1/clearings/{clearing_id}/paid")
 
 schemathesis.serializer.alias(["application/x-ndjson", "application/ndjson", "application/jsonl"], "text/plain")
 
@@ -84,6 +86,29 @@ def insurance_within_scope(body: dict) -> None:
         if isinstance(insurance.get(name), int):
             insurance[name] = min(insurance[name], room)
             room -= insurance[name]
+
+
+def period_not_after_this_month(body: dict) -> None:
+    period = body.get("period")
+    if not isinstance(period, str):
+        return
+    this_month = datetime.datetime.now(GATEWAY_TZ).date().strftime("%Y-%m")
+    # a valid period is `YYYY-MM`, so it compares as a string
+    if period > this_month:
+        body["period"] = this_month
+
+
+def paid_at_at_most_tomorrow(body: dict) -> None:
+    paid_at = body.get("paid_at")
+    if not isinstance(paid_at, str):
+        return
+    today = datetime.datetime.now(GATEWAY_TZ).date()
+    try:
+        date = datetime.date.fromisoformat(paid_at)
+    except ValueError:
+        return
+    if date > today + datetime.timedelta(days=1):
+        body["paid_at"] = today.isoformat()
 
 
 def card_id_matches_path(body: dict, path_parameters: dict) -> None:
@@ -160,5 +185,9 @@ def map_case(context, case):
             unique_program_ids(body)
         if operation == CHECK_TOTALS:
             hospital_id_of_the_caller(body)
+        if operation == CREATE_CLEARING:
+            period_not_after_this_month(body)
+        if operation == PAY_CLEARING:
+            paid_at_at_most_tomorrow(body)
     case.body = body  # always: `2291.0 == 2291` in Python, so a comparison would miss the literal fix
     return case

@@ -36,6 +36,25 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events are kept at least this many days (API.md "Events"); older ones are trimmed.
+    #[serde(default = "defaults::retention_days")]
+    pub retention_days: u64,
+    /// How often an instance trims events past retention (idempotent: any instance may do it).
+    #[serde(default = "defaults::trim_interval_ms")]
+    pub trim_interval_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults deserialize")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +199,12 @@ pub struct LimitsConfig {
     /// How long SIGTERM waits for requests in flight before exiting anyway.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Most settlements one card-history answer lists (newest first).
+    #[serde(default = "defaults::max_history_items")]
+    pub max_history_items: usize,
+    /// Most days one `settlegate export` run covers.
+    #[serde(default = "defaults::max_export_days")]
+    pub max_export_days: u64,
 }
 
 impl Default for LimitsConfig {
@@ -288,6 +313,18 @@ mod defaults {
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
+    pub fn retention_days() -> u64 {
+        400
+    }
+    pub fn trim_interval_ms() -> u64 {
+        60_000
+    }
+    pub fn max_history_items() -> usize {
+        1000
+    }
+    pub fn max_export_days() -> u64 {
+        366
+    }
     pub fn log_level() -> String {
         "info".into()
     }
@@ -296,7 +333,7 @@ mod defaults {
     }
 }
 
-const SECTIONS: [&str; 6] = ["rate_limit", "limits", "redis", "admin", "tls", "log"];
+const SECTIONS: [&str; 7] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events"];
 pub const ENV_PREFIX: &str = "SETTLEGATE_";
 
 #[derive(Debug, thiserror::Error)]
@@ -390,6 +427,10 @@ impl Config {
             ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
             ("worker_threads", self.worker_threads as u64, 0, 1024),
             ("cross_check_every", self.cross_check_every, 0, 1_000_000),
+            ("events.retention_days", self.events.retention_days, 1, 36_500),
+            ("events.trim_interval_ms", self.events.trim_interval_ms, 1000, 86_400_000),
+            ("limits.max_history_items", self.limits.max_history_items as u64, 1, 100_000),
+            ("limits.max_export_days", self.limits.max_export_days, 1, 3660),
         ] {
             if !(lo..=hi).contains(&v) {
                 return bad(format!("{name} = {v} must be in {lo}..={hi}"));

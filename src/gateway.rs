@@ -71,6 +71,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     tokio::spawn(link.clone().supervise(Duration::from_millis(config.redis.health_check_interval_ms)));
     tokio::spawn(rules.clone().keep_fresh(store.clone(), Duration::from_millis(config.redis.rules_refresh_ms)));
+    tokio::spawn(keep_events_trimmed(store.clone(), config.events.clone()));
     tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
 
     let ctx = Arc::new(Ctx {
@@ -92,6 +93,24 @@ pub async fn run(config: Config) -> Result<(), String> {
     server::serve(ctx, listener, tls, shutdown_signal()).await;
     tracing::info!("settlegate stopped");
     Ok(())
+}
+
+/// Trims events older than `events.retention_days`, every `events.trim_interval_ms` (any instance may: trimming
+/// twice removes nothing more). A failure is logged and retried next round; settlements never wait for it.
+async fn keep_events_trimmed(store: Arc<Store>, config: crate::config::EventsConfig) {
+    let retention_ms = config.retention_days.saturating_mul(86_400_000);
+    loop {
+        tokio::time::sleep(Duration::from_millis(config.trim_interval_ms)).await;
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        match store.trim_events(now_ms.saturating_sub(retention_ms)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("settlegate_events_trimmed_total").increment(n);
+                tracing::info!(removed = n, retention_days = config.retention_days, "events past retention trimmed");
+            }
+            Err(e) => tracing::warn!(error = %e, "trimming events failed; retrying next round"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -23,6 +23,7 @@
 //! * [`gateway`] — start-up wiring of `settlegate serve`: logging, metrics, the Redis link and its supervisor, the
 //!   refreshers, both listeners, and graceful shutdown.
 //! * [`config`] — TOML + environment overrides, validated, with explicit defaults for every limit.
+//! * [`export`] — `settlegate export`: the relief office's daily files of settlement events and their manifest.
 //! * [`redact`] — what may reach a log line: masked card ids, escaped client-chosen text.
 //! * [`certs`], [`demo`] — development certificates (rcgen) and the one-command demo.
 
@@ -31,6 +32,7 @@ pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod export;
 pub mod gateway;
 pub mod http;
 pub mod ops;

@@ -72,6 +72,28 @@ enum Command {
         #[command(subcommand)]
         command: CardholdersCommand,
     },
+    /// Write the settlement events of each local day FROM..=TO to OUT (one file per day, plus manifest.json with
+    /// each file's lines, net relief_fen and sha256). A closed day's file is byte-identical on every run; a day
+    /// not yet over is written with a warning. Reads the configured Redis; changes nothing.
+    Export {
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// First local day, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        from: chrono::NaiveDate,
+        /// Last local day, YYYY-MM-DD (at most limits.max_export_days days after --from, counting both).
+        #[arg(long, value_parser = parse_date)]
+        to: chrono::NaiveDate,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: settlegate::export::Format,
+    },
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    settlegate::domain::date::parse(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 #[derive(Subcommand)]
@@ -159,6 +181,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Ok(())
             }
         },
+        Command::Export { config, from, to, out, format } => {
+            let config = load(&config)?;
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            let today = chrono::Utc::now().with_timezone(&config.tz()).date_naive();
+            let opts = settlegate::export::ExportOptions {
+                from,
+                to,
+                out: out.clone(),
+                format,
+                max_days: config.limits.max_export_days,
+                today,
+            };
+            let manifest = settlegate::export::run(&store, &opts).await?;
+            let lines: u64 = manifest.iter().map(|m| m.lines).sum();
+            println!("wrote {} files ({lines} lines) and manifest.json to {}", manifest.len(), out.display());
+            Ok(())
+        }
         Command::Cardholders { command: CardholdersCommand::Import { file, config } } => {
             let config = load(&config)?;
             let cards = settlegate::demo::read_cardholders(&file)?;

@@ -121,6 +121,7 @@ fn concrete(path: &str) -> String {
     path.replace("{settlement_id}", "s1_QzEwMDAwMXxIMDAwMS0yMDI2MTEyOS0wMDAwNDJ8SDAwMDE")
         .replace("{card_id}", "C100001")
         .replace("{version}", "1")
+        .replace("{clearing_id}", "cl_2026-11_H0001")
 }
 
 fn allow_set(v: Option<&str>) -> BTreeSet<String> {
@@ -467,6 +468,19 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
         "getRuleset" => (ADMIN, "/admin/v1/rulesets/1".into(), None, vec![]),
         "getPools" => (ADMIN, "/admin/v1/pools".into(), None, vec![]),
         "getAdminReconciliation" => (ADMIN, "/admin/v1/reconciliation".into(), None, vec![]),
+        "listOwnClearings" => ("H0001", "/v1/clearings".into(), None, vec![]),
+        "createClearing" => {
+            let period = day[..7].to_string();
+            (ADMIN, "/admin/v1/clearings".into(), json, j(&json!({"hospital_id": "H0001", "period": period})))
+        }
+        "listClearings" => (ADMIN, "/admin/v1/clearings".into(), None, vec![]),
+        "confirmClearing" => (ADMIN, concrete("/admin/v1/clearings/{clearing_id}/confirm"), None, vec![]),
+        "payClearing" => (
+            ADMIN,
+            concrete("/admin/v1/clearings/{clearing_id}/paid"),
+            json,
+            j(&json!({"payment_ref": "PAY-1", "paid_at": day})),
+        ),
         other => panic!("no sample request for operation {other}: add one"),
     }
 }
@@ -486,7 +500,7 @@ fn mtls_operations(doc: &Yaml) -> Vec<(String, String, &Yaml)> {
             }
         }
     }
-    assert_eq!(out.len(), 18, "documented mTLS operations");
+    assert_eq!(out.len(), 23, "documented mTLS operations");
     out
 }
 

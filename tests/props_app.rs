@@ -52,7 +52,7 @@ async fn engine_cross_check_never_fires() {
     for (r, holder) in [(&worked, &cards[0]), (&top, &cards[1])] {
         let (s, created) = app.settle("H0001", r).await.unwrap();
         assert!(created);
-        let draft = BillDraft { visit: r.visit, amounts: r.amounts, insurance: r.insurance };
+        let draft = BillDraft { visit: r.visit, amounts: r.amounts, insurance: r.insurance.clone() };
         let e = counters.engine(&rs, holder, &draft);
         assert_eq!(s.payments, e.payments, "{}", r.hospital_settlement_id);
         assert_eq!((s.insurance_fen, s.relief_fen, s.patient_fen), (e.insurance_fen, e.relief_fen, e.patient_fen));
@@ -106,6 +106,7 @@ async fn ids_of_different_hospitals_never_collide() {
         hospital_settlement_id: Some("x:y".into()),
         settlement_id: None,
         reason: None,
+        operator: None,
     };
     match app.reverse("H2", &cancel).await {
         Ok(Reversal::ReversedBeforeSettled(_)) => {}

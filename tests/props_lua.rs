@@ -87,7 +87,8 @@ impl Live {
             card_id: card,
             visit: bill.visit,
             amounts: bill.amounts,
-            insurance: bill.insurance,
+            insurance: bill.insurance.clone(),
+            operator: None,
         };
 
         for (i, op) in sc.ops.iter().enumerate() {
@@ -151,7 +152,8 @@ impl Live {
                         card_id: card_id(*card),
                         visit: bill.visit,
                         amounts: bill.amounts,
-                        insurance: bill.insurance,
+                        insurance: bill.insurance.clone(),
+                        operator: None,
                     };
                     let expected = m.expect_split(&req.bill());
                     match (app.quote(&req).await, expected) {
@@ -289,7 +291,7 @@ impl Live {
                     prop_assert_eq!(s.hospital_settlement_id.as_deref(), Some(req.hospital_settlement_id.as_str()));
                     prop_assert_eq!(&s.card_id, &req.card_id);
                     prop_assert_eq!(s.amounts, req.amounts);
-                    prop_assert_eq!(s.insurance, req.insurance);
+                    prop_assert_eq!(&s.insurance, &req.insurance);
                     check_against_engine(&s, &e)?;
                     bump(&self.stats.created);
                     for p in &s.payments {
@@ -330,6 +332,7 @@ impl Live {
             hospital_settlement_id: if sid.is_none() { Some(hsid.clone()) } else { None },
             settlement_id: sid.clone(),
             reason: Some("property test".into()),
+            operator: None,
         };
         let got = self.app.reverse(h, &req).await;
         match m.entries.get_mut(&key) {
@@ -347,7 +350,13 @@ impl Live {
                 if settlement.status == SettlementStatus::Reversed {
                     prop_assert_eq!(&s, &**settlement, "a second reversal answers the same");
                 } else {
-                    let as_settled = Settlement { status: SettlementStatus::Settled, reversed_at: None, ..s.clone() };
+                    let as_settled = Settlement {
+                        status: SettlementStatus::Settled,
+                        reversed_at: None,
+                        reason: None,
+                        reversed_by: None,
+                        ..s.clone()
+                    };
                     prop_assert_eq!(&as_settled, &**settlement, "a reversal undoes what was recorded");
                     m.counters.apply(&s.card_id, s.visit.date.year(), &s.payments, -1);
                     bump(&self.stats.reversals);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use arbitrary::Unstructured;
 use chrono::NaiveDate;
-use settlegate::domain::bill::{Amounts, Bill, Insurance, Visit};
+use settlegate::domain::bill::{Amounts, Bill, Insurance, Operator, Visit};
 use settlegate::domain::card::{CardStatus, Cardholder, MAX_TAGS};
 use settlegate::domain::money::MAX_FEN;
 use settlegate::domain::rules::VisitType;
@@ -17,7 +17,8 @@ use settlegate::domain::settlement::{Settlement, SettlementStatus};
 use settlegate::domain::split::{CappedBy, Payment};
 use settlegate::store::codec::{
     card_fields, encode_event, encode_payments, parse_canonical, parse_card, parse_event, parse_payments, parse_reads,
-    parse_settlement, parse_tags, parse_tombstone, settlement_record, CanonicalRequest, DayEvent, ProgramFen,
+    parse_settlement, parse_tags, parse_tombstone, settlement_record, CanonicalRequest, DayEvent, LineContext,
+    ProgramFen,
 };
 
 type Map = HashMap<String, String>;
@@ -32,7 +33,7 @@ fn lines_map(text: &str) -> Map {
 }
 
 fn canonical_of(c: &CanonicalRequest) -> String {
-    Bill { card_id: &c.card_id, visit: c.visit, amounts: c.amounts, insurance: c.insurance }.canonical()
+    Bill { card_id: &c.card_id, visit: c.visit, amounts: c.amounts, insurance: &c.insurance }.canonical()
 }
 
 /// A reconciliation line's program amounts as the payments it was encoded from (the unsigned paid amounts).
@@ -183,7 +184,7 @@ fn settlement(u: &mut Unstructured<'_>) -> R<Settlement> {
         ..amounts
     };
     let basic = u.int_in_range(0..=amounts.in_scope_fen)?;
-    let insurance = Insurance { basic_fen: basic, critical_illness_fen: 0, other_fen: 0 };
+    let insurance = Insurance { basic_fen: basic, critical_illness_fen: 0, other_fen: 0, settlement_ref: opt_id(u)? };
     let mut left = amounts.total_fen - basic;
     let mut payments = Vec::new();
     for _ in 0..u.int_in_range(0..=4)? {
@@ -211,9 +212,18 @@ fn settlement(u: &mut Unstructured<'_>) -> R<Settlement> {
         patient_fen: left,
         settled_at: stamp(u)?,
         reversed_at: stamp(u)?,
+        operator: operator(u)?,
+        reversed_by: operator(u)?,
+        reason: u.arbitrary()?,
     };
     assert!(s.check_invariants(), "the generator broke the invariants: {s:?}");
     Ok(s)
+}
+
+/// An operator: any name, as a record field holds any bytes.
+fn operator(u: &mut Unstructured<'_>) -> R<Option<Operator>> {
+    let Some(id) = opt_id(u)? else { return Ok(None) };
+    Ok(Some(Operator { id, name: u.arbitrary()? }))
 }
 
 fn event(u: &mut Unstructured<'_>) -> R<DayEvent> {
@@ -235,6 +245,13 @@ fn event(u: &mut Unstructured<'_>) -> R<DayEvent> {
         relief_fen: sign * fen(u)?,
         patient_fen: sign * fen(u)?,
         by_program,
+        context: LineContext {
+            category: label(u)?,
+            street: label(u)?,
+            community: label(u)?,
+            insurance_settlement_ref: opt_id(u)?.unwrap_or_default(),
+            operator_id: opt_id(u)?.unwrap_or_default(),
+        },
     })
 }
 
@@ -257,6 +274,7 @@ fn check_values(u: &mut Unstructured<'_>) -> R<()> {
             basic_fen: u.arbitrary()?,
             critical_illness_fen: u.arbitrary()?,
             other_fen: u.arbitrary()?,
+            settlement_ref: opt_id(u)?,
         },
     };
     assert_eq!(parse_canonical(&canonical_of(&c)).as_ref(), Ok(&c), "canonical request round trip");

@@ -21,6 +21,15 @@ pub enum ApiError {
     IdempotencyConflict(String),
     #[error("{0}")]
     AlreadyReversed(String),
+    /// Another standing settlement holds the `insurance.settlement_ref` (Version 2).
+    #[error("{0}")]
+    InsuranceRefReused(String),
+    /// A clearing statement of a month that has not ended (local time) cannot be confirmed.
+    #[error("{0}")]
+    PeriodNotEnded(String),
+    /// A clearing statement can be paid only once confirmed.
+    #[error("{0}")]
+    NotConfirmed(String),
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

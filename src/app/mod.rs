@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::bill::{Bill, QuoteRequest, SettleRequest};
+use crate::domain::bill::{Bill, Operator, QuoteRequest, SettleRequest};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Ruleset, RulesetInput};
 use crate::domain::settlement::Settlement;
@@ -21,12 +21,15 @@ use crate::store::{
 };
 
 pub mod check;
+mod clearing;
 mod error;
+mod history;
 mod types;
 
 pub use check::Caller;
-
+pub use clearing::{ClearingRequest, PaidRequest};
 pub use error::{ApiError, ApiResult};
+pub use history::DEFAULT_EVENTS_PAGE;
 pub use types::*;
 
 pub use crate::redact::mask_card;
@@ -77,27 +80,33 @@ impl App {
     }
 
     /// The time of a change (RFC 3339, milliseconds) and its local day, from one clock reading.
-    fn stamp(&self) -> (String, String, NaiveDate) {
+    fn stamp(&self) -> Stamp {
         let now = self.now();
         let day = now.date_naive();
-        (now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false), day.to_string(), day)
+        Stamp {
+            at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            day_text: day.to_string(),
+            day,
+            unix_ms: now.timestamp_millis(),
+        }
     }
 
     // ---- hospital operations ------------------------------------------------------------------------------
 
     pub async fn settle(&self, hospital_id: &str, req: &SettleRequest) -> ApiResult<(Settlement, bool)> {
-        let (settled_at, settled_day, today) = self.stamp();
-        let errors = req.validate(today);
+        let stamp = self.stamp();
+        let errors = req.validate(stamp.day);
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
         let mode = SettleMode::Settle {
             hospital_id,
             hospital_settlement_id: &req.hospital_settlement_id,
-            settled_at: &settled_at,
-            settled_day: &settled_day,
+            settled_at: &stamp.at,
+            settled_day: &stamp.day_text,
+            settled_ms: stamp.unix_ms,
         };
-        match self.run_settle(mode, req.bill()).await? {
+        match self.run_settle(mode, req.bill(), req.operator.as_ref()).await? {
             SettleOutcome::Split { settlement, .. } => {
                 metrics::counter!("settlegate_settlements_total", "outcome" => "settled").increment(1);
                 for p in &settlement.payments {
@@ -118,23 +127,28 @@ impl App {
     }
 
     pub async fn quote(&self, req: &QuoteRequest) -> ApiResult<Settlement> {
-        let errors = req.bill().validate(self.today());
+        let errors = req.validate(self.today());
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        match self.run_settle(SettleMode::Quote, req.bill()).await? {
+        match self.run_settle(SettleMode::Quote, req.bill(), req.operator.as_ref()).await? {
             SettleOutcome::Split { settlement, .. } => Ok(settlement),
             other => Err(refusal(&other, &req.card_id)),
         }
     }
 
     /// One settle-script call, then the engine cross-check on what it computed.
-    async fn run_settle(&self, mode: SettleMode<'_>, bill: Bill<'_>) -> ApiResult<SettleOutcome> {
+    async fn run_settle(
+        &self,
+        mode: SettleMode<'_>,
+        bill: Bill<'_>,
+        operator: Option<&Operator>,
+    ) -> ApiResult<SettleOutcome> {
         let book = self.rules.snapshot();
         let compiled = book.in_force(bill.visit.date);
         let rules =
             compiled.as_deref().map(|c| RulesInForce { ruleset: &c.ruleset, specs: c.specs(bill.visit.visit_type) });
-        let outcome = self.store.settle(&SettleCall { bill, rules, mode }).await?;
+        let outcome = self.store.settle(&SettleCall { bill, rules, mode, operator }).await?;
         if let (SettleOutcome::Split { settlement, reads }, Some(c)) = (&outcome, compiled.as_deref()) {
             if self.cross_check.pick() {
                 cross_check(c, &bill, settlement, reads);
@@ -211,6 +225,10 @@ impl App {
         if reason.chars().count() > MAX_REASON_CHARS {
             return Err(ApiError::invalid("reason", format!("at most {MAX_REASON_CHARS} characters")));
         }
+        let operator_errors: Vec<_> = req.operator.iter().flat_map(|o| o.validate("operator")).collect();
+        if !operator_errors.is_empty() {
+            return Err(ApiError::Invalid(operator_errors));
+        }
         let (at, by_hsid) = match (&req.hospital_settlement_id, &req.settlement_id) {
             (Some(hsid), None) => {
                 check_ids(&req.card_id, Some(hsid))?;
@@ -232,13 +250,14 @@ impl App {
                 ))
             }
         };
-        let (reversed_at, reversed_day, _) = self.stamp();
+        let stamp = self.stamp();
         let call = ReverseCall {
             at: &at,
             tombstone_if_absent: by_hsid,
             reason: &reason,
-            reversed_at: &reversed_at,
-            reversed_day: &reversed_day,
+            reversed_at: &stamp.at,
+            reversed_day: &stamp.day_text,
+            operator: req.operator.as_ref(),
         };
         match self.store.reverse(&call).await? {
             ReverseOutcome::Reversed { settlement, changed } => {
@@ -296,7 +315,7 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let (published_at, _, _) = self.stamp();
+        let published_at = self.stamp().at;
         let version = self.store.publish_ruleset(input, &published_at).await?;
         if let Err(e) = self.rules.refresh(&self.store).await {
             tracing::warn!(error = %e, "published, but the local refresh failed; the periodic refresh will retry");
@@ -349,7 +368,18 @@ impl App {
     }
 }
 
-fn check_ids(card_id: &str, hsid: Option<&str>) -> ApiResult<()> {
+/// One clock reading, in the forms a change records.
+pub(crate) struct Stamp {
+    /// RFC 3339 with milliseconds, local time: `settled_at` / `reversed_at`.
+    at: String,
+    /// The local day, `YYYY-MM-DD`: the reconciliation day.
+    day_text: String,
+    day: NaiveDate,
+    /// Unix milliseconds: the card history's order.
+    unix_ms: i64,
+}
+
+pub(crate) fn check_ids(card_id: &str, hsid: Option<&str>) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !is_valid_id(card_id) {
         errors.push(FieldError::new("card_id", "must be 1-64 chars of A-Za-z0-9._:-"));
@@ -373,6 +403,9 @@ fn refusal(outcome: &SettleOutcome, card_id: &str) -> ApiError {
         SettleOutcome::AlreadyReversed => {
             ApiError::AlreadyReversed("this hospital_settlement_id was reversed before it was settled".into())
         }
+        SettleOutcome::InsuranceRefReused => ApiError::InsuranceRefReused(
+            "insurance.settlement_ref is held by another settlement that is not reversed".into(),
+        ),
         SettleOutcome::CardNotFound => ApiError::CardNotFound(card_id.to_string()),
         SettleOutcome::NotEligible(why) => {
             ApiError::NotEligible(format!("card {card_id} is {}", why.as_str().replace('_', " ")))

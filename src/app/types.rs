@@ -40,6 +40,9 @@ pub struct ReversalRequest {
     pub settlement_id: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Who reversed it (Version 2); recorded with the reversal and in its event as `reversed_by`.
+    #[serde(default)]
+    pub operator: Option<crate::domain::bill::Operator>,
 }
 
 pub enum Reversal {

@@ -28,8 +28,8 @@ pub struct Amounts {
     pub self_pay_fen: i64,
 }
 
-/// What insurance already paid; every field optional, absent = 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What insurance already paid; every amount optional, absent = 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Insurance {
     #[serde(default)]
@@ -38,6 +38,44 @@ pub struct Insurance {
     pub critical_illness_fen: i64,
     #[serde(default)]
     pub other_fen: i64,
+    /// The medical-insurance platform's own id of this visit's settlement (its `setl_id`). Part of "the same
+    /// request"; while a settlement holding it stands, no other settlement may carry it (`insurance_ref_reused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_ref: Option<String>,
+}
+
+/// The person at the counter (or the office desk) who made a settlement or reversal. Recorded with it and in its
+/// events; never part of "the same request": a retry from another terminal is the same settlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    /// 1-64 chars of `A-Za-z0-9._:-` (the hospital's own staff id).
+    pub id: String,
+    /// At most [`MAX_OPERATOR_NAME_CHARS`] characters, no control characters; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Longest operator name kept (API.md: "name <= 64 chars").
+pub const MAX_OPERATOR_NAME_CHARS: usize = 64;
+
+impl Operator {
+    /// The checks of an operator, with errors named under `at` (`operator`).
+    pub fn validate(&self, at: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !is_valid_id(&self.id) {
+            errors.push(FieldError::new(format!("{at}.id"), "must be 1-64 chars of A-Za-z0-9._:-"));
+        }
+        if let Some(name) = &self.name {
+            if name.chars().count() > MAX_OPERATOR_NAME_CHARS || name.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    format!("{at}.name"),
+                    format!("must be at most {MAX_OPERATOR_NAME_CHARS} characters, none of them control characters"),
+                ));
+            }
+        }
+        errors
+    }
 }
 
 impl Insurance {
@@ -58,6 +96,9 @@ pub struct QuoteRequest {
     pub amounts: Amounts,
     #[serde(default)]
     pub insurance: Insurance,
+    /// Accepted, checked and echoed like a settlement's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,27 +110,39 @@ pub struct SettleRequest {
     pub amounts: Amounts,
     #[serde(default)]
     pub insurance: Insurance,
+    /// Who settled it at the counter; optional, not part of "the same request".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
 }
 
 impl SettleRequest {
     pub fn bill(&self) -> Bill<'_> {
-        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
+        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: &self.insurance }
     }
 
-    /// The API.md checks of a settle request: its `hospital_settlement_id`, then the bill's ([`Bill::validate`]).
+    /// The API.md checks of a settle request: its `hospital_settlement_id`, the bill's ([`Bill::validate`]), the
+    /// operator's.
     pub fn validate(&self, today: NaiveDate) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !is_valid_id(&self.hospital_settlement_id) {
             errors.push(FieldError::new("hospital_settlement_id", "must be 1-64 chars of A-Za-z0-9._:-"));
         }
         errors.extend(self.bill().validate(today));
+        errors.extend(self.operator.iter().flat_map(|o| o.validate("operator")));
         errors
     }
 }
 
 impl QuoteRequest {
     pub fn bill(&self) -> Bill<'_> {
-        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
+        Bill { card_id: &self.card_id, visit: self.visit, amounts: self.amounts, insurance: &self.insurance }
+    }
+
+    /// The bill's checks and the operator's.
+    pub fn validate(&self, today: NaiveDate) -> Vec<FieldError> {
+        let mut errors = self.bill().validate(today);
+        errors.extend(self.operator.iter().flat_map(|o| o.validate("operator")));
+        errors
     }
 }
 
@@ -99,7 +152,7 @@ pub struct Bill<'a> {
     pub card_id: &'a str,
     pub visit: Visit,
     pub amounts: Amounts,
-    pub insurance: Insurance,
+    pub insurance: &'a Insurance,
 }
 
 impl Bill<'_> {
@@ -151,16 +204,20 @@ impl Bill<'_> {
             }
         }
         debug_assert!(!in_range || a.total_fen <= MAX_FEN);
+        if i.settlement_ref.as_deref().is_some_and(|r| !is_valid_id(r)) {
+            errors.push(FieldError::new("insurance.settlement_ref", "must be 1-64 chars of A-Za-z0-9._:-"));
+        }
         errors
     }
 
     /// The canonical form: two requests are "the same" exactly when their canonical forms are equal. Stored with the
     /// settlement and compared in the settle script; kept readable on purpose (no hash, so no collisions and easy
-    /// to inspect in Redis).
+    /// to inspect in Redis). An `insurance.settlement_ref` is a 13th field, absent when there is none, so the
+    /// canonical form of a request without one is what earlier builds recorded.
     pub fn canonical(&self) -> String {
         let a = &self.amounts;
         let i = &self.insurance;
-        format!(
+        let mut text = format!(
             "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.card_id,
             self.visit.visit_type.as_str(),
@@ -173,7 +230,12 @@ impl Bill<'_> {
             i.basic_fen,
             i.critical_illness_fen,
             i.other_fen
-        )
+        );
+        if let Some(r) = &i.settlement_ref {
+            text.push('|');
+            text.push_str(r);
+        }
+        text
     }
 
     /// The residual buckets after insurance (RULES.md): `[in_scope, pre_self_pay, over_limit, self_pay]`.
@@ -200,6 +262,7 @@ mod tests {
                 self_pay_fen: 0,
             },
             insurance: Insurance { basic_fen: basic, ..Default::default() },
+            operator: None,
         }
     }
 

@@ -32,6 +32,7 @@ macro_rules! deserialize_from_str {
 
 pub mod bill;
 pub mod card;
+pub mod clearing;
 pub mod date;
 pub mod money;
 pub mod rules;

@@ -1,6 +1,6 @@
 //! A recorded settlement (or quote) as the gateway answers it, and the tombstone of a cancelled id.
 
-use super::bill::{Amounts, Insurance, Visit};
+use super::bill::{Amounts, Insurance, Operator, Visit};
 use super::split::Payment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,12 @@ pub struct Settlement {
     pub patient_fen: i64,
     pub settled_at: Option<String>,
     pub reversed_at: Option<String>,
+    /// Who settled it (API.md Version 2), as the request said; echoed as `operator`.
+    pub operator: Option<Operator>,
+    /// Who reversed it, when the reversal named an operator (events: `reversed_by`).
+    pub reversed_by: Option<Operator>,
+    /// The reversal's reason, once reversed (may be empty).
+    pub reason: Option<String>,
 }
 
 impl Settlement {
@@ -72,4 +78,10 @@ pub struct Tombstone {
     pub card_id: String,
     pub hospital_settlement_id: String,
     pub reversed_at: String,
+    /// The hospital whose id space it was recorded in.
+    pub hospital_id: String,
+    /// The cancellation's reason (may be empty).
+    pub reason: String,
+    /// Who cancelled it, when the request named an operator.
+    pub reversed_by: Option<Operator>,
 }

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod check;
+pub mod events;
 pub mod import;
 pub mod problem;
 pub mod ratelimit;
@@ -26,7 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::app::{ApiError, App, Caller, EligibilityRequest, ReversalRequest};
+use crate::app::{ApiError, App, Caller, ClearingRequest, EligibilityRequest, PaidRequest, ReversalRequest};
 use crate::config::LimitsConfig;
 use crate::domain::bill::{QuoteRequest, SettleRequest};
 use crate::domain::card::Cardholder;
@@ -214,8 +215,16 @@ async fn serve(
         }
         Route::GetSettlement => ok(wire::settlement(&app.get_settlement(hospital_id, params.get(0)).await?)),
         Route::FindSettlement => {
-            let (card_id, hsid) = (q.required("card_id")?, q.required("hospital_settlement_id")?);
-            ok(wire::settlement(&app.find_settlement(hospital_id, card_id, hsid).await?))
+            let card_id = q.required("card_id")?;
+            match q.get("hospital_settlement_id") {
+                Some(hsid) => ok(wire::settlement(&app.find_settlement(hospital_id, card_id, hsid).await?)),
+                None => {
+                    let max = ctx.limits.max_history_items;
+                    ok(events::hospital_history(
+                        &app.hospital_card_history(hospital_id, card_id, q.year()?, max).await?,
+                    ))
+                }
+            }
         }
         Route::Reverse => {
             let r: ReversalRequest = read_json(&ctx.limits, req).await?;
@@ -229,6 +238,7 @@ async fn serve(
         Route::ReconciliationDetail => stream::day_events(ctx, hospital_id.to_string(), q.date_or(app.today())?).await,
         Route::ReconciliationCheck => check::totals(ctx, caller, req).await,
         Route::ReconciliationCheckDetails => check::details(ctx, caller, q, req).await,
+        Route::Clearings => ok(wire::clearings(&app.list_clearings(q.get("period"), Some(hospital_id), None).await?)),
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
             ok(wire::to_vec(&app.put_cardholder(params.get(0), card).await?))
@@ -261,6 +271,28 @@ async fn serve(
                 .map(|h| wire::day_totals(&day, &h.hospital_id, &h.totals))
                 .collect();
             ok(wire::to_vec(&serde_json::json!({"date": day, "hospitals": list})))
+        }
+        Route::CardHistory => {
+            let (year, list) = app.card_history(params.get(0), q.year()?, ctx.limits.max_history_items).await?;
+            ok(events::office_history(params.get(0), year, &list))
+        }
+        Route::Events => {
+            let after = q.get("after");
+            events::events(&app.events(after, q.get("limit")).await?, after)
+        }
+        Route::CreateClearing => {
+            let r: ClearingRequest = read_json(&ctx.limits, req).await?;
+            let (c, created) = app.create_clearing(&r).await?;
+            Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, c.render()))
+        }
+        Route::ListClearings => {
+            let list = app.list_clearings(q.get("period"), q.get("hospital_id"), q.get("status")).await?;
+            ok(wire::clearings(&list))
+        }
+        Route::ConfirmClearing => ok(app.confirm_clearing(params.get(0)).await?.render()),
+        Route::PayClearing => {
+            let r: PaidRequest = read_json(&ctx.limits, req).await?;
+            ok(app.pay_clearing(params.get(0), &r).await?.render())
         }
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {

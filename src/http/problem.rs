@@ -13,7 +13,11 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CardNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::IdempotencyConflict(_) | ApiError::AlreadyReversed(_) => StatusCode::CONFLICT,
+            ApiError::IdempotencyConflict(_)
+            | ApiError::AlreadyReversed(_)
+            | ApiError::InsuranceRefReused(_)
+            | ApiError::PeriodNotEnded(_)
+            | ApiError::NotConfirmed(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotEligible(_) | ApiError::NoRulesInForce(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -33,6 +37,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
             ApiError::AlreadyReversed(_) => "already_reversed",
+            ApiError::InsuranceRefReused(_) => "insurance_ref_reused",
+            ApiError::PeriodNotEnded(_) => "period_not_ended",
+            ApiError::NotConfirmed(_) => "not_confirmed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotEligible(_) => "not_eligible",
@@ -53,6 +60,9 @@ impl ApiError {
             ApiError::NotFound(_) => "Not found",
             ApiError::IdempotencyConflict(_) => "Idempotency conflict",
             ApiError::AlreadyReversed(_) => "Already reversed",
+            ApiError::InsuranceRefReused(_) => "Insurance settlement already used",
+            ApiError::PeriodNotEnded(_) => "Period not ended",
+            ApiError::NotConfirmed(_) => "Not confirmed",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::NotEligible(_) => "Card not eligible",

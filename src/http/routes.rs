@@ -80,6 +80,7 @@ routes! {
     ReconciliationDetail => GET "/v1/reconciliation/settlements", Hospital, "reconciliation_detail";
     ReconciliationCheck => POST "/v1/reconciliation/check", HospitalOrAdmin, "reconciliation_check";
     ReconciliationCheckDetails => POST "/v1/reconciliation/check/details", HospitalOrAdmin, "reconciliation_check_details";
+    Clearings => GET "/v1/clearings", Hospital, "clearings";
     PutCardholder => PUT "/admin/v1/cardholders/{card_id}", Admin, "admin_put_cardholder";
     GetCardholder => GET "/admin/v1/cardholders/{card_id}", Admin, "admin_get_cardholder";
     ImportCardholders => POST "/admin/v1/cardholders/import", Admin, "admin_import";
@@ -88,6 +89,12 @@ routes! {
     GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
     Pools => GET "/admin/v1/pools", Admin, "admin_pools";
     AdminReconciliation => GET "/admin/v1/reconciliation", Admin, "admin_reconciliation";
+    CardHistory => GET "/admin/v1/cardholders/{card_id}/settlements", Admin, "admin_card_history";
+    Events => GET "/admin/v1/events", Admin, "admin_events";
+    CreateClearing => POST "/admin/v1/clearings", Admin, "admin_create_clearing";
+    ListClearings => GET "/admin/v1/clearings", Admin, "admin_list_clearings";
+    ConfirmClearing => POST "/admin/v1/clearings/{clearing_id}/confirm", Admin, "admin_confirm_clearing";
+    PayClearing => POST "/admin/v1/clearings/{clearing_id}/paid", Admin, "admin_pay_clearing";
     Healthz => GET "/healthz", Ops, "healthz";
     Readyz => GET "/readyz", Ops, "readyz";
     Metrics => GET "/metrics", Ops, "metrics";
@@ -258,6 +265,12 @@ mod tests {
             Match::Found { route: Route::ImportCardholders, .. }
         ));
         assert!(matches!(api("PUT", "/admin/v1/cardholders/C1"), Match::Found { route: Route::PutCardholder, .. }));
+        for (path, want) in [("confirm", Route::ConfirmClearing), ("paid", Route::PayClearing)] {
+            match api("POST", &format!("/admin/v1/clearings/cl_2026-11_H0001/{path}")) {
+                Match::Found { route, params } => assert_eq!((route, params.get(0)), (want, "cl_2026-11_H0001")),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -283,6 +296,12 @@ mod tests {
         assert_eq!(api("PUT", "/admin/v1/cardholders/import"), Match::WrongMethod { allowed: vec!["POST"] });
         assert_eq!(api("POST", "/admin/v1/cardholders/C1"), Match::WrongMethod { allowed: vec!["PUT", "GET"] });
         assert_eq!(api("POST", "/v1/settlements/s1_x"), Match::WrongMethod { allowed: vec!["GET"] });
+        assert_eq!(
+            api("GET", "/admin/v1/clearings/cl_2026-11_H0001/paid"),
+            Match::WrongMethod { allowed: vec!["POST"] }
+        );
+        assert_eq!(api("DELETE", "/admin/v1/clearings"), Match::WrongMethod { allowed: vec!["POST", "GET"] });
+        assert_eq!(api("GET", "/admin/v1/clearings/cl_2026-11_H0001"), Match::NotFound);
         assert_eq!(api("GET", "/v1/nope"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/"), Match::NotFound);
         assert_eq!(api("GET", "/v1/settlements/a/b"), Match::NotFound);

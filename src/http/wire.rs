@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::app::{ApiError, CardholderYear, Eligibility, PoolsReport, Reversal};
+use crate::domain::clearing::Clearing;
 use crate::domain::settlement::{Settlement, SettlementStatus};
 use crate::domain::split::Payment;
 use crate::domain::FieldError;
@@ -260,8 +261,9 @@ struct PaymentJson<'a> {
     capped_by: Option<&'static str>,
 }
 
+/// The settlement body of API.md, field for field, in its order.
 #[derive(Serialize)]
-struct SettlementJson<'a> {
+pub struct SettlementJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     settlement_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -280,6 +282,10 @@ struct SettlementJson<'a> {
     settled_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reversed_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insurance_settlement_ref: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator: Option<&'a crate::domain::bill::Operator>,
 }
 
 fn payments(p: &[Payment]) -> Vec<PaymentJson<'_>> {
@@ -294,8 +300,13 @@ fn payments(p: &[Payment]) -> Vec<PaymentJson<'_>> {
 }
 
 pub fn settlement(s: &Settlement) -> Vec<u8> {
+    serde_json::to_vec(&settlement_json(s)).expect("settlement serialises")
+}
+
+/// The settlement body (API.md), borrowed from the settlement: rendered alone or inside an event's data.
+pub fn settlement_json(s: &Settlement) -> SettlementJson<'_> {
     let quote = s.status == SettlementStatus::Quote;
-    let body = SettlementJson {
+    SettlementJson {
         settlement_id: if quote { None } else { s.settlement_id.as_deref() },
         hospital_settlement_id: if quote { None } else { s.hospital_settlement_id.as_deref() },
         status: s.status.as_str(),
@@ -310,8 +321,9 @@ pub fn settlement(s: &Settlement) -> Vec<u8> {
         patient_fen: s.patient_fen,
         settled_at: if quote { None } else { s.settled_at.as_deref() },
         reversed_at: if s.status == SettlementStatus::Reversed { s.reversed_at.as_deref() } else { None },
-    };
-    serde_json::to_vec(&body).expect("settlement serialises")
+        insurance_settlement_ref: s.insurance.settlement_ref.as_deref(),
+        operator: s.operator.as_ref(),
+    }
 }
 
 pub fn reversal(r: &Reversal) -> Vec<u8> {
@@ -381,6 +393,15 @@ pub fn pools(r: &PoolsReport) -> Vec<u8> {
         .map(|p| json!({"program": p.program, "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen}))
         .collect();
     to_vec(&json!({"year": r.year, "ruleset_version": r.ruleset_version, "pools": list}))
+}
+
+/// `{"clearings": [<statement> …]}`, each statement as `Clearing::render` writes it.
+pub fn clearings(list: &[Clearing]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct List<'a> {
+        clearings: &'a [Clearing],
+    }
+    to_vec(&List { clearings: list })
 }
 
 pub fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::domain::bill::{Amounts, Bill, Insurance, Visit};
+use crate::domain::bill::{Amounts, Bill, Insurance, Operator, Visit};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Bucket, Ruleset, VisitType};
 use crate::domain::settlement::{Settlement, SettlementStatus, Tombstone};
@@ -160,7 +160,7 @@ pub struct CanonicalRequest {
 /// Parses the canonical request (`Bill::canonical`) back into the card, visit and amounts.
 pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
     let p: Vec<&str> = s.split('|').collect();
-    if p.len() != 12 || p[0] != "v1" {
+    if !(p.len() == 12 || p.len() == 13) || p[0] != "v1" {
         // not the text itself: it starts with the card id, and this message is logged
         return Err(format!("canonical request of {} fields", p.len()));
     }
@@ -177,7 +177,12 @@ pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
             over_limit_fen: n(7)?,
             self_pay_fen: n(8)?,
         },
-        insurance: Insurance { basic_fen: n(9)?, critical_illness_fen: n(10)?, other_fen: n(11)? },
+        insurance: Insurance {
+            basic_fen: n(9)?,
+            critical_illness_fen: n(10)?,
+            other_fen: n(11)?,
+            settlement_ref: p.get(12).map(|r| r.to_string()),
+        },
     })
 }
 
@@ -186,7 +191,7 @@ pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
 /// The fields of a settlement record that [`parse_settlement`] reads, as the scripts write them (the scripts add
 /// bookkeeping fields such as `settled_day`, which the parser ignores). For tests and fuzzing of the format.
 pub fn settlement_record(s: &Settlement) -> Vec<(&'static str, String)> {
-    let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: s.insurance };
+    let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: &s.insurance };
     let mut fields = vec![
         ("kind", "settlement".to_string()),
         ("status", s.status.as_str().to_string()),
@@ -207,9 +212,30 @@ pub fn settlement_record(s: &Settlement) -> Vec<(&'static str, String)> {
         ("hospital", &s.hospital_id),
         ("settled_at", &s.settled_at),
         ("reversed_at", &s.reversed_at),
+        ("reason", &s.reason),
+        ("ins_ref", &s.insurance.settlement_ref),
     ];
     fields.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+    fields.extend(operator_fields("operator", s.operator.as_ref()));
+    fields.extend(operator_fields("reversed_by", s.reversed_by.as_ref()));
     fields
+}
+
+/// An operator as record fields `<prefix>_id` and `<prefix>_name` (each only when present).
+fn operator_fields(prefix: &'static str, o: Option<&Operator>) -> Vec<(&'static str, String)> {
+    let (id, name) = match prefix {
+        "operator" => ("operator_id", "operator_name"),
+        _ => ("reversed_by_id", "reversed_by_name"),
+    };
+    let Some(o) = o else { return Vec::new() };
+    let mut fields = vec![(id, o.id.clone())];
+    fields.extend(o.name.clone().map(|n| (name, n)));
+    fields
+}
+
+/// The operator recorded under `<prefix>_id` / `<prefix>_name`, if any.
+fn parse_operator(r: &HashMap<String, String>, id: &str, name: &str) -> Option<Operator> {
+    r.get(id).map(|id| Operator { id: id.clone(), name: r.get(name).cloned() })
 }
 
 /// A settlement record; refuses one that breaks the settlement invariants.
@@ -240,6 +266,9 @@ pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, Strin
         patient_fen: int("patient_fen")?,
         settled_at: r.get("settled_at").cloned(),
         reversed_at: r.get("reversed_at").cloned(),
+        operator: parse_operator(r, "operator_id", "operator_name"),
+        reversed_by: parse_operator(r, "reversed_by_id", "reversed_by_name"),
+        reason: r.get("reason").cloned(),
     };
     if !settlement.check_invariants() {
         return Err(format!("record breaks the settlement invariants: {}", settlement.amounts_text()));
@@ -249,7 +278,14 @@ pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, Strin
 
 pub fn parse_tombstone(r: &HashMap<String, String>) -> Result<Tombstone, String> {
     let get = |k: &str| r.get(k).cloned().ok_or_else(|| format!("tombstone field {k} missing"));
-    Ok(Tombstone { card_id: get("card_id")?, hospital_settlement_id: get("hsid")?, reversed_at: get("reversed_at")? })
+    Ok(Tombstone {
+        card_id: get("card_id")?,
+        hospital_settlement_id: get("hsid")?,
+        reversed_at: get("reversed_at")?,
+        hospital_id: get("hospital")?,
+        reason: r.get("reason").cloned().unwrap_or_default(),
+        reversed_by: parse_operator(r, "reversed_by_id", "reversed_by_name"),
+    })
 }
 
 // ---- reconciliation detail lines --------------------------------------------------------------------------------
@@ -273,6 +309,22 @@ pub struct DayEvent {
     pub patient_fen: i64,
     /// What each program paid, in ruleset order, signed like the amounts.
     pub by_program: Vec<ProgramFen>,
+    /// Who and what it was about, for exports (`settlegate export`); "" when absent or for lines of earlier builds.
+    pub context: LineContext,
+}
+
+/// What a day's line says besides the money, for the relief office's exports. Every field is "" when absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineContext {
+    /// The card's category when settled.
+    pub category: String,
+    /// The card's street office and community when settled (recorded once cardholders carry them).
+    pub street: String,
+    pub community: String,
+    /// `insurance.settlement_ref` of the settlement.
+    pub insurance_settlement_ref: String,
+    /// The settlement's operator on a settled line, the reversal's on a reversed line.
+    pub operator_id: String,
 }
 
 /// An amount per program.
@@ -284,13 +336,15 @@ pub struct ProgramFen {
     pub fen: i64,
 }
 
-/// `"S|at|settlement_id|hsid|card|total|insurance|relief|patient|payments"` (`R` for a reversal, amounts
-/// unsigned), as the scripts `RPUSH` it.
+/// `"S|at|settlement_id|hsid|card|total|insurance|relief|patient|payments|category|street|community|ref|operator"`
+/// (`R` for a reversal, amounts unsigned), as the scripts `RPUSH` it. Lines of earlier builds end after `payments`.
+/// No field can hold `|`: ids are `A-Za-z0-9._:-`, and categories, streets and communities exclude it.
 pub fn encode_event(e: &DayEvent, payments: &[Payment]) -> String {
     let kind = if e.reversal { "R" } else { "S" };
     let abs = |v: i64| v.unsigned_abs();
+    let c = &e.context;
     format!(
-        "{kind}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "{kind}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
         e.at,
         e.settlement_id,
         e.hospital_settlement_id,
@@ -299,13 +353,18 @@ pub fn encode_event(e: &DayEvent, payments: &[Payment]) -> String {
         abs(e.insurance_fen),
         abs(e.relief_fen),
         abs(e.patient_fen),
-        encode_payments(payments)
+        encode_payments(payments),
+        c.category,
+        c.street,
+        c.community,
+        c.insurance_settlement_ref,
+        c.operator_id
     )
 }
 
 pub fn parse_event(line: &str) -> Option<DayEvent> {
     let p: Vec<&str> = line.split('|').collect();
-    if p.len() != 10 {
+    if p.len() != 10 && p.len() != 15 {
         return None;
     }
     let reversal = match p[0] {
@@ -331,6 +390,16 @@ pub fn parse_event(line: &str) -> Option<DayEvent> {
         relief_fen: n(7)?,
         patient_fen: n(8)?,
         by_program,
+        context: match p.get(10..15) {
+            Some([category, street, community, insurance_ref, operator_id]) => LineContext {
+                category: category.to_string(),
+                street: street.to_string(),
+                community: community.to_string(),
+                insurance_settlement_ref: insurance_ref.to_string(),
+                operator_id: operator_id.to_string(),
+            },
+            _ => LineContext::default(),
+        },
     })
 }
 
@@ -392,7 +461,12 @@ mod tests {
                 over_limit_fen: 20_000,
                 self_pay_fen: 150_000,
             },
-            insurance: Insurance { basic_fen: 1_203_999, critical_illness_fen: 94_900, other_fen: 0 },
+            insurance: Insurance {
+                basic_fen: 1_203_999,
+                critical_illness_fen: 94_900,
+                other_fen: 0,
+                settlement_ref: Some("SETL-2026-0001".into()),
+            },
             ruleset_version: 3,
             insurance_fen: 1_298_899,
             payments: vec![
@@ -413,6 +487,9 @@ mod tests {
             patient_fen: 351_101,
             settled_at: Some("2026-11-29T10:15:02.123+08:00".into()),
             reversed_at: None,
+            operator: Some(Operator { id: "cashier-07".into(), name: Some("王丽|;=".into()) }),
+            reversed_by: None,
+            reason: None,
         }
     }
 
@@ -424,8 +501,18 @@ mod tests {
     fn settlement_records_round_trip() {
         let s = settlement();
         assert_eq!(parse_settlement(&as_map(settlement_record(&s))), Ok(s.clone()));
-        let quote = Settlement { settlement_id: None, hospital_settlement_id: None, hospital_id: None, ..s };
+        let quote = Settlement { settlement_id: None, hospital_settlement_id: None, hospital_id: None, ..s.clone() };
         assert_eq!(parse_settlement(&as_map(settlement_record(&quote))), Ok(quote));
+        let reversed = Settlement {
+            status: SettlementStatus::Reversed,
+            reversed_at: Some("2026-11-30T08:00:00.000+08:00".into()),
+            reversed_by: Some(Operator { id: "desk-1".into(), name: None }),
+            reason: Some("visit cancelled".into()),
+            operator: None,
+            insurance: Insurance { settlement_ref: None, ..s.insurance.clone() },
+            ..s
+        };
+        assert_eq!(parse_settlement(&as_map(settlement_record(&reversed))), Ok(reversed));
     }
 
     #[test]
@@ -478,8 +565,18 @@ mod tests {
                     .iter()
                     .map(|p| ProgramFen { program: p.program.clone(), fen: sign * p.paid_fen })
                     .collect(),
+                context: LineContext {
+                    category: "dibao".into(),
+                    street: String::new(),
+                    community: "c-7".into(),
+                    insurance_settlement_ref: "SETL-1".into(),
+                    operator_id: "cashier-07".into(),
+                },
             };
-            assert_eq!(parse_event(&encode_event(&e, &s.payments)), Some(e));
+            assert_eq!(parse_event(&encode_event(&e, &s.payments)), Some(e.clone()));
+            // a line of an earlier build: no context
+            let old = encode_event(&e, &s.payments).splitn(11, '|').take(10).collect::<Vec<_>>().join("|");
+            assert_eq!(parse_event(&old), Some(DayEvent { context: LineContext::default(), ..e }));
         }
         assert_eq!(parse_event("S|a|b|c|d|-1|0|0|0|"), None);
         assert_eq!(parse_event("X|a|b|c|d|1|0|0|0|"), None);
@@ -492,12 +589,14 @@ mod tests {
         assert_eq!(reads[1].usage.program_paid_fen, 9);
         assert!(parse_reads("ma,1,2").is_err());
         let s = settlement();
-        let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: s.insurance };
-        let back = parse_canonical(&bill.canonical()).unwrap();
-        assert_eq!(
-            (back.card_id.as_str(), back.visit, back.amounts, back.insurance),
-            ("C1", s.visit, s.amounts, s.insurance)
-        );
+        for insurance in [s.insurance.clone(), Insurance { settlement_ref: None, ..s.insurance.clone() }] {
+            let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: &insurance };
+            let back = parse_canonical(&bill.canonical()).unwrap();
+            assert_eq!(
+                (back.card_id.as_str(), back.visit, back.amounts, &back.insurance),
+                ("C1", s.visit, s.amounts, &insurance)
+            );
+        }
         assert!(parse_canonical("v2|C1").is_err());
     }
 }

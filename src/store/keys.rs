@@ -41,6 +41,18 @@ pub fn claim(hospital_id: &str, hsid: &str) -> String {
     format!("sg:claim:{{{hospital_id}/{hsid}}}")
 }
 
+/// A card's settlements of one (visit) year, newest last: sorted set, score = settled-at in Unix ms, member
+/// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, written by the settle script.
+pub fn history(card_id: &str, year: i32) -> String {
+    format!("sg:{{{card_id}}}:hist:{year}")
+}
+
+/// Which settlement holds an `insurance.settlement_ref`: string `<card>|<hospital>|<hsid>`, set by the settle
+/// script, deleted by the holder's reversal. Its own hash tag: one slot decides each ref (docs/CLUSTER.md).
+pub fn insurance_ref(settlement_ref: &str) -> String {
+    format!("sg:ref:{{{settlement_ref}}}")
+}
+
 pub fn recon_events(day: &str, hospital_id: &str) -> String {
     format!("sg:recon:{day}:{hospital_id}:events")
 }
@@ -54,6 +66,21 @@ pub fn recon_hospitals(day: &str) -> String {
 /// random hex per call, so no other read ever sees it; it expires on its own (`store::check::SCRATCH_TTL_S`).
 pub fn check_scratch(nonce: &str) -> String {
     format!("sg:check:{nonce}")
+}
+
+/// Hash of one hospital's monthly clearing statement (`period` = `YYYY-MM`); `/` separates the two, as in
+/// [`settlement`].
+pub fn clearing(hospital_id: &str, period: &str) -> String {
+    format!("sg:clearing:{hospital_id}/{period}")
+}
+
+/// Sorted set (every score 0, read by lexicographic range) of every clearing statement, member
+/// `<period>/<hospital>`: listed by period, then hospital; one period is the range `[<period>/` … `(<period>0`.
+pub const CLEARINGS: &str = "sg:clearings";
+
+/// Sorted set (every score 0) of one hospital's clearing statements, member `<period>`.
+pub fn hospital_clearings(hospital_id: &str) -> String {
+    format!("sg:clearings:{hospital_id}")
 }
 
 /// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
@@ -99,11 +126,13 @@ mod tests {
         assert_ne!(settlement("C", "H1:x", "y"), settlement("C", "H1", "x:y"));
         assert_ne!(claim("H1:x", "y"), claim("H1", "x:y"));
         assert_ne!(recon_events("2026-11-30", "H1:events"), recon_events("2026-11-30", "H1"));
+        // a statement's hash is never one of the indexes, whatever the hospital id
+        assert!(!clearing("H1", "2026-11").starts_with(CLEARINGS));
     }
 
     #[test]
     fn one_card_one_hash_tag() {
-        for k in [card("C1"), usage("C1"), settlement("C1", "H", "x")] {
+        for k in [card("C1"), usage("C1"), settlement("C1", "H", "x"), history("C1", 2026)] {
             assert!(k.contains("{C1}"), "{k}");
         }
     }

@@ -6,6 +6,10 @@
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
+//! * [`history`] — a card's settlements of a year, from its index in the card's slot.
+//! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
+//! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
+//!   appended in the same step).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
@@ -14,8 +18,11 @@
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
 pub mod check;
+pub mod clearing;
 pub mod codec;
 pub mod error;
+pub mod events;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod link;
@@ -33,6 +40,7 @@ use redis::Script;
 use ring::rand::SecureRandom;
 use tokio::sync::OnceCell;
 
+pub use clearing::{ClearingEvent, ClearingWrite, ClearingWriteOutcome, StoredClearing};
 pub use codec::{script_specs, DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 use ids::IdCodec;
@@ -53,6 +61,8 @@ pub struct Store {
     reverse_script: Script,
     /// Takes the next ruleset version and stores the ruleset under it, atomically.
     publish_script: Script,
+    /// `scripts/clearing.lua`: a clearing statement and its event.
+    clearing_script: Script,
     /// How long a call may wait for Redis's answer (`redis.response_timeout_ms`); past it, a write is 504.
     response_timeout: Duration,
     /// Seals and opens `settlement_id`s; its secret is read from Redis on first need, then kept ([`Store::ids`]).
@@ -70,6 +80,7 @@ impl Store {
                  redis.call('HSET', KEYS[1], v, (string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)))\n\
                  return v",
             ),
+            clearing_script: Script::new(include_str!("scripts/clearing.lua")),
             response_timeout,
             ids: OnceCell::new(),
         }

@@ -8,7 +8,7 @@ use super::codec::{pairs, parse_payments, parse_reads, parse_settlement, parse_t
 use super::error::{StoreError, StoreResult};
 use super::keys::{self, SettlementRef};
 use super::Store;
-use crate::domain::bill::Bill;
+use crate::domain::bill::{Bill, Operator};
 use crate::domain::card::Ineligible;
 use crate::domain::rules::Ruleset;
 use crate::domain::settlement::{Settlement, SettlementStatus};
@@ -26,6 +26,8 @@ pub enum SettleMode<'a> {
         settled_at: &'a str,
         /// The local day it counts on for reconciliation (`YYYY-MM-DD`).
         settled_day: &'a str,
+        /// `settled_at` as Unix milliseconds: the card history's order.
+        settled_ms: i64,
     },
     /// Compute what a settlement would be now; write nothing.
     Quote,
@@ -58,6 +60,8 @@ pub struct SettleCall<'a> {
     pub rules: Option<RulesInForce<'a>>,
     /// Record or only compute.
     pub mode: SettleMode<'a>,
+    /// Who is at the counter (recorded, echoed; not part of the canonical request).
+    pub operator: Option<&'a Operator>,
 }
 
 /// What the settle script decided.
@@ -72,6 +76,8 @@ pub enum SettleOutcome {
     Replayed(Settlement),
     IdempotencyConflict,
     AlreadyReversed,
+    /// Another standing settlement holds the request's `insurance.settlement_ref`.
+    InsuranceRefReused,
     CardNotFound,
     NotEligible(Ineligible),
     NoRulesInForce,
@@ -112,12 +118,14 @@ impl Store {
             .arg(bill.amounts.total_fen)
             .arg(version);
         let settlement_id = match call.mode {
-            SettleMode::Settle { hospital_id, hospital_settlement_id: hsid, settled_at, settled_day } => {
+            SettleMode::Settle { hospital_id, hospital_settlement_id: hsid, settled_at, settled_day, .. } => {
                 let id = self.ids().await?.encode(&SettlementRef::new(bill.card_id, hospital_id, hsid));
                 inv.key(keys::settlement(bill.card_id, hospital_id, hsid))
                     .key(keys::claim(hospital_id, hsid))
                     .key(keys::recon_events(settled_day, hospital_id))
-                    .key(keys::recon_hospitals(settled_day));
+                    .key(keys::recon_hospitals(settled_day))
+                    .key(keys::EVENTS)
+                    .key(keys::history(bill.card_id, bill.visit.date.year()));
                 inv.arg(hospital_id).arg(hsid).arg(settled_at).arg(settled_day).arg(&id);
                 Some(id)
             }
@@ -126,6 +134,19 @@ impl Store {
                 None
             }
         };
+        let insurance_ref = bill.insurance.settlement_ref.as_deref();
+        if let Some(r) = insurance_ref {
+            inv.key(keys::insurance_ref(r));
+        }
+        let settled_ms = match call.mode {
+            SettleMode::Settle { settled_ms, .. } => settled_ms.to_string(),
+            SettleMode::Quote => String::new(),
+        };
+        let operator_name = call.operator.and_then(|o| o.name.as_deref());
+        inv.arg(insurance_ref.unwrap_or(""))
+            .arg(call.operator.map_or("", |o| o.id.as_str()))
+            .arg(operator_name.unwrap_or(""))
+            .arg(settled_ms);
         inv.arg(specs.len()).arg(specs);
         let mut conn = self.conn(op)?;
         let writes = matches!(call.mode, SettleMode::Settle { .. });
@@ -171,7 +192,7 @@ fn decode_reply(
                 category: category.clone(),
                 visit: bill.visit,
                 amounts: bill.amounts,
-                insurance: bill.insurance,
+                insurance: bill.insurance.clone(),
                 ruleset_version: call.rules.map(|r| r.ruleset.version).unwrap_or(0),
                 insurance_fen: int(insurance_fen)?,
                 payments: parse_payments(payments).map_err(corrupt)?,
@@ -179,6 +200,9 @@ fn decode_reply(
                 patient_fen: int(patient_fen)?,
                 settled_at: recorded.map(|r| r.2.to_string()),
                 reversed_at: None,
+                operator: call.operator.cloned(),
+                reversed_by: None,
+                reason: None,
             };
             if !settlement.check_invariants() {
                 return Err(corrupt(format!("settlement breaks the invariants: {}", settlement.amounts_text())));
@@ -187,6 +211,7 @@ fn decode_reply(
         }
         "conflict" => SettleOutcome::IdempotencyConflict,
         "already_reversed" => SettleOutcome::AlreadyReversed,
+        "insurance_ref_reused" => SettleOutcome::InsuranceRefReused,
         "card_not_found" => SettleOutcome::CardNotFound,
         "no_rules_in_force" => SettleOutcome::NoRulesInForce,
         "counter_limit" => SettleOutcome::CounterLimit,

@@ -130,6 +130,11 @@ impl Gateway {
         Some(gw)
     }
 
+    /// The config file it was started with (for the `settlegate` commands that read the same Redis).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("gateway.toml")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -197,8 +197,8 @@ pub struct BillDraft {
 }
 
 impl BillDraft {
-    pub fn bill<'a>(&self, card_id: &'a str) -> Bill<'a> {
-        Bill { card_id, visit: self.visit, amounts: self.amounts, insurance: self.insurance }
+    pub fn bill<'a>(&'a self, card_id: &'a str) -> Bill<'a> {
+        Bill { card_id, visit: self.visit, amounts: self.amounts, insurance: &self.insurance }
     }
 }
 
@@ -242,6 +242,7 @@ pub fn bill_with(amount: fn() -> BoxedStrategy<i64>, insured: u32) -> impl Strat
                     basic_fen: basic,
                     critical_illness_fen: critical,
                     other_fen: insured - basic - critical,
+                    settlement_ref: None,
                 },
             }
         })

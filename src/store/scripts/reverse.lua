@@ -1,27 +1,44 @@
 -- reverse.lua: undo one settlement exactly as recorded, atomically and idempotently; or, for an id never settled,
--- record a tombstone so that a late original is refused (API.md /v1/reversals).
+-- record a tombstone so that a late original is refused (API.md /v1/reversals). The change, its reconciliation
+-- line and its event are written together here, or not at all.
 --
 -- KEYS[1] sg:{card}:stl:<hospital>/<hsid>   KEYS[2] sg:claim:{<hospital>/<hsid>}   KEYS[3] sg:{card}:usage
 -- KEYS[4] sg:program_paid   KEYS[5] sg:recon:<day>:<hospital>:events   KEYS[6] sg:recon:<day>:hospitals
--- ARGV: 1 card_id, 2 hospital, 3 hsid, 4 reversed_at, 5 reversed day, 6 reason, 7 "1" = tombstone when absent
+-- KEYS[7] sg:events (stream)   KEYS[8] sg:ref:{<ref>}, only when ARGV[10] names a ref
+local CARD_ID, HOSPITAL, HSID, REVERSED_AT, REVERSED_DAY, REASON = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local TOMBSTONE_IF_ABSENT = ARGV[7] == '1'
+local OPERATOR_ID, OPERATOR_NAME = ARGV[8], ARGV[9]  -- "" when the request named no operator
+local EXPECTED_REF = ARGV[10]                        -- the ref the gateway declared KEYS[8] for ("" = none)
 local function field(flat, name)
   for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
   return nil
 end
 -- negate a decimal integer string without going through a double
 local function neg(s) if s == '0' then return '0' end return '-' .. s end
+local function with_operator(t)
+  if OPERATOR_ID ~= '' then
+    t[#t + 1] = 'reversed_by_id'; t[#t + 1] = OPERATOR_ID
+    if OPERATOR_NAME ~= '' then t[#t + 1] = 'reversed_by_name'; t[#t + 1] = OPERATOR_NAME end
+  end
+  return t
+end
 
 local rec = redis.call('HGETALL', KEYS[1])
 if #rec == 0 then
-  if ARGV[7] ~= '1' then return {'not_found'} end
+  if not TOMBSTONE_IF_ABSENT then return {'not_found'} end
   if redis.call('EXISTS', KEYS[2]) == 1 then return {'conflict'} end
-  local t = {'kind', 'tombstone', 'status', 'reversed_before_settled', 'card_id', ARGV[1], 'hospital', ARGV[2],
-             'hsid', ARGV[3], 'reversed_at', ARGV[4], 'reversed_day', ARGV[5], 'reason', ARGV[6]}
+  local t = with_operator({'kind', 'tombstone', 'status', 'reversed_before_settled', 'card_id', CARD_ID,
+             'hospital', HOSPITAL, 'hsid', HSID, 'reversed_at', REVERSED_AT, 'reversed_day', REVERSED_DAY,
+             'reason', REASON})
   redis.call('HSET', KEYS[1], unpack(t))
-  redis.call('SET', KEYS[2], 'T:' .. ARGV[1])
+  redis.call('SET', KEYS[2], 'T:' .. CARD_ID)
+  redis.call('XADD', KEYS[7], '*', 'type', 'settlement.cancelled_before_arrival', 'at', REVERSED_AT, unpack(t))
   return {'tombstoned', unpack(t)}
 end
 if field(rec, 'status') ~= 'settled' then return {'unchanged', unpack(rec)} end
+-- the ref's key must be declared (Redis Cluster): the gateway learns the ref from this answer and calls again
+local ref = field(rec, 'ins_ref') or ''
+if ref ~= EXPECTED_REF then return {'need_ref', ref} end
 
 local year, lines = field(rec, 'year'), field(rec, 'payments')
 for id, paid, ded in string.gmatch(lines, '([^,;]+),(%d+),(%d+),[%a_]*') do
@@ -31,8 +48,16 @@ for id, paid, ded in string.gmatch(lines, '([^,;]+),(%d+),(%d+),[%a_]*') do
   end
   if ded ~= '0' then redis.call('HINCRBY', KEYS[3], year .. ':' .. id .. ':ded', neg(ded)) end
 end
-redis.call('HSET', KEYS[1], 'status', 'reversed', 'reversed_at', ARGV[4], 'reversed_day', ARGV[5], 'reason', ARGV[6])
-redis.call('SADD', KEYS[6], ARGV[2])
-redis.call('RPUSH', KEYS[5], table.concat({'R', ARGV[4], field(rec, 'settlement_id'), ARGV[3], ARGV[1],
-  field(rec, 'total_fen'), field(rec, 'insurance_fen'), field(rec, 'relief_fen'), field(rec, 'patient_fen'), lines}, '|'))
-return {'reversed', unpack(redis.call('HGETALL', KEYS[1]))}
+redis.call('HSET', KEYS[1], unpack(with_operator({'status', 'reversed', 'reversed_at', REVERSED_AT,
+  'reversed_day', REVERSED_DAY, 'reason', REASON})))
+-- the ref is free again once its holder is reversed
+if ref ~= '' and redis.call('GET', KEYS[8]) == CARD_ID .. '|' .. HOSPITAL .. '|' .. HSID then
+  redis.call('DEL', KEYS[8])
+end
+redis.call('SADD', KEYS[6], HOSPITAL)
+redis.call('RPUSH', KEYS[5], table.concat({'R', REVERSED_AT, field(rec, 'settlement_id'), HSID, CARD_ID,
+  field(rec, 'total_fen'), field(rec, 'insurance_fen'), field(rec, 'relief_fen'), field(rec, 'patient_fen'), lines,
+  field(rec, 'category'), field(rec, 'street') or '', field(rec, 'community') or '', ref, OPERATOR_ID}, '|'))
+local after = redis.call('HGETALL', KEYS[1])
+redis.call('XADD', KEYS[7], '*', 'type', 'settlement.reversed', 'at', REVERSED_AT, unpack(after))
+return {'reversed', unpack(after)}

@@ -5,7 +5,7 @@
 -- through fmt() (string.format %d), never tostring (14 significant digits). Reads are batched (one HMGET per hash)
 -- because each redis.call costs about a microsecond of Redis's single thread.
 --
--- KEYS[1] sg:{card}:card        hash: category status valid_from valid_until tags(",a,b,")
+-- KEYS[1] sg:{card}:card        hash: category status valid_from valid_until tags(",a,b,") [street community]
 -- KEYS[2] sg:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
 -- KEYS[3] sg:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year
 -- settle mode only:
@@ -13,17 +13,26 @@
 -- KEYS[5] sg:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
 -- KEYS[6] sg:recon:<day>:<hospital>:events   list: one line per settlement / reversal (the day's totals are their sum)
 -- KEYS[7] sg:recon:<day>:hospitals           set: hospitals with events that day
+-- KEYS[8] sg:events                           stream: one entry per acknowledged change (src/store/keys.rs EVENTS)
+-- KEYS[9] sg:{card}:hist:<year>               sorted set: the card's settlements of the year, by settled-at ms
+-- both modes, last, only when the request carries insurance.settlement_ref:
+-- KEYS[#KEYS] sg:ref:{<ref>}                  string "<card>|<hospital>|<hsid>": the settlement holding the ref
 --
 -- ARGV (named once here; src/store/settle.rs passes them in this order):
 local MODE, CARD_ID, REQUEST, VISIT_DATE, YEAR = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local RESIDUAL = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])} -- the four buckets
 local TOTAL_FEN, RULESET_VERSION = tonumber(ARGV[10]), ARGV[11]            -- version "0" = none in force
 local HOSPITAL, HSID, SETTLED_AT, SETTLED_DAY, SETTLEMENT_ID = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-local PROGRAM_COUNT = tonumber(ARGV[17]) -- then ARGV[18..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
--- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID are empty for a quote.
+local INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME, SETTLED_MS = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
+local PROGRAM_COUNT = tonumber(ARGV[21]) -- then ARGV[22..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
+local SPECS_FROM = 21
+-- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID and SETTLED_MS are
+-- empty for a quote; INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME are "" when the request has none.
 -- Reply: {"settled"|"quote", before, card tags, category, insurance, relief, patient, payments} or a refusal, or
 --        {"replay", <the record as field, value, ...>}.
 local settle = MODE == 'settle'
+local REF_KEY = nil
+if INSURANCE_REF ~= '' then REF_KEY = KEYS[#KEYS] end
 
 local function fmt(x) return string.format('%d', x) end
 local function num(s) if s then return tonumber(s) end return 0 end
@@ -63,20 +72,27 @@ if settle then
   end
 end
 
-local card = redis.call('HMGET', KEYS[1], 'category', 'status', 'valid_from', 'valid_until', 'tags')
+local card = redis.call('HMGET', KEYS[1], 'category', 'status', 'valid_from', 'valid_until', 'tags', 'street',
+  'community')
 if not card[1] then return {'card_not_found'} end
 local category, date = card[1], VISIT_DATE
 if card[2] ~= 'active' then return {'not_eligible', 'suspended'} end
 if date < card[3] then return {'not_eligible', 'not_yet_valid'} end
 if date > card[4] then return {'not_eligible', 'expired'} end
 if RULESET_VERSION == '0' then return {'no_rules_in_force'} end
+-- one insurance settlement funds at most one standing relief settlement (a replay returned above)
+local holder = CARD_ID .. '|' .. HOSPITAL .. '|' .. HSID
+if REF_KEY then
+  local held = redis.call('GET', REF_KEY)
+  if held and held ~= holder then return {'insurance_ref_reused'} end
+end
 local card_tags = card[5] or ','
 local year = YEAR
 
 -- the programs that cover this card: category present, required tags carried
 local progs, usage_fields, total_fields = {}, {}, {}
 for i = 1, PROGRAM_COUNT do
-  local id, covers, pool, tags, cats = string.match(ARGV[17 + i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local id, covers, pool, tags, cats = string.match(ARGV[SPECS_FROM + i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local terms = terms_of(cats, category)
   if terms then
     for tag in string.gmatch(tags, '[^,]+') do
@@ -148,7 +164,8 @@ local result = {settle and 'settled' or 'quote', table.concat(befores, ';'), car
                 fmt(relief), fmt(patient), payments}
 if not settle then return result end
 
--- 8. record: counters, the settlement, the id claim, the day's reconciliation line. A counter is written as its
+-- 8. record: counters, the settlement, the id claim, the ref claim, the day's reconciliation line, the card's
+-- history and the event, all in this one script: no acknowledged settlement without its event and line. A counter is written as its
 -- new value (one HSET per hash) while that value is exact in a double (< 2^53); past that, HINCRBY keeps it exact.
 local EXACT = 9007199254740992 -- 2^53
 local usage_set, totals_set = {}, {}
@@ -173,12 +190,24 @@ for i, p in ipairs(progs) do
 end
 if #usage_set > 0 then redis.call('HSET', KEYS[2], unpack(usage_set)) end
 if #totals_set > 0 then redis.call('HSET', KEYS[3], unpack(totals_set)) end
-redis.call('HSET', KEYS[4], 'kind', 'settlement', 'status', 'settled', 'card_id', CARD_ID, 'category', category,
+local rec = {'kind', 'settlement', 'status', 'settled', 'card_id', CARD_ID, 'category', category,
   'req', REQUEST, 'year', year, 'ruleset_version', RULESET_VERSION, 'total_fen', fmt(TOTAL_FEN),
-  'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments, 'hospital', HOSPITAL,
-  'hsid', HSID, 'settlement_id', SETTLEMENT_ID, 'settled_at', SETTLED_AT, 'settled_day', SETTLED_DAY)
+  'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments,
+  'hospital', HOSPITAL, 'hsid', HSID, 'settlement_id', SETTLEMENT_ID, 'settled_at', SETTLED_AT,
+  'settled_day', SETTLED_DAY}
+local street, community = card[6] or '', card[7] or ''
+local function optional(name, value) if value ~= '' then rec[#rec + 1] = name; rec[#rec + 1] = value end end
+optional('ins_ref', INSURANCE_REF)
+optional('operator_id', OPERATOR_ID)
+optional('operator_name', OPERATOR_NAME)
+optional('street', street)
+optional('community', community)
+redis.call('HSET', KEYS[4], unpack(rec))
 redis.call('SET', KEYS[5], 'S:' .. CARD_ID)
+if REF_KEY then redis.call('SET', REF_KEY, holder) end
 redis.call('SADD', KEYS[7], HOSPITAL)
 redis.call('RPUSH', KEYS[6], table.concat({'S', SETTLED_AT, SETTLEMENT_ID, HSID, CARD_ID, fmt(TOTAL_FEN), fmt(insurance),
-  fmt(relief), fmt(patient), payments}, '|'))
+  fmt(relief), fmt(patient), payments, category, street, community, INSURANCE_REF, OPERATOR_ID}, '|'))
+redis.call('ZADD', KEYS[9], SETTLED_MS, HOSPITAL .. '/' .. HSID)
+redis.call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT, unpack(rec))
 return result
