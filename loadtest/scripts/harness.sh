@@ -123,7 +123,8 @@ tls_handshake_timeout_ms = 5000
 level = "warn"
 format = "text"
 TOML
-  "$bin" serve --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
+  # the scripts' own SETTLEGATE_BIN must not reach the gateway, which reads SETTLEGATE_* as config overrides
+  env -u SETTLEGATE_BIN "$bin" serve --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
   GW_PID=$!
   lt_track "$GW_PID"
   GW_URL="https://127.0.0.1:$GW_PORT"
