@@ -383,7 +383,7 @@ async fn identifiers_dates_years_and_names_are_checked_as_documented() {
     let year = &doc["components"]["schemas"]["Year"];
     let (min, max) = (year["minimum"].as_i64().unwrap(), year["maximum"].as_i64().unwrap());
     assert_eq!(doc["components"]["parameters"]["YearQuery"]["required"].as_bool(), Some(false));
-    for path in ["/admin/v1/pools", "/admin/v1/cardholders/L1"] {
+    for path in ["/admin/v1/pools", "/admin/v1/cardholders/L1", "/admin/v1/cardholders/L1/settlements"] {
         let get = |q: String| {
             let gw = &gw;
             async move { call(gw, ADMIN, "GET", &format!("{path}{q}"), &[], None, Vec::new()).await }
@@ -417,6 +417,146 @@ async fn identifiers_dates_years_and_names_are_checked_as_documented() {
     let r = call(&gw, ADMIN, "PUT", "/admin/v1/cardholders/L2", &[], Some("application/json"), card.to_string().into())
         .await;
     assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("tags")), "tags: null: {}", r.body);
+}
+
+/// Version 2 inputs: `insurance.settlement_ref`, `operator` (on a quote of an unknown card: valid → 404, invalid →
+/// 400 naming the field, since the body is checked before the store is asked), the event cursor and `limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_operators_and_event_cursors_are_checked_as_documented() {
+    let doc = doc();
+    let schemas = &doc["components"]["schemas"];
+    let certs = Arc::new(Certs::new());
+    let redis = Redis::start();
+    let gw = Gateway::start(&redis.url(), &certs, "");
+    let quote = |insurance: Value, operator: Value| {
+        json!({"card_id": "C404", "visit": {"type": "outpatient", "date": today().to_string()},
+               "amounts": {"total_fen": 100, "in_scope_fen": 100, "pre_self_pay_fen": 0, "over_limit_fen": 0,
+                           "self_pay_fen": 0},
+               "insurance": insurance, "operator": operator})
+    };
+    let quote_path = "/v1/settlements/quote";
+
+    // EventCursor (first, while there is no event): a value matching the pattern is read, anything else is 400
+    let cursor = pattern(&doc, "EventCursor");
+    let next = Regex::new(doc["components"]["headers"]["Next-Cursor"]["schema"]["pattern"].as_str().unwrap()).unwrap();
+    let nineteen = "9".repeat(19);
+    let cursors = [
+        "c1.0.0".to_string(),
+        "c1.1795918502127.0".to_string(),
+        format!("c1.{nineteen}.{nineteen}"),
+        String::new(),
+        "c1.".into(),
+        "c1.1".into(),
+        "c1.1.".into(),
+        "c1..1".into(),
+        "c2.1.2".into(),
+        "C1.1.2".into(),
+        "c1.-1.2".into(),
+        "c1.+1.2".into(),
+        "c1.1.2.3".into(),
+        "c1.1.x".into(),
+        " c1.1.2".into(),
+        "1795918502127-0".into(),
+        "ev1.1.2".into(),
+        format!("c1.{}.0", "9".repeat(21)),
+    ];
+    for c in &cursors {
+        let q: String = form_urlencoded::byte_serialize(c.as_bytes()).collect();
+        let r = call(&gw, ADMIN, "GET", &format!("/admin/v1/events?after={q}"), &[], None, Vec::new()).await;
+        if cursor.is_match(c) {
+            assert_eq!(r.status, 200, "after {c:?}");
+            assert_eq!(r.header("next-cursor"), Some(c.as_str()), "nothing new: Next-Cursor = after");
+            assert!(next.is_match(c), "{c:?}: the header's pattern covers every cursor read");
+        } else {
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("after")), "after {c:?}: {}", r.body);
+        }
+    }
+    let r = call(&gw, ADMIN, "GET", "/admin/v1/events", &[], None, Vec::new()).await;
+    assert_eq!((r.status, r.header("next-cursor")), (200, Some("c1.0.0")), "no after, nothing new: the start");
+
+    // limit: 1..=10000 (the documented bounds)
+    let limit = &doc["paths"]["/admin/v1/events"]["get"]["parameters"][1]["schema"];
+    let (min, max) = (limit["minimum"].as_i64().unwrap(), limit["maximum"].as_i64().unwrap());
+    let limits = [
+        (min.to_string(), true),
+        (max.to_string(), true),
+        ((min - 1).to_string(), false),
+        ((max + 1).to_string(), false),
+        ("x".to_string(), false),
+        (String::new(), false),
+        ("1.5".to_string(), false),
+    ];
+    for (l, valid) in limits {
+        let r = call(&gw, ADMIN, "GET", &format!("/admin/v1/events?limit={l}"), &[], None, Vec::new()).await;
+        if valid {
+            assert_eq!(r.status, 200, "limit {l:?}");
+        } else {
+            assert_eq!((r.status, &r.body["errors"][0]["field"]), (400, &json!("limit")), "limit {l:?}: {}", r.body);
+        }
+    }
+
+    // InsuranceSettlementRef is an Id (whose pattern the test above pins down); null is absent
+    assert_eq!(schemas["InsuranceSettlementRef"]["allOf"][0]["$ref"].as_str(), Some("#/components/schemas/Id"));
+    let id = pattern(&doc, "Id");
+    let long = "a".repeat(64);
+    let too_long = "a".repeat(65);
+    for s in ["SETL-3301-20261129-0815", "a", &long, &too_long, "", "has space", "a|b", "\u{e9}"] {
+        let r = post(&gw, "H0001", quote_path, &quote(json!({"settlement_ref": s}), Value::Null)).await;
+        if id.is_match(s) {
+            assert_eq!((r.status, &r.body["code"]), (404, &json!("card_not_found")), "ref {s:?}: {}", r.body);
+        } else {
+            let field = &r.body["errors"][0]["field"];
+            assert_eq!((r.status, field), (400, &json!("insurance.settlement_ref")), "ref {s:?}: {}", r.body);
+        }
+    }
+    let r = post(&gw, "H0001", quote_path, &quote(json!({"settlement_ref": null}), Value::Null)).await;
+    assert_eq!(r.status, 404, "settlement_ref: null: {}", r.body);
+
+    // Operator: id an Id, name at most maxLength characters (not bytes) and no control character; null is absent
+    let op = &schemas["Operator"];
+    assert_eq!(op["properties"]["id"]["$ref"].as_str(), Some("#/components/schemas/Id"));
+    let name = &op["properties"]["name"];
+    let name_pattern = Regex::new(name["pattern"].as_str().unwrap()).unwrap();
+    let max_name = usize::try_from(name["maxLength"].as_i64().unwrap()).unwrap();
+    let names = [
+        "\u{738b}\u{4e3d}".to_string(),
+        String::new(),
+        " ".to_string(),
+        "\u{200b}".to_string(),
+        "a\u{a0}b".to_string(),
+        "\u{540d}".repeat(max_name),
+        "a".repeat(max_name + 1),
+        "a\u{0}b".to_string(),
+        "a\nb".to_string(),
+        "a\tb".to_string(),
+        "a\u{7f}b".to_string(),
+        "a\u{85}b".to_string(),
+        "a\u{9f}b".to_string(),
+    ];
+    for s in &names {
+        let valid = name_pattern.is_match(s) && s.chars().count() <= max_name;
+        let r = post(&gw, "H0001", quote_path, &quote(json!({}), json!({"id": "cashier-07", "name": s}))).await;
+        let shown: String = s.chars().take(10).collect();
+        if valid {
+            assert_eq!(r.status, 404, "name {shown:?}: {}", r.body);
+        } else {
+            let field = &r.body["errors"][0]["field"];
+            assert_eq!((r.status, field), (400, &json!("operator.name")), "name {shown:?}: {}", r.body);
+        }
+    }
+    for (operator, valid) in [
+        (json!(null), true),
+        (json!({"id": "x", "name": null}), true),
+        (json!({"id": "a b"}), false),
+        (json!({"name": "no id"}), false),
+        (json!({"id": "x", "extra": 1}), false),
+    ] {
+        let r = post(&gw, "H0001", quote_path, &quote(json!({}), operator.clone())).await;
+        assert_eq!(r.status, if valid { 404 } else { 400 }, "operator {operator}: {}", r.body);
+        let reversal = json!({"card_id": "C1", "hospital_settlement_id": "R-1", "operator": operator});
+        let r = post(&gw, "H0001", "/v1/reversals", &reversal).await;
+        assert_eq!(r.status, if valid { 200 } else { 400 }, "reversal operator {operator}: {}", r.body);
+    }
 }
 
 /// A valid request for each documented mTLS operation: (caller, path, content type, body).
@@ -481,6 +621,8 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
             json,
             j(&json!({"payment_ref": "PAY-1", "paid_at": day})),
         ),
+        "getCardHistory" => (ADMIN, "/admin/v1/cardholders/C1/settlements".into(), None, vec![]),
+        "listEvents" => (ADMIN, "/admin/v1/events?limit=10".into(), None, vec![]),
         other => panic!("no sample request for operation {other}: add one"),
     }
 }
@@ -500,7 +642,7 @@ fn mtls_operations(doc: &Yaml) -> Vec<(String, String, &Yaml)> {
             }
         }
     }
-    assert_eq!(out.len(), 23, "documented mTLS operations");
+    assert_eq!(out.len(), 25, "documented mTLS operations");
     out
 }
 
