@@ -111,6 +111,13 @@ Latencies are measured from each request's intended start{}.</p>"#,
         }
         page.push_str("</table>");
     }
+    if !r.expected_refusals.is_empty() {
+        page.push_str(r#"<h2>Expected refusals</h2><p>Refusals the run provoked on purpose (successes, not errors).</p><table><tr><th class="l">code</th><th>count</th></tr>"#);
+        for (code, n) in &r.expected_refusals {
+            let _ = write!(page, r#"<tr><td class="l">{}</td><td>{n}</td></tr>"#, esc(code));
+        }
+        page.push_str("</table>");
+    }
 
     page.push_str(&charts::latency_over_time(r));
     page.push_str(&charts::latency_by_percentile(r));

@@ -51,6 +51,9 @@ pub fn summary(r: &Report) -> String {
     if !r.errors_by_code.is_empty() {
         let _ = writeln!(s, "errors by code: {}", codes_line(&r.errors_by_code));
     }
+    if !r.expected_refusals.is_empty() {
+        let _ = writeln!(s, "expected refusals (successes): {}", codes_line(&r.expected_refusals));
+    }
     if let Some(ramp) = &r.ramp {
         for step in &ramp.steps {
             let _ = writeln!(
