@@ -138,7 +138,14 @@ struct RunArgs {
     /// Mid-run, add 1 fen to one card's usage directly in Redis (the audit must then fail).
     #[arg(long, requires = "redis_url")]
     tamper: bool,
-    /// Redis of the gateway (for --tamper).
+    /// Mid-run, delete one settlement.settled event of the run from the event stream directly in Redis (the
+    /// events audit must then fail).
+    #[arg(long, requires = "redis_url")]
+    tamper_events: bool,
+    /// The event stream's key for --tamper-events.
+    #[arg(long, default_value = "sg:events")]
+    tamper_events_key: String,
+    /// Redis of the gateway (for --tamper and --tamper-events).
     #[arg(long)]
     redis_url: Option<String>,
     /// Usage hash key template for --tamper ($CARD, $YEAR, $PROGRAM are replaced).
@@ -172,6 +179,9 @@ struct RunArgs {
     /// (fields.retry_other_operator_pct).
     #[arg(long, value_name = "0..=100")]
     retry_other_operator_pct: Option<u32>,
+    /// Skip the audit of the event stream (GET /admin/v1/events; scenario: audit.events = false).
+    #[arg(long)]
+    no_events_audit: bool,
 }
 
 impl RunArgs {
@@ -190,6 +200,9 @@ impl RunArgs {
         }
         if let Some(p) = self.retry_other_operator_pct {
             s.fields.retry_other_operator_pct = p;
+        }
+        if self.no_events_audit {
+            s.audit.events = false;
         }
         Ok(())
     }
@@ -426,7 +439,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         );
         seeded = Some(s);
         if audit_enabled {
-            before = audit::snapshot(&hospitals, admin, &[today.clone(), tomorrow.clone()], &today[..4]).await?;
+            let dates = [today.clone(), tomorrow.clone()];
+            before = audit::snapshot(&hospitals, admin, &dates, &today[..4], scenario.audit.events).await?;
         }
     }
 
@@ -455,6 +469,21 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
             field_template: args.tamper_field.clone(),
         };
         Some(tokio::spawn(async move { tamper_later(&t, w, Duration::from_secs_f64(first_phase_s / 2.0)).await }))
+    } else {
+        None
+    };
+    let events_tamper_task = if args.tamper_events && !args.floor {
+        let (url, key) = (args.redis_url.clone().unwrap_or_default(), args.tamper_events_key.clone());
+        let prefix = format!("{run_id}-");
+        Some(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(first_phase_s / 2.0)).await;
+            let t = audit::tamper_events(&url, &key, &prefix).await;
+            match (&t.entry_id, &t.error) {
+                (Some(id), _) => eprintln!("tamper-events: XDEL {key} {id} ({:?}) -> {}", t.hsid, t.applied),
+                (None, e) => eprintln!("tamper-events: failed: {e:?}"),
+            }
+            t
+        }))
     } else {
         None
     };
@@ -490,6 +519,10 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         Some(t) => Some(t.await?),
         None => None,
     };
+    let tamper_events = match events_tamper_task {
+        Some(t) => Some(t.await?),
+        None => None,
+    };
     let connections_opened: BTreeMap<String, u64> =
         hospitals.iter().map(|h| (h.name.clone(), h.connections_opened())).collect();
 
@@ -516,6 +549,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
             r
         }
     };
+    let mut audit_report = audit_report;
+    audit_report.tamper_events = tamper_events;
 
     let facts = RunFacts {
         run: RunInfo {

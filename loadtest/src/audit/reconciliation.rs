@@ -143,10 +143,9 @@ fn date_of(timestamp: &Option<String>) -> Option<String> {
     timestamp.as_ref().filter(|t| t.len() >= 10).map(|t| t[..10].to_string())
 }
 
-/// `reconciliation_moved_by_the_answers`: every snapshotted (hospital, day) moved by the answers of that day.
-pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> Check {
-    let w = &input.workload;
-    let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
+/// What each (hospital, day) must have moved by: the answers of that day (settlements +, reversals −); and the
+/// answers that cannot be placed on a day.
+fn expected(settled: &[&SettlementRecord]) -> (BTreeMap<HospitalDay, Recon>, Vec<String>) {
     let mut expected_recon: BTreeMap<HospitalDay, Recon> = BTreeMap::new();
     let mut outside = Vec::new();
     for r in settled {
@@ -164,6 +163,14 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> C
             }
         }
     }
+    (expected_recon, outside)
+}
+
+/// `reconciliation_moved_by_the_answers`: every snapshotted (hospital, day) moved by the answers of that day.
+pub(super) async fn check(input: &AuditInput, settled: &[&SettlementRecord]) -> Check {
+    let w = &input.workload;
+    let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
+    let (expected_recon, mut outside) = expected(settled);
     for key in expected_recon.keys() {
         if !input.before.reconciliation.contains_key(key) {
             outside.push(format!(

@@ -290,6 +290,11 @@ pub struct AuditOptions {
     /// How many cancelled ids to re-check (404 lookup + 409 `already_reversed` on a late settle).
     #[serde(default = "default_cancel_checks")]
     pub max_cancel_checks: usize,
+    /// Audit the event stream (`GET /admin/v1/events`, from where it ended before the load): every answered
+    /// settlement, acknowledged reversal and cancel has exactly one event with the answered amounts, refused
+    /// requests have none, no `event_id` repeats. Needs a gateway that serves the stream.
+    #[serde(default = "yes")]
+    pub events: bool,
 }
 
 impl Default for AuditOptions {
@@ -299,6 +304,7 @@ impl Default for AuditOptions {
             exclusive_store: false,
             concurrency: default_audit_concurrency(),
             max_cancel_checks: default_cancel_checks(),
+            events: true,
         }
     }
 }
