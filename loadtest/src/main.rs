@@ -182,6 +182,10 @@ struct RunArgs {
     /// Skip the audit of the event stream (GET /admin/v1/events; scenario: audit.events = false).
     #[arg(long)]
     no_events_audit: bool,
+    /// Skip POST /v1/reconciliation/check at the end (audit.reconciliation_check = false). Without it, a gateway
+    /// that answers 404 there is reported as "not served"; when it is served, a mismatch fails the audit.
+    #[arg(long)]
+    no_reconciliation_check: bool,
 }
 
 impl RunArgs {
@@ -203,6 +207,9 @@ impl RunArgs {
         }
         if self.no_events_audit {
             s.audit.events = false;
+        }
+        if self.no_reconciliation_check {
+            s.audit.reconciliation_check = false;
         }
         Ok(())
     }

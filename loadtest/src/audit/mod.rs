@@ -16,7 +16,9 @@
 //! 7. `events.rs`: the event stream from where it ended before the load: exactly one event per answered
 //!    settlement, acknowledged reversal and cancel, with the answered amounts (and the insurance ref and operators
 //!    sent); none for a refused request; no `event_id` twice;
-//!    `settlements.rs` also checks that no applied settlement reused a standing settlement's insurance ref.
+//! 8. `history.rs`: the office's history of a sample of cards lists exactly their applied settlements;
+//!    `reconciliation.rs` also sends each hospital's day to `POST /v1/reconciliation/check` (when served), and
+//!    `settlements.rs` checks that no applied settlement reused a standing settlement's insurance ref.
 //!
 //! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
 
@@ -24,6 +26,7 @@ mod cancels;
 mod cards;
 mod check;
 mod events;
+mod history;
 mod pools;
 mod read;
 mod reconciliation;
@@ -72,6 +75,9 @@ pub struct AuditReport {
     /// What the events audit read; absent when the audit did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsSummary>,
+    /// `POST /v1/reconciliation/check` at the end: `match`, `mismatch`, `not served` (404) or `skipped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation_check: Option<String>,
     /// How the unknown outcomes turned out.
     pub resolution: Resolution,
     /// The `--tamper` fault, when one was injected: the audit is then expected to fail.
@@ -188,8 +194,18 @@ pub async fn run(input: AuditInput) -> AuditReport {
     let touched = cards::touched(&settled, w, input.tamper.as_ref());
     report.cards = touched.len() as u64;
     checks.extend(cards::check(&input, &settled, &touched).await);
+    if input.options.max_history_checks > 0 {
+        checks.push(history::check(&input, &settled, &touched).await);
+    }
     checks.extend(pools::check(&input, &settled).await);
     checks.push(reconciliation::check(&input, &settled).await);
+    if input.options.reconciliation_check {
+        let (check, outcome) = reconciliation::check_endpoint(&input, &settled).await;
+        checks.push(check);
+        report.reconciliation_check = Some(outcome);
+    } else {
+        report.reconciliation_check = Some("skipped".into());
+    }
     checks.push(cancels::check(&input, &cancels).await);
     // Last, so that it also sees any event of the audit's own requests (the late settles must have none).
     let (event_checks, summary) =

@@ -173,6 +173,13 @@ Latencies are measured from each request's intended start{}.</p>"#,
             if let Some(e) = &r.audit.events {
                 let _ = write!(page, "<p>Event stream: {}.</p>", esc(&super::text::events_line(e, &r.audit.checks)));
             }
+            if let Some(outcome) = &r.audit.reconciliation_check {
+                let _ = write!(
+                    page,
+                    "<p>Reconciliation check (<code>POST /v1/reconciliation/check</code>): <b>{}</b>.</p>",
+                    esc(outcome)
+                );
+            }
             if let Some(t) = &r.audit.tamper_events {
                 let _ = write!(
                     page,

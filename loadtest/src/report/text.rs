@@ -121,6 +121,9 @@ pub fn summary(r: &Report) -> String {
                     t.applied
                 );
             }
+            if let Some(outcome) = &r.audit.reconciliation_check {
+                let _ = writeln!(s, "  reconciliation check (POST /v1/reconciliation/check): {outcome}");
+            }
             for c in r.audit.checks.iter().filter(|c| !c.passed) {
                 let _ = writeln!(s, "  FAILED {} ({} of {}): {}", c.name, c.failed, c.checked, c.examples.join(" | "));
             }

@@ -295,6 +295,14 @@ pub struct AuditOptions {
     /// requests have none, no `event_id` repeats. Needs a gateway that serves the stream.
     #[serde(default = "yes")]
     pub events: bool,
+    /// At the end, `POST /v1/reconciliation/check` each hospital's day with the totals the run expects; a gateway
+    /// that answers 404 is reported as "not served", a mismatch fails the audit.
+    #[serde(default = "yes")]
+    pub reconciliation_check: bool,
+    /// How many touched cards to compare with the office's card history
+    /// (`GET /admin/v1/cardholders/{card_id}/settlements`; 0 = none).
+    #[serde(default = "default_history_checks")]
+    pub max_history_checks: usize,
 }
 
 impl Default for AuditOptions {
@@ -305,6 +313,8 @@ impl Default for AuditOptions {
             concurrency: default_audit_concurrency(),
             max_cancel_checks: default_cancel_checks(),
             events: true,
+            reconciliation_check: true,
+            max_history_checks: default_history_checks(),
         }
     }
 }
@@ -316,6 +326,9 @@ fn default_audit_concurrency() -> usize {
     32
 }
 fn default_cancel_checks() -> usize {
+    200
+}
+fn default_history_checks() -> usize {
     200
 }
 
