@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Smoke load test: a private redis-server (free port, no persistence), the gateway's release binary, dev
-# certificates, then loadtest/scenarios/smoke.toml (every operation, ~12 s of load, then the money audit).
+# certificates, then loadtest/scenarios/smoke.toml (every operation, insurance refs and operators, ~12 s of load,
+# then the money audit, the event stream audit and, when served, the reconciliation check).
 # Writes target/loadtest/smoke/{report.json,report.html,summary.txt} and exits with the tester's verdict
 # (0 pass, 1 SLO or audit failed, 2 could not run). Extra arguments go to `settlegate-loadtest run`
 # (e.g. --tamper to prove the audit catches a fault, --duration 5).
 #
-# Environment: SETTLEGATE_BIN, LOADTEST_BIN (default target/release/…), SKIP_BUILD=1 to use them as they are.
+# Environment: SETTLEGATE_BIN, LOADTEST_BIN (default ${CARGO_TARGET_DIR:-target}/release/…), SKIP_BUILD=1 to use
+# them as they are, SMOKE_OUT (default target/loadtest/smoke). loadtest/tests/smoke.rs runs this script in
+# `cargo test` with the debug binaries and a short --duration.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,8 +18,12 @@ source "$ROOT/loadtest/scripts/harness.sh"
 
 OUT=${SMOKE_OUT:-$ROOT/target/loadtest/smoke}
 WORK="$OUT/work"
-SETTLEGATE_BIN=${SETTLEGATE_BIN:-$ROOT/target/release/settlegate}
-LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SETTLEGATE_BIN=${SETTLEGATE_BIN:-$TARGET_DIR/release/settlegate}
+LOADTEST_BIN=${LOADTEST_BIN:-$TARGET_DIR/release/settlegate-loadtest}
+# The gateway reads every SETTLEGATE_* environment variable as a config key: SETTLEGATE_BIN given in the
+# environment must not reach it ("unknown field `bin`").
+export -n SETTLEGATE_BIN
 
 trap lt_cleanup EXIT
 trap 'exit 130' INT TERM

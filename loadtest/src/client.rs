@@ -202,6 +202,8 @@ pub struct Answer {
     pub status: u16,
     /// `Idempotent-Replayed: true`: the gateway answered a retry from its record, not by settling again.
     pub replayed: bool,
+    /// The `Next-Cursor` header (the event stream's paging), when the answer has one.
+    pub next_cursor: Option<String>,
     /// The whole body, read before the request counts as answered.
     pub body: Bytes,
 }
@@ -377,9 +379,11 @@ impl Endpoint {
                     .headers()
                     .get("idempotent-replayed")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+                let next_cursor =
+                    response.headers().get("next-cursor").and_then(|v| v.to_str().ok()).map(str::to_string);
                 let body = response.into_body().collect().await.map_err(|e| Failure::Io(e.to_string()))?.to_bytes();
                 self.pool.checkin(sender);
-                return Ok(Answer { status, replayed, body });
+                return Ok(Answer { status, replayed, next_cursor, body });
             }
             Err(Failure::Io("pooled connection closed twice".into()))
         };
@@ -438,10 +442,11 @@ mod tests {
         let a = Answer {
             status: 409,
             replayed: false,
+            next_cursor: None,
             body: Bytes::from_static(br#"{"type":"about:blank","status":409,"code":"already_reversed"}"#),
         };
         assert_eq!(a.error_code(), "already_reversed");
-        let a = Answer { status: 502, replayed: false, body: Bytes::from_static(b"bad gateway") };
+        let a = Answer { status: 502, replayed: false, next_cursor: None, body: Bytes::from_static(b"bad gateway") };
         assert_eq!(a.error_code(), "http_502");
     }
 }

@@ -27,7 +27,7 @@ use settlegate_loadtest::floor::{self, FloorMode, FloorOptions};
 use settlegate_loadtest::report::{self, RampReport, RunFacts, RunInfo};
 use settlegate_loadtest::scenario::{self, LoadShape, Scenario};
 use settlegate_loadtest::seed;
-use settlegate_loadtest::workload::{RecordState, Workload};
+use settlegate_loadtest::workload::{insurance_ref, RecordState, Workload, MAX_REF_CHARS};
 use settlegate_loadtest::BoxError;
 
 #[derive(Parser)]
@@ -138,7 +138,14 @@ struct RunArgs {
     /// Mid-run, add 1 fen to one card's usage directly in Redis (the audit must then fail).
     #[arg(long, requires = "redis_url")]
     tamper: bool,
-    /// Redis of the gateway (for --tamper).
+    /// Mid-run, delete one settlement.settled event of the run from the event stream directly in Redis (the
+    /// events audit must then fail).
+    #[arg(long, requires = "redis_url")]
+    tamper_events: bool,
+    /// The event stream's key for --tamper-events.
+    #[arg(long, default_value = "sg:events")]
+    tamper_events_key: String,
+    /// Redis of the gateway (for --tamper and --tamper-events).
     #[arg(long)]
     redis_url: Option<String>,
     /// Usage hash key template for --tamper ($CARD, $YEAR, $PROGRAM are replaced).
@@ -156,6 +163,56 @@ struct RunArgs {
     /// Run id (prefix of card ids and hospital settlement ids); default: derived from the clock.
     #[arg(long)]
     run_id: Option<String>,
+    /// Override one weight of the scenario's [operations] mix: OP=WEIGHT, repeatable. Operations: eligibility,
+    /// quote, settle, retry, reversal, cancel, history (GET /v1/settlements?card_id= of a card the hospital
+    /// settled; its own latency histogram), ref_reuse (a settlement with another standing settlement's
+    /// insurance.settlement_ref: 409 insurance_ref_reused expected, counted as an expected refusal).
+    #[arg(long = "mix", value_name = "OP=WEIGHT")]
+    mix: Vec<String>,
+    /// Percent of new settlements carrying a unique insurance.settlement_ref (scenario: fields.insurance_ref_pct).
+    #[arg(long, value_name = "0..=100")]
+    insurance_ref_pct: Option<u32>,
+    /// Percent of settlements, reversals and cancels carrying an operator {"id", "name"} (fields.operator_pct).
+    #[arg(long, value_name = "0..=100")]
+    operator_pct: Option<u32>,
+    /// Percent of identical retries sent with another operator, which must still replay the recorded one
+    /// (fields.retry_other_operator_pct).
+    #[arg(long, value_name = "0..=100")]
+    retry_other_operator_pct: Option<u32>,
+    /// Skip the audit of the event stream (GET /admin/v1/events; scenario: audit.events = false).
+    #[arg(long)]
+    no_events_audit: bool,
+    /// Skip POST /v1/reconciliation/check at the end (audit.reconciliation_check = false). Without it, a gateway
+    /// that answers 404 there is reported as "not served"; when it is served, a mismatch fails the audit.
+    #[arg(long)]
+    no_reconciliation_check: bool,
+}
+
+impl RunArgs {
+    /// The command line's changes to the scenario (validated again afterwards).
+    fn apply(&self, s: &mut Scenario) -> Result<(), BoxError> {
+        for spec in &self.mix {
+            let (op, weight) = spec.split_once('=').ok_or_else(|| format!("--mix {spec:?}: expected OP=WEIGHT"))?;
+            let weight: u32 = weight.parse().map_err(|_| format!("--mix {spec:?}: bad weight"))?;
+            s.operations.set(op, weight).map_err(|e| format!("--mix {spec:?}: {e}"))?;
+        }
+        if let Some(p) = self.insurance_ref_pct {
+            s.fields.insurance_ref_pct = p;
+        }
+        if let Some(p) = self.operator_pct {
+            s.fields.operator_pct = p;
+        }
+        if let Some(p) = self.retry_other_operator_pct {
+            s.fields.retry_other_operator_pct = p;
+        }
+        if self.no_events_audit {
+            s.audit.events = false;
+        }
+        if self.no_reconciliation_check {
+            s.audit.reconciliation_check = false;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -213,8 +270,15 @@ struct Setup {
     connections: usize,
 }
 
-fn setup(common: &Common, need_admin: bool) -> Result<Setup, BoxError> {
-    let scenario = Arc::new(Scenario::from_file(&common.scenario)?);
+fn setup(
+    common: &Common,
+    need_admin: bool,
+    overrides: impl FnOnce(&mut Scenario) -> Result<(), BoxError>,
+) -> Result<Setup, BoxError> {
+    let mut scenario = Scenario::read_file(&common.scenario)?;
+    overrides(&mut scenario)?;
+    scenario.validate().map_err(|e| format!("{} (with the command line's changes): {e}", common.scenario.display()))?;
+    let scenario = Arc::new(scenario);
     let target = Arc::new(Target::parse(&common.target)?);
     let ca = common.ca.clone().unwrap_or_else(|| common.certs.join("ca.pem"));
     let http2 = common.http2 || scenario.load.http2.unwrap_or(false);
@@ -328,7 +392,7 @@ async fn tamper_later(args: &TamperArgs, workload: Arc<Workload>, after: Duratio
 async fn run(args: RunArgs) -> Result<i32, BoxError> {
     let audit_enabled = !args.no_audit && !args.floor;
     let Setup { scenario, target, hospitals, admin, http2, request_timeout, connections } =
-        setup(&args.common, !args.floor)?;
+        setup(&args.common, !args.floor, |s| args.apply(s))?;
     let audit_enabled = audit_enabled && scenario.audit.enabled;
     let mut slo = scenario.slo;
     if let Some(p99_ms) = args.slo_p99_ms {
@@ -349,7 +413,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("target/loadtest").join(&scenario.name));
     let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let mix = scenario.operations;
-    let keep_ledger = !args.floor && (audit_enabled || mix.retry > 0 || mix.reversal > 0);
+    let keep_ledger =
+        !args.floor && (audit_enabled || mix.retry > 0 || mix.reversal > 0 || mix.history > 0 || mix.ref_reuse > 0);
     let workload = Arc::new(Workload::new(
         scenario.clone(),
         run_id.clone(),
@@ -358,6 +423,11 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         args.floor,
         keep_ledger,
     ));
+    if scenario.fields.insurance_ref_pct > 0
+        && insurance_ref(&"x".repeat(workload.longest_hsid())).len() > MAX_REF_CHARS
+    {
+        return Err(format!("run id {run_id:?} is too long for insurance refs of at most {MAX_REF_CHARS} chars").into());
+    }
     eprintln!(
         "settlegate-loadtest: scenario {} → {} as {} hospital(s), run {run_id}, visit date {today}",
         scenario.name,
@@ -376,7 +446,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         );
         seeded = Some(s);
         if audit_enabled {
-            before = audit::snapshot(&hospitals, admin, &[today.clone(), tomorrow.clone()], &today[..4]).await?;
+            let dates = [today.clone(), tomorrow.clone()];
+            before = audit::snapshot(&hospitals, admin, &dates, &today[..4], scenario.audit.events).await?;
         }
     }
 
@@ -405,6 +476,21 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
             field_template: args.tamper_field.clone(),
         };
         Some(tokio::spawn(async move { tamper_later(&t, w, Duration::from_secs_f64(first_phase_s / 2.0)).await }))
+    } else {
+        None
+    };
+    let events_tamper_task = if args.tamper_events && !args.floor {
+        let (url, key) = (args.redis_url.clone().unwrap_or_default(), args.tamper_events_key.clone());
+        let prefix = format!("{run_id}-");
+        Some(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(first_phase_s / 2.0)).await;
+            let t = audit::tamper_events(&url, &key, &prefix).await;
+            match (&t.entry_id, &t.error) {
+                (Some(id), _) => eprintln!("tamper-events: XDEL {key} {id} ({:?}) -> {}", t.hsid, t.applied),
+                (None, e) => eprintln!("tamper-events: failed: {e:?}"),
+            }
+            t
+        }))
     } else {
         None
     };
@@ -440,6 +526,10 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         Some(t) => Some(t.await?),
         None => None,
     };
+    let tamper_events = match events_tamper_task {
+        Some(t) => Some(t.await?),
+        None => None,
+    };
     let connections_opened: BTreeMap<String, u64> =
         hospitals.iter().map(|h| (h.name.clone(), h.connections_opened())).collect();
 
@@ -466,6 +556,8 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
             r
         }
     };
+    let mut audit_report = audit_report;
+    audit_report.tamper_events = tamper_events;
 
     let facts = RunFacts {
         run: RunInfo {
@@ -500,7 +592,7 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
 }
 
 async fn seed_only(args: SeedArgs) -> Result<i32, BoxError> {
-    let Setup { scenario, hospitals, admin, .. } = setup(&args.common, true)?;
+    let Setup { scenario, hospitals, admin, .. } = setup(&args.common, true, |_| Ok(()))?;
     let admin = admin.expect("admin endpoint");
     let (today, _) = local_dates(&scenario.timezone)?;
     let run_id = args.run_id.unwrap_or_else(new_run_id);

@@ -159,6 +159,8 @@ pub struct Recorder {
     pub errors: u64,
     /// `errors` by code: a count per `timeout`, `not_sent`, problem code, `http_NNN`, …
     pub errors_by_code: BTreeMap<String, u64>,
+    /// Successes that are refusals the request was made to provoke, by problem code (`insurance_ref_reused`).
+    pub expected_refusals: BTreeMap<String, u64>,
     /// One point per closed interval ([`Recorder::tick`]).
     pub timeline: Vec<TimelinePoint>,
     /// Open model: how late each request started compared to its intended start (the tool's own lateness).
@@ -180,6 +182,7 @@ impl Recorder {
             requests: 0,
             errors: 0,
             errors_by_code: BTreeMap::new(),
+            expected_refusals: BTreeMap::new(),
             timeline: Vec::new(),
             send_lag: new_histogram(),
             last_completion: None,
@@ -206,6 +209,11 @@ impl Recorder {
             self.interval_errors += 1;
         }
         self.last_completion = Some(now);
+    }
+
+    /// One success that was the refusal the request meant to provoke (already [`record`](Recorder::record)ed).
+    pub fn record_expected_refusal(&mut self, code: &str) {
+        *self.expected_refusals.entry(code.to_string()).or_insert(0) += 1;
     }
 
     /// Open model: how late one request started, in microseconds (0 = on time).
@@ -282,6 +290,9 @@ impl Recorder {
         self.errors += other.errors;
         for (code, n) in &other.errors_by_code {
             *self.errors_by_code.entry(code.clone()).or_insert(0) += n;
+        }
+        for (code, n) in &other.expected_refusals {
+            *self.expected_refusals.entry(code.clone()).or_insert(0) += n;
         }
         for point in &other.timeline {
             let mut p = point.clone();

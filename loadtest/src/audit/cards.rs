@@ -21,7 +21,7 @@ struct Usage {
 }
 
 /// The cards the audit reads: every card with an answered settlement, and the one `--tamper` changed.
-pub(super) fn touched(settled: &[SettlementRecord], w: &Workload, tamper: Option<&Tamper>) -> BTreeSet<u32> {
+pub(super) fn touched(settled: &[&SettlementRecord], w: &Workload, tamper: Option<&Tamper>) -> BTreeSet<u32> {
     let mut touched: BTreeSet<u32> = settled.iter().map(|r| r.card).collect();
     if let Some(t) = tamper {
         if let Some(i) = w.cards.index_of(&t.card_id) {
@@ -32,7 +32,7 @@ pub(super) fn touched(settled: &[SettlementRecord], w: &Workload, tamper: Option
 }
 
 /// `card_usage_equals_answers` and `annual_caps_respected` over the `touched` cards.
-pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord], touched: &BTreeSet<u32>) -> [Check; 2] {
+pub(super) async fn check(input: &AuditInput, settled: &[&SettlementRecord], touched: &BTreeSet<u32>) -> [Check; 2] {
     let w = &input.workload;
     let scenario = &w.scenario;
     let concurrency = input.options.concurrency;

@@ -12,13 +12,21 @@
 //! 5. `reconciliation.rs`: each hospital's reconciliation totals moved by exactly the sum of its answers
 //!    (settlements +, reversals −);
 //! 6. `cancels.rs`: cancelled-before-settled ids have no settlement, and a late settle with one is refused 409
-//!    `already_reversed`.
+//!    `already_reversed`;
+//! 7. `events.rs`: the event stream from where it ended before the load: exactly one event per answered
+//!    settlement, acknowledged reversal and cancel, with the answered amounts (and the insurance ref and operators
+//!    sent); none for a refused request; no `event_id` twice;
+//! 8. `history.rs`: the office's history of a sample of cards lists exactly their applied settlements;
+//!    `reconciliation.rs` also sends each hospital's day to `POST /v1/reconciliation/check` (when served), and
+//!    `settlements.rs` checks that no applied settlement reused a standing settlement's insurance ref.
 //!
 //! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
 
 mod cancels;
 mod cards;
 mod check;
+mod events;
+mod history;
 mod pools;
 mod read;
 mod reconciliation;
@@ -39,10 +47,11 @@ use crate::workload::{RecordState, SettlementRecord, Workload};
 use crate::BoxError;
 
 pub use check::Check;
+pub use events::{stream_end, EventsStart, EventsSummary};
 pub use pools::Pool;
 pub use reconciliation::{HospitalDay, Recon};
 pub use resolve::Resolution;
-pub use tamper::{tamper, tamper_names, Tamper, TamperTarget};
+pub use tamper::{tamper, tamper_events, tamper_names, EventsTamper, Tamper, TamperTarget};
 
 /// The audit's outcome (`audit` in report.json): every check, and what it covered.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,11 +70,22 @@ pub struct AuditReport {
     pub cancels: u64,
     /// Cards whose usage the audit read.
     pub cards: u64,
+    /// Settles and cancels that were refused (none of them may have an event).
+    pub refused: u64,
+    /// What the events audit read; absent when the audit did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsSummary>,
+    /// `POST /v1/reconciliation/check` at the end: `match`, `mismatch`, `not served` (404) or `skipped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation_check: Option<String>,
     /// How the unknown outcomes turned out.
     pub resolution: Resolution,
     /// The `--tamper` fault, when one was injected: the audit is then expected to fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tamper: Option<Tamper>,
+    /// The `--tamper-events` fault, when one was injected: the events audit is then expected to fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper_events: Option<EventsTamper>,
     /// How long the audit took, milliseconds (it reads every answered settlement once).
     pub duration_ms: u64,
     /// Why the audit could not run at all, when it could not.
@@ -87,14 +107,17 @@ pub struct Snapshot {
     pub reconciliation: BTreeMap<HospitalDay, Recon>,
     /// Each program's pool this year: on an exclusive store, pool paid totals must move by exactly the answers.
     pub pools: BTreeMap<String, Pool>,
+    /// Where the event stream ended before the load (the events audit reads from there).
+    pub events: EventsStart,
 }
 
-/// Reads the shared totals the audit compares deltas of.
+/// Reads the shared totals the audit compares deltas of, and (with `events`) where the event stream ends.
 pub async fn snapshot(
     hospitals: &[Arc<Endpoint>],
     admin: &Endpoint,
     dates: &[String],
     year: &str,
+    events: bool,
 ) -> Result<Snapshot, BoxError> {
     let mut snap = Snapshot::default();
     for (h, endpoint) in hospitals.iter().enumerate() {
@@ -104,6 +127,9 @@ pub async fn snapshot(
         }
     }
     snap.pools = pools::read_pools(admin, year).await?;
+    if events {
+        snap.events = stream_end(admin).await?;
+    }
     Ok(snap)
 }
 
@@ -138,9 +164,13 @@ pub async fn run(input: AuditInput) -> AuditReport {
     let mut report = AuditReport::disabled();
     report.enabled = true;
     report.tamper = input.tamper.clone();
-    let (records, cancels) = {
+    let (records, cancels, refused) = {
         let ledger = input.workload.ledger.lock().expect("ledger");
-        (ledger.records.iter().map(|r| (**r).clone()).collect::<Vec<_>>(), ledger.cancels.clone())
+        (
+            ledger.records.iter().map(|r| (**r).clone()).collect::<Vec<_>>(),
+            ledger.cancels.clone(),
+            ledger.refused.clone(),
+        )
     };
     let w = &input.workload;
     let concurrency = input.options.concurrency;
@@ -148,22 +178,40 @@ pub async fn run(input: AuditInput) -> AuditReport {
     // 1. Unknown outcomes.
     let mut resolved_check = Check::new("unknown_outcomes_resolved");
     let records = resolve::resolve(records, w, concurrency, &mut report.resolution, &mut resolved_check).await;
-    let settled: Vec<SettlementRecord> = records
-        .into_iter()
+    // Indices of `records` stay those of the ledger (a reused insurance ref names its holder by index).
+    let settled: Vec<&SettlementRecord> = records
+        .iter()
         .filter(|r| matches!(r.state, RecordState::Settled | RecordState::Reversed) && r.answer.is_some())
         .collect();
     report.settlements = settled.len() as u64;
     report.reversals = settled.iter().filter(|r| r.state == RecordState::Reversed).count() as u64;
     report.cancels = cancels.len() as u64;
+    report.refused = refused.len() as u64;
     let mut checks = vec![resolved_check];
     checks.extend(settlements::check_answers(&settled, input.ruleset_version));
+    checks.push(settlements::check_refs(&records));
     checks.extend(settlements::check_stored(&settled, w, concurrency).await);
     let touched = cards::touched(&settled, w, input.tamper.as_ref());
     report.cards = touched.len() as u64;
     checks.extend(cards::check(&input, &settled, &touched).await);
+    if input.options.max_history_checks > 0 {
+        checks.push(history::check(&input, &settled, &touched).await);
+    }
     checks.extend(pools::check(&input, &settled).await);
     checks.push(reconciliation::check(&input, &settled).await);
+    if input.options.reconciliation_check {
+        let (check, outcome) = reconciliation::check_endpoint(&input, &settled).await;
+        checks.push(check);
+        report.reconciliation_check = Some(outcome);
+    } else {
+        report.reconciliation_check = Some("skipped".into());
+    }
     checks.push(cancels::check(&input, &cancels).await);
+    // Last, so that it also sees any event of the audit's own requests (the late settles must have none).
+    let (event_checks, summary) =
+        events::check(&input.admin, w, &input.before.events, &records, &cancels, &refused).await;
+    checks.extend(event_checks);
+    report.events = Some(summary);
     report.checks = checks;
     report.passed = Some(report.checks.iter().all(|c| c.passed));
     report.duration_ms = elapsed_ms(t0);

@@ -44,7 +44,7 @@ pub(super) async fn read_pools(admin: &Endpoint, year: &str) -> Result<BTreeMap<
 }
 
 /// `pools_within_budget` and `pool_totals_moved_by_the_answers` (informational on a shared store).
-pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> [Check; 2] {
+pub(super) async fn check(input: &AuditInput, settled: &[&SettlementRecord]) -> [Check; 2] {
     let scenario = &input.workload.scenario;
     let mut pools_check = Check::new("pools_within_budget");
     let mut pool_delta = Check::new("pool_totals_moved_by_the_answers");

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::check::Check;
@@ -87,6 +88,23 @@ impl Recon {
         }
     }
 
+    /// These totals with `delta` added (the totals a hospital expects after its answers).
+    pub fn plus(&self, delta: &Recon) -> Recon {
+        let mut by_program = self.by_program.clone();
+        for (k, v) in &delta.by_program {
+            *by_program.entry(k.clone()).or_insert(0) += v;
+        }
+        Recon {
+            settled_count: self.settled_count + delta.settled_count,
+            reversed_count: self.reversed_count + delta.reversed_count,
+            total_fen: self.total_fen + delta.total_fen,
+            insurance_fen: self.insurance_fen + delta.insurance_fen,
+            relief_fen: self.relief_fen + delta.relief_fen,
+            patient_fen: self.patient_fen + delta.patient_fen,
+            by_program,
+        }
+    }
+
     pub fn minus(&self, before: &Recon) -> Recon {
         let mut by_program = self.by_program.clone();
         for (k, v) in &before.by_program {
@@ -143,10 +161,9 @@ fn date_of(timestamp: &Option<String>) -> Option<String> {
     timestamp.as_ref().filter(|t| t.len() >= 10).map(|t| t[..10].to_string())
 }
 
-/// `reconciliation_moved_by_the_answers`: every snapshotted (hospital, day) moved by the answers of that day.
-pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> Check {
-    let w = &input.workload;
-    let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
+/// What each (hospital, day) must have moved by: the answers of that day (settlements +, reversals −); and the
+/// answers that cannot be placed on a day.
+fn expected(settled: &[&SettlementRecord]) -> (BTreeMap<HospitalDay, Recon>, Vec<String>) {
     let mut expected_recon: BTreeMap<HospitalDay, Recon> = BTreeMap::new();
     let mut outside = Vec::new();
     for r in settled {
@@ -164,6 +181,14 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> C
             }
         }
     }
+    (expected_recon, outside)
+}
+
+/// `reconciliation_moved_by_the_answers`: every snapshotted (hospital, day) moved by the answers of that day.
+pub(super) async fn check(input: &AuditInput, settled: &[&SettlementRecord]) -> Check {
+    let w = &input.workload;
+    let mut recon_check = Check::new("reconciliation_moved_by_the_answers");
+    let (expected_recon, mut outside) = expected(settled);
     for key in expected_recon.keys() {
         if !input.before.reconciliation.contains_key(key) {
             outside.push(format!(
@@ -189,6 +214,111 @@ pub(super) async fn check(input: &AuditInput, settled: &[SettlementRecord]) -> C
         }
     }
     recon_check
+}
+
+/// The body of `POST /v1/reconciliation/check`: a hospital's totals of one day as it believes them.
+pub fn claim_body(date: &str, claim: &Recon) -> serde_json::Value {
+    serde_json::json!({
+        "date": date,
+        "settled_count": claim.settled_count,
+        "reversed_count": claim.reversed_count,
+        "net": {
+            "total_fen": claim.total_fen,
+            "insurance_fen": claim.insurance_fen,
+            "relief_fen": claim.relief_fen,
+            "patient_fen": claim.patient_fen,
+        },
+    })
+}
+
+/// The answer of `POST /v1/reconciliation/check`, judged against the claim sent: `Ok` when it says `match` with no
+/// differences and its `gateway` totals are the claim's (when `expect_match`), or when it says `mismatch` naming
+/// exactly `expect_difference` (field, hospital's value, gateway's value).
+fn judge_check_answer(
+    v: &serde_json::Value,
+    claim: &Recon,
+    expect_difference: Option<(&str, i64, i64)>,
+) -> Result<(), String> {
+    let result = v["result"].as_str().unwrap_or_default();
+    let differences = v["differences"].as_array().cloned().unwrap_or_default();
+    match expect_difference {
+        None => {
+            if result != "match" || !differences.is_empty() {
+                return Err(format!("result {result:?}, differences {}", serde_json::Value::Array(differences)));
+            }
+            let mut counted = Recon::from_json(&v["gateway"])?;
+            counted.by_program.clear();
+            let mut claimed = claim.clone();
+            claimed.by_program.clear();
+            let diffs = counted.differences(&claimed);
+            if !diffs.is_empty() {
+                return Err(format!("\"match\", but its gateway totals differ from the claim: {}", diffs.join("; ")));
+            }
+            Ok(())
+        }
+        Some((field, hospital, gateway)) => {
+            let want = serde_json::json!([{"field": field, "hospital": hospital, "gateway": gateway}]);
+            if result == "mismatch" && serde_json::Value::Array(differences.clone()) == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a claim 1 fen off in {field}: result {result:?}, differences {} (expected {want})",
+                    serde_json::Value::Array(differences)
+                ))
+            }
+        }
+    }
+}
+
+/// `reconciliation_check_agrees`: each hospital's day (today, and any other day with answers) sent to
+/// `POST /v1/reconciliation/check` with the totals the run expects (the snapshot before the run plus the
+/// answers) must be a `match`; one claim 1 fen off must be a `mismatch` naming that field. Also returns the
+/// outcome for the report: `match`, `mismatch`, `not served` (the endpoint answered 404) or `error`.
+pub(super) async fn check_endpoint(input: &AuditInput, settled: &[&SettlementRecord]) -> (Check, String) {
+    let w = &input.workload;
+    let mut check = Check::new("reconciliation_check_agrees");
+    let (expected_recon, _) = expected(settled);
+    let mut days: Vec<HospitalDay> = (0..w.hospitals.len())
+        .map(|hospital| HospitalDay { hospital, date: w.visit_date.clone() })
+        .chain(expected_recon.keys().cloned())
+        .filter(|d| input.before.reconciliation.contains_key(d))
+        .collect();
+    days.sort();
+    days.dedup();
+    let mut probed = false;
+    for day in &days {
+        let hospital = &w.hospitals[day.hospital];
+        let claim = input.before.reconciliation[day].plus(&expected_recon.get(day).cloned().unwrap_or_default());
+        let mut attempts = vec![(claim_body(&day.date, &claim), None)];
+        if !probed {
+            // The check must see a difference too: the same claim with 1 fen more relief.
+            let mut off = claim.clone();
+            off.relief_fen += 1;
+            attempts.push((claim_body(&day.date, &off), Some(("net.relief_fen", off.relief_fen, claim.relief_fen))));
+            probed = true;
+        }
+        for (body, expect_difference) in attempts {
+            let answer = hospital.json(Method::POST, "/v1/reconciliation/check", Some(&body)).await;
+            match answer {
+                Ok(JsonAnswer { status: 404, .. }) if check.checked == 0 => {
+                    check.note = Some(
+                        "not served: POST /v1/reconciliation/check answered 404 (this gateway build lacks it)".into(),
+                    );
+                    return (check, "not served".into());
+                }
+                Ok(JsonAnswer { status: 200, body: v }) => match judge_check_answer(&v, &claim, expect_difference) {
+                    Ok(()) => check.ok(),
+                    Err(e) => check.fail(format!("{} on {}: {e}", hospital.name, day.date)),
+                },
+                Ok(JsonAnswer { status, body: v }) => {
+                    check.fail(format!("{} on {}: HTTP {status} {v}", hospital.name, day.date));
+                }
+                Err(e) => check.fail(e.to_string()),
+            }
+        }
+    }
+    let outcome = if check.passed { "match" } else { "mismatch" };
+    (check, outcome.into())
 }
 
 #[cfg(test)]
@@ -249,6 +379,29 @@ mod tests {
         let diffs = after.minus(&before).differences(&want);
         assert_eq!(diffs.len(), 1, "{diffs:?}");
         assert!(diffs[0].contains("net.relief_fen moved by 3501"));
+    }
+
+    #[test]
+    fn check_answers_are_judged_against_the_claim() {
+        let claim =
+            Recon { settled_count: 3, reversed_count: 1, total_fen: 900, relief_fen: 300, ..Default::default() };
+        let body = claim_body("2026-11-30", &claim);
+        assert_eq!(body["net"]["relief_fen"], 300);
+        assert!(body["net"].get("by_program").is_none(), "the fixed contract has four net fields");
+        let gateway = serde_json::json!({"date": "2026-11-30", "hospital_id": "H0001", "settled_count": 3,
+            "reversed_count": 1, "net": {"total_fen": 900, "insurance_fen": 0, "relief_fen": 300, "patient_fen": 0,
+            "by_program": {"charity": 300}}});
+        let ok = serde_json::json!({"date": "2026-11-30", "result": "match", "gateway": gateway, "differences": []});
+        assert_eq!(judge_check_answer(&ok, &claim, None), Ok(()));
+        let mut lying = ok.clone();
+        lying["gateway"]["net"]["relief_fen"] = serde_json::json!(301);
+        assert!(judge_check_answer(&lying, &claim, None).unwrap_err().contains("net.relief_fen"));
+        let off = serde_json::json!({"result": "mismatch", "gateway": gateway,
+            "differences": [{"field": "net.relief_fen", "hospital": 301, "gateway": 300}]});
+        assert_eq!(judge_check_answer(&off, &claim, Some(("net.relief_fen", 301, 300))), Ok(()));
+        assert!(judge_check_answer(&ok, &claim, Some(("net.relief_fen", 301, 300))).is_err(), "blind to 1 fen");
+        assert!(judge_check_answer(&off, &claim, None).is_err());
+        assert_eq!(Recon::default().plus(&claim), claim);
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use super::check::Check;
 use super::read::{bounded, read_json};
 use crate::client::JsonAnswer;
-use crate::workload::{RecordState, SettlementAnswer, SettlementRecord, Workload};
+use crate::workload::{RecordState, RefSent, SettlementAnswer, SettlementRecord, Workload};
 
 /// The answers themselves: `answers_add_up`, `answers_used_the_published_ruleset`, `settlement_ids_unique`.
-pub(super) fn check_answers(settled: &[SettlementRecord], ruleset_version: u64) -> [Check; 3] {
+pub(super) fn check_answers(settled: &[&SettlementRecord], ruleset_version: u64) -> [Check; 3] {
     let mut invariant = Check::new("answers_add_up");
     let mut version = Check::new("answers_used_the_published_ruleset");
     let mut unique = Check::new("settlement_ids_unique");
@@ -34,13 +34,44 @@ pub(super) fn check_answers(settled: &[SettlementRecord], ruleset_version: u64) 
     [invariant, version, unique]
 }
 
+/// `insurance_ref_held_once`: no settlement was applied with a ref another standing settlement held. The run's
+/// own refs are unique by construction; a `ref_reuse` request only counts when it was applied (answered 201, or
+/// found after an unknown outcome), and then only if its holder had been reversed before it settled.
+/// `records` is the whole resolved ledger (a reuse names its holder by ledger index).
+pub(super) fn check_refs(records: &[SettlementRecord]) -> Check {
+    let mut check = Check::new("insurance_ref_held_once");
+    let applied = |r: &SettlementRecord| matches!(r.state, RecordState::Settled | RecordState::Reversed);
+    for r in records.iter().filter(|r| applied(r)) {
+        match r.insurance_ref {
+            RefSent::None => {}
+            RefSent::Own => check.ok(),
+            RefSent::Holder(i) => {
+                let Some(holder) = records.get(i as usize) else {
+                    check.fail(format!("{}: reused the ref of record {i}, which is not in the ledger", r.hsid));
+                    continue;
+                };
+                let settled_at = r.answer.as_ref().and_then(|a| a.settled_at.as_deref());
+                let freed_before = holder.state == RecordState::Reversed
+                    && matches!((holder.reversed_at.as_deref(), settled_at), (Some(rev), Some(set)) if rev < set);
+                check.expect(freed_before, || {
+                    format!(
+                        "{}: applied with the insurance ref of {} ({:?}, reversed_at {:?}), which stood",
+                        r.hsid, holder.hsid, holder.state, holder.reversed_at
+                    )
+                });
+            }
+        }
+    }
+    check
+}
+
 /// The stored settlements: `settlements_exist_with_answered_amounts`, `reversed_settlements_are_reversed`,
 /// `lookup_by_hospital_settlement_id`.
-pub(super) async fn check_stored(settled: &[SettlementRecord], w: &Arc<Workload>, concurrency: usize) -> [Check; 3] {
+pub(super) async fn check_stored(settled: &[&SettlementRecord], w: &Arc<Workload>, concurrency: usize) -> [Check; 3] {
     let mut exists = Check::new("settlements_exist_with_answered_amounts");
     let mut reversed_check = Check::new("reversed_settlements_are_reversed");
     let mut by_hsid = Check::new("lookup_by_hospital_settlement_id");
-    let items: Vec<(usize, SettlementRecord)> = settled.iter().cloned().enumerate().collect();
+    let items: Vec<(usize, SettlementRecord)> = settled.iter().map(|r| (*r).clone()).enumerate().collect();
     let wc = w.clone();
     let lookups = bounded(items, concurrency, move |(i, r): (usize, SettlementRecord)| {
         let w = wc.clone();

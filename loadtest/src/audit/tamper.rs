@@ -1,5 +1,6 @@
 //! `--tamper`: a deliberate fault (1 fen added to one card's usage directly in Redis, bypassing the gateway), so
-//! that a run can prove the audit catches it.
+//! that a run can prove the audit catches it; `--tamper-events`: one `settlement.settled` event of the run deleted
+//! from the event stream (the events audit must then miss it).
 
 use serde::Serialize;
 
@@ -24,6 +25,66 @@ pub async fn tamper(redis_url: &str, key: &str, field: &str) -> Result<i64, Stri
     let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
     let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
     redis::cmd("HINCRBY").arg(key).arg(field).arg(1).query_async::<i64>(&mut conn).await.map_err(|e| e.to_string())
+}
+
+/// The deliberate fault of `--tamper-events`, reported with the audit that should catch it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsTamper {
+    /// The stream (`sg:events`).
+    pub key: String,
+    /// The entry deleted (a `settlement.settled` of the run), if one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_id: Option<String>,
+    /// Its `hospital_settlement_id`: `settled_events_match_answers` must fail for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsid: Option<String>,
+    /// XDEL removed it.
+    pub applied: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `--tamper-events`: deletes the newest `settlement.settled` entry of the run (its `hsid` field starts with
+/// `hsid_prefix`) among the last 2000 of the stream `key`, directly in Redis.
+pub async fn tamper_events(redis_url: &str, key: &str, hsid_prefix: &str) -> EventsTamper {
+    let mut t = EventsTamper { key: key.to_string(), entry_id: None, hsid: None, applied: false, error: None };
+    let result = async {
+        let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+        let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(2000)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let field = |fields: &[String], name: &str| {
+            fields.chunks(2).find(|kv| kv.len() == 2 && kv[0] == name).map(|kv| kv[1].clone())
+        };
+        let (id, hsid) = entries
+            .into_iter()
+            .find_map(|(id, fields)| {
+                let hsid = field(&fields, "hsid").filter(|h| h.starts_with(hsid_prefix))?;
+                (field(&fields, "type").as_deref() == Some("settlement.settled")).then_some((id, hsid))
+            })
+            .ok_or_else(|| format!("no settlement.settled entry of the run among the last 2000 of {key}"))?;
+        let removed: i64 =
+            redis::cmd("XDEL").arg(key).arg(&id).query_async(&mut conn).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((id, hsid, removed == 1))
+    }
+    .await;
+    match result {
+        Ok((id, hsid, applied)) => {
+            t.entry_id = Some(id);
+            t.hsid = Some(hsid);
+            t.applied = applied;
+        }
+        Err(e) => t.error = Some(e),
+    }
+    t
 }
 
 /// Fills the `--tamper-key` / `--tamper-field` templates.

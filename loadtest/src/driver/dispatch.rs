@@ -67,13 +67,16 @@ impl RequestFactory {
             let started = Instant::now();
             let mut rng = SmallRng::seed_from_u64(seed);
             in_flight.fetch_add(1, Ordering::Relaxed);
-            let Outcome { op, error } = workload.execute(&mut rng).await;
+            let Outcome { op, error, expected_refusal } = workload.execute(&mut rng).await;
             let now = Instant::now();
             in_flight.fetch_sub(1, Ordering::Relaxed);
             let latency_us = micros(now.saturating_duration_since(intended.min(started)));
             let lag_us = micros(started.saturating_duration_since(intended));
             let mut r = recorder.lock().expect("recorder");
             r.record(op, latency_us, error.as_deref(), now);
+            if let Some(code) = expected_refusal {
+                r.record_expected_refusal(code);
+            }
             r.record_send_lag(lag_us);
             drop(r);
             drop(permit);

@@ -244,11 +244,15 @@ impl Driver {
                 while Instant::now() < end && !STOP.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    let Outcome { op, error } = workload.execute(&mut rng).await;
+                    let Outcome { op, error, expected_refusal } = workload.execute(&mut rng).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     let now = Instant::now();
                     let latency_us = micros(now.duration_since(t0));
-                    recorder.lock().expect("recorder").record(op, latency_us, error.as_deref(), now);
+                    let mut r = recorder.lock().expect("recorder");
+                    r.record(op, latency_us, error.as_deref(), now);
+                    if let Some(code) = expected_refusal {
+                        r.record_expected_refusal(code);
+                    }
                 }
             });
         }

@@ -111,6 +111,13 @@ Latencies are measured from each request's intended start{}.</p>"#,
         }
         page.push_str("</table>");
     }
+    if !r.expected_refusals.is_empty() {
+        page.push_str(r#"<h2>Expected refusals</h2><p>Refusals the run provoked on purpose (successes, not errors).</p><table><tr><th class="l">code</th><th>count</th></tr>"#);
+        for (code, n) in &r.expected_refusals {
+            let _ = write!(page, r#"<tr><td class="l">{}</td><td>{n}</td></tr>"#, esc(code));
+        }
+        page.push_str("</table>");
+    }
 
     page.push_str(&charts::latency_over_time(r));
     page.push_str(&charts::latency_by_percentile(r));
@@ -151,10 +158,11 @@ Latencies are measured from each request's intended start{}.</p>"#,
         Some(_) => {
             let _ = write!(
                 page,
-                "<p>{} settlements ({} reversed), {} cancellations, {} cards; unknown outcomes resolved: {} settled, {} not applied, {} reversed, {} unresolved; {} ms.</p>",
+                "<p>{} settlements ({} reversed), {} cancellations, {} refused requests, {} cards; unknown outcomes resolved: {} settled, {} not applied, {} reversed, {} unresolved; {} ms.</p>",
                 r.audit.settlements,
                 r.audit.reversals,
                 r.audit.cancels,
+                r.audit.refused,
                 r.audit.cards,
                 r.audit.resolution.resolved_settled,
                 r.audit.resolution.resolved_not_applied,
@@ -162,6 +170,26 @@ Latencies are measured from each request's intended start{}.</p>"#,
                 r.audit.resolution.unresolved,
                 r.audit.duration_ms
             );
+            if let Some(e) = &r.audit.events {
+                let _ = write!(page, "<p>Event stream: {}.</p>", esc(&super::text::events_line(e, &r.audit.checks)));
+            }
+            if let Some(outcome) = &r.audit.reconciliation_check {
+                let _ = write!(
+                    page,
+                    "<p>Reconciliation check (<code>POST /v1/reconciliation/check</code>): <b>{}</b>.</p>",
+                    esc(outcome)
+                );
+            }
+            if let Some(t) = &r.audit.tamper_events {
+                let _ = write!(
+                    page,
+                    r#"<p class="bad">Tampered on purpose: XDEL <code>{}</code> <code>{}</code> (the settled event of {}), applied: {}.</p>"#,
+                    esc(&t.key),
+                    esc(t.entry_id.as_deref().unwrap_or("-")),
+                    esc(t.hsid.as_deref().unwrap_or("-")),
+                    t.applied
+                );
+            }
             if let Some(t) = &r.audit.tamper {
                 let _ = write!(
                     page,

@@ -45,6 +45,7 @@ pub fn build(recorder: &Recorder, facts: RunFacts, audit: AuditReport) -> Report
         error_rate: round_to(recorder.error_rate(), 6),
         achieved_rps: facts.achieved_rps,
         errors_by_code: recorder.errors_by_code.clone(),
+        expected_refusals: recorder.expected_refusals.clone(),
         latency_ms,
         send_lag_ms: (!recorder.send_lag.is_empty()).then(|| percentiles(&recorder.send_lag)),
         operations,

@@ -81,6 +81,9 @@ pub struct Report {
     pub achieved_rps: f64,
     /// Errors by code (`timeout`, `not_sent`, problem codes, `http_NNN`), to tell a slow gateway from a wrong one.
     pub errors_by_code: BTreeMap<String, u64>,
+    /// Refusals the run provoked on purpose (`insurance_ref_reused` of `ref_reuse` requests), by code: successes,
+    /// not errors.
+    pub expected_refusals: BTreeMap<String, u64>,
     /// Latency percentiles of every completed request, from its intended start (open model).
     pub latency_ms: Percentiles,
     /// Open model: how late requests started compared to their intended start, i.e. the load tool's own

@@ -51,6 +51,9 @@ pub fn summary(r: &Report) -> String {
     if !r.errors_by_code.is_empty() {
         let _ = writeln!(s, "errors by code: {}", codes_line(&r.errors_by_code));
     }
+    if !r.expected_refusals.is_empty() {
+        let _ = writeln!(s, "expected refusals (successes): {}", codes_line(&r.expected_refusals));
+    }
     if let Some(ramp) = &r.ramp {
         for step in &ramp.steps {
             let _ = writeln!(
@@ -97,13 +100,30 @@ pub fn summary(r: &Report) -> String {
         Some(passed) => {
             let _ = writeln!(
                 s,
-                "audit ({} settlements, {} reversals, {} cancels, {} cards): {}",
+                "audit ({} settlements, {} reversals, {} cancels, {} refused, {} cards): {}",
                 r.audit.settlements,
                 r.audit.reversals,
                 r.audit.cancels,
+                r.audit.refused,
                 r.audit.cards,
                 pass_fail(passed)
             );
+            if let Some(e) = &r.audit.events {
+                let _ = writeln!(s, "  events: {}", events_line(e, &r.audit.checks));
+            }
+            if let Some(t) = &r.audit.tamper_events {
+                let _ = writeln!(
+                    s,
+                    "  tampered on purpose: XDEL {} {} (settled event of {}), applied: {}",
+                    t.key,
+                    t.entry_id.as_deref().unwrap_or("-"),
+                    t.hsid.as_deref().unwrap_or("-"),
+                    t.applied
+                );
+            }
+            if let Some(outcome) = &r.audit.reconciliation_check {
+                let _ = writeln!(s, "  reconciliation check (POST /v1/reconciliation/check): {outcome}");
+            }
             for c in r.audit.checks.iter().filter(|c| !c.passed) {
                 let _ = writeln!(s, "  FAILED {} ({} of {}): {}", c.name, c.failed, c.checked, c.examples.join(" | "));
             }
@@ -116,6 +136,32 @@ pub fn summary(r: &Report) -> String {
         if r.verdict.reasons.is_empty() { String::new() } else { format!(" ({})", r.verdict.reasons.join("; ")) }
     );
     s
+}
+
+/// The events audit in one line: what was read, and the verdict of its checks.
+pub(super) fn events_line(e: &crate::audit::EventsSummary, checks: &[crate::audit::Check]) -> String {
+    if e.status != "checked" {
+        return e.status.clone();
+    }
+    let names = [
+        "settled_events_match_answers",
+        "reversed_events_match_reversals",
+        "cancel_events_match_cancels",
+        "no_event_without_an_acknowledged_change",
+        "event_ids_unique",
+        "event_stream_paging",
+    ];
+    let passed = checks.iter().filter(|c| names.contains(&c.name.as_str())).all(|c| c.passed);
+    let of_run: Vec<String> = e.of_the_run.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    format!(
+        "{} read in {} page(s) ({} ms), of this run: {}; {} of others: {}",
+        e.events,
+        e.pages,
+        e.duration_ms,
+        if of_run.is_empty() { "none".to_string() } else { of_run.join(", ") },
+        e.others,
+        pass_fail(passed)
+    )
 }
 
 /// A verdict as the summary shows it.

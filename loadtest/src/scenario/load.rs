@@ -74,10 +74,15 @@ pub enum Op {
     Reversal,
     /// `POST /v1/reversals` of an id never settled: the id must stay unusable.
     Cancel,
+    /// `GET /v1/settlements?card_id=`: the hospital's history of a card.
+    History,
+    /// `POST /v1/settlements` with another standing settlement's `insurance.settlement_ref`: must be refused.
+    RefReuse,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [Op::Eligibility, Op::Quote, Op::Settle, Op::Retry, Op::Reversal, Op::Cancel];
+    pub const ALL: [Op; 8] =
+        [Op::Eligibility, Op::Quote, Op::Settle, Op::Retry, Op::Reversal, Op::Cancel, Op::History, Op::RefReuse];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -87,6 +92,8 @@ impl Op {
             Op::Retry => "retry",
             Op::Reversal => "reversal",
             Op::Cancel => "cancel",
+            Op::History => "history",
+            Op::RefReuse => "ref_reuse",
         }
     }
 
@@ -104,7 +111,29 @@ impl OperationMix {
             Op::Retry => self.retry,
             Op::Reversal => self.reversal,
             Op::Cancel => self.cancel,
+            Op::History => self.history,
+            Op::RefReuse => self.ref_reuse,
         }
+    }
+
+    /// Sets one operation's weight by its report name (`--mix history=5`).
+    pub fn set(&mut self, name: &str, weight: u32) -> Result<(), String> {
+        let op = Op::ALL.into_iter().find(|op| op.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Op::ALL.iter().map(|op| op.name()).collect();
+            format!("unknown operation {name:?} (one of {})", names.join(", "))
+        })?;
+        let slot = match op {
+            Op::Eligibility => &mut self.eligibility,
+            Op::Quote => &mut self.quote,
+            Op::Settle => &mut self.settle,
+            Op::Retry => &mut self.retry,
+            Op::Reversal => &mut self.reversal,
+            Op::Cancel => &mut self.cancel,
+            Op::History => &mut self.history,
+            Op::RefReuse => &mut self.ref_reuse,
+        };
+        *slot = weight;
+        Ok(())
     }
 
     pub fn total(&self) -> u64 {
@@ -130,12 +159,19 @@ mod tests {
 
     #[test]
     fn operation_mix_picks_by_cumulative_weight() {
-        let mix = OperationMix { eligibility: 1, quote: 0, settle: 2, retry: 0, reversal: 1, cancel: 0 };
+        let mut mix = OperationMix { eligibility: 1, settle: 2, reversal: 1, ..Default::default() };
         assert_eq!(mix.total(), 4);
         assert_eq!(mix.pick(0), Op::Eligibility);
         assert_eq!(mix.pick(1), Op::Settle);
         assert_eq!(mix.pick(2), Op::Settle);
         assert_eq!(mix.pick(3), Op::Reversal);
+        mix.set("history", 2).unwrap();
+        mix.set("ref_reuse", 1).unwrap();
+        assert_eq!(mix.total(), 7);
+        assert_eq!(mix.pick(4), Op::History);
+        assert_eq!(mix.pick(5), Op::History);
+        assert_eq!(mix.pick(6), Op::RefReuse);
+        assert!(mix.set("nap", 1).unwrap_err().contains("ref_reuse"));
     }
 
     #[test]

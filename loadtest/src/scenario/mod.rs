@@ -48,6 +48,9 @@ pub struct Scenario {
     /// Defaults of the load shape (command-line flags override them).
     #[serde(default)]
     pub load: LoadDefaults,
+    /// The optional request fields of the gateway's API version 2 (insurance refs, operators).
+    #[serde(default)]
+    pub fields: Fields,
     /// How the post-run money audit runs.
     #[serde(default)]
     pub audit: AuditOptions,
@@ -146,6 +149,57 @@ pub struct OperationMix {
     /// Cancel-before-settle: a reversal for a `hospital_settlement_id` never settled.
     #[serde(default)]
     pub cancel: u32,
+    /// `GET /v1/settlements?card_id=`: the hospital's own settlements of a card it settled, newest first.
+    #[serde(default)]
+    pub history: u32,
+    /// A new settlement carrying the `insurance.settlement_ref` of another hospital's or its own standing
+    /// settlement: must be refused 409 `insurance_ref_reused` (an expected refusal). Needs
+    /// `fields.insurance_ref_pct > 0`.
+    #[serde(default)]
+    pub ref_reuse: u32,
+}
+
+/// The `[fields]` table: which requests carry the optional fields of API version 2.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    /// Percent (0..=100) of new settlements that carry a unique `insurance.settlement_ref` (`IR.<their
+    /// hospital_settlement_id>`); retries resend it, the audit expects it echoed and in the settled event.
+    #[serde(default)]
+    pub insurance_ref_pct: u32,
+    /// Percent (0..=100) of settlements, reversals and cancels that carry an `operator` (`{"id", "name"}`, one of
+    /// `operators_per_hospital` per hospital, some without a name).
+    #[serde(default)]
+    pub operator_pct: u32,
+    /// Distinct operators per hospital (1..=10000).
+    #[serde(default = "default_operators")]
+    pub operators_per_hospital: u32,
+    /// Percent (0..=100) of identical retries sent "from another terminal": with another operator (or one added or
+    /// removed). The operator is not part of the same request, so the answer must still replay the recorded one.
+    #[serde(default)]
+    pub retry_other_operator_pct: u32,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields {
+            insurance_ref_pct: 0,
+            operator_pct: 0,
+            operators_per_hospital: default_operators(),
+            retry_other_operator_pct: 0,
+        }
+    }
+}
+
+fn default_operators() -> u32 {
+    8
+}
+
+impl Fields {
+    /// Some request carries a version 2 field: answers are then also checked for their echo.
+    pub fn any(&self) -> bool {
+        self.insurance_ref_pct > 0 || self.operator_pct > 0
+    }
 }
 
 /// One kind of visit and its bill distribution.
@@ -236,6 +290,19 @@ pub struct AuditOptions {
     /// How many cancelled ids to re-check (404 lookup + 409 `already_reversed` on a late settle).
     #[serde(default = "default_cancel_checks")]
     pub max_cancel_checks: usize,
+    /// Audit the event stream (`GET /admin/v1/events`, from where it ended before the load): every answered
+    /// settlement, acknowledged reversal and cancel has exactly one event with the answered amounts, refused
+    /// requests have none, no `event_id` repeats. Needs a gateway that serves the stream.
+    #[serde(default = "yes")]
+    pub events: bool,
+    /// At the end, `POST /v1/reconciliation/check` each hospital's day with the totals the run expects; a gateway
+    /// that answers 404 is reported as "not served", a mismatch fails the audit.
+    #[serde(default = "yes")]
+    pub reconciliation_check: bool,
+    /// How many touched cards to compare with the office's card history
+    /// (`GET /admin/v1/cardholders/{card_id}/settlements`; 0 = none).
+    #[serde(default = "default_history_checks")]
+    pub max_history_checks: usize,
 }
 
 impl Default for AuditOptions {
@@ -245,6 +312,9 @@ impl Default for AuditOptions {
             exclusive_store: false,
             concurrency: default_audit_concurrency(),
             max_cancel_checks: default_cancel_checks(),
+            events: true,
+            reconciliation_check: true,
+            max_history_checks: default_history_checks(),
         }
     }
 }
@@ -258,6 +328,9 @@ fn default_audit_concurrency() -> usize {
 fn default_cancel_checks() -> usize {
     200
 }
+fn default_history_checks() -> usize {
+    200
+}
 
 impl Scenario {
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
@@ -267,8 +340,15 @@ impl Scenario {
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Scenario, String> {
+        let scenario = Scenario::read_file(path)?;
+        scenario.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(scenario)
+    }
+
+    /// The file parsed but not yet validated (for command-line changes that are validated with it).
+    pub fn read_file(path: &std::path::Path) -> Result<Scenario, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Scenario::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The category rule a program applies to a card category, if the program covers it.

@@ -102,6 +102,24 @@ impl Scenario {
                 errors.push(format!("load.ramp: {e}"));
             }
         }
+        let f = &self.fields;
+        for (name, pct) in [
+            ("insurance_ref_pct", f.insurance_ref_pct),
+            ("operator_pct", f.operator_pct),
+            ("retry_other_operator_pct", f.retry_other_operator_pct),
+        ] {
+            if pct > 100 {
+                errors.push(format!("fields.{name} = {pct}: at most 100"));
+            }
+        }
+        if !(1..=10_000).contains(&f.operators_per_hospital) {
+            errors.push("fields.operators_per_hospital: need 1..=10000".into());
+        }
+        if self.operations.ref_reuse > 0 && f.insurance_ref_pct == 0 {
+            errors.push(
+                "operations.ref_reuse needs fields.insurance_ref_pct > 0 (no settlement would hold a ref)".into(),
+            );
+        }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             errors.push(format!("timezone {:?}: unknown IANA zone", self.timezone));
         }
@@ -126,5 +144,9 @@ mod tests {
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("ratio_bp"));
         let bad = SMOKE.replace("visit_type = \"outpatient\"", "visit_type = \"dental\"");
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("visit_type"));
+        let bad = SMOKE.replace("insurance_ref_pct = 60", "insurance_ref_pct = 0");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("ref_reuse"));
+        let bad = SMOKE.replace("operator_pct = 70", "operator_pct = 170");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("operator_pct"));
     }
 }

@@ -46,6 +46,29 @@ pub struct SettlementAnswer {
     pub reversed_at: Option<String>,
 }
 
+/// The person at the counter (API version 2 `operator`): recorded with a settlement or reversal, echoed in its body
+/// and its events; not part of "the same request".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Operator {
+    /// 1-64 chars of `A-Za-z0-9._:-`.
+    pub id: String,
+    /// Optional display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The version 2 fields a settlement body echoes; read from an answer separately (only when the run sends them), so
+/// the ledger does not store them: what was sent is derived from the record (see [`super::Fields`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Echo {
+    /// `insurance_settlement_ref`: the `insurance.settlement_ref` the settlement carries.
+    #[serde(default)]
+    pub insurance_settlement_ref: Option<String>,
+    /// `operator`: who made the settlement.
+    #[serde(default)]
+    pub operator: Option<Operator>,
+}
+
 impl SettlementAnswer {
     /// RULES.md: insurance + relief + patient = total; relief = sum of payments.
     pub fn invariant_holds(&self) -> bool {

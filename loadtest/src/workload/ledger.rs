@@ -24,6 +24,18 @@ pub enum RecordState {
     NotApplied,
 }
 
+/// Which `insurance.settlement_ref` a settlement request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefSent {
+    /// None.
+    None,
+    /// Its own: [`insurance_ref`](super::insurance_ref) of its `hospital_settlement_id`.
+    Own,
+    /// The ref of the record at this index of [`Ledger::records`] (a `ref_reuse` request, which should have been
+    /// refused; it is only recorded when it was not, or when its outcome is unknown).
+    Holder(u32),
+}
+
 /// One settlement a hospital sent, and what it knows of it.
 #[derive(Debug, Clone)]
 pub struct SettlementRecord {
@@ -41,6 +53,12 @@ pub struct SettlementRecord {
     pub state: RecordState,
     /// `reversed_at` of the reversal answer (the reconciliation day of the reversal).
     pub reversed_at: Option<String>,
+    /// The `insurance.settlement_ref` sent.
+    pub insurance_ref: RefSent,
+    /// The operator sent with the settlement (its number, see [`operator`](super::operator)).
+    pub operator: Option<u32>,
+    /// The operator sent with the (last) reversal of it: the event's `reversed_by`.
+    pub reversal_operator: Option<u32>,
 }
 
 /// What a cancel-before-settle was answered.
@@ -63,6 +81,8 @@ pub struct CancelRecord {
     pub hsid: String,
     /// What the cancel was answered.
     pub state: CancelState,
+    /// The operator sent with it: the event's `reversed_by`.
+    pub operator: Option<u32>,
 }
 
 /// What the hospitals know at the end of the run.
@@ -77,6 +97,9 @@ pub struct Ledger {
     answered: Vec<Vec<usize>>,
     /// Every cancel-before-settle with a definite or unknown answer (refused ones changed nothing).
     pub cancels: Vec<CancelRecord>,
+    /// Sequence numbers (see [`Workload::hsid_seq`](super::Workload::hsid_seq)) of the settles and cancels that were
+    /// refused: 8 bytes each, so the audit can say that none of them has an event.
+    pub refused: Vec<u64>,
 }
 
 impl Ledger {
@@ -111,6 +134,25 @@ impl Ledger {
         } else {
             Some(list[rng.random_range(0..list.len())])
         }
+    }
+
+    /// A standing settlement of any hospital that carries its own insurance ref, taken off the reversal candidates
+    /// (so that it stands while another request reuses its ref); [`put_back`](Ledger::put_back) returns it.
+    pub(super) fn take_ref_holder(&mut self, rng: &mut SmallRng) -> Option<usize> {
+        for _ in 0..8 {
+            let h = rng.random_range(0..self.reversible.len());
+            let list = &mut self.reversible[h];
+            if list.is_empty() {
+                continue;
+            }
+            let pos = rng.random_range(0..list.len());
+            let i = list[pos];
+            if self.records[i].insurance_ref == RefSent::Own {
+                list.swap_remove(pos);
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// The reversal failed definitely (refused, or nothing changed): the settlement can be reversed later.

@@ -5,12 +5,14 @@
 //! - `bills.rs`: [`BillMaker`], bills drawn from the scenario's distributions; `bodies.rs`: the request bodies.
 //! - `ops.rs`: [`Workload::execute`] picks an operation by the scenario's mix, sends it as one hospital, judges the
 //!   answer and records it in the [`Ledger`] (`ledger.rs`: answered settlements, reversals, cancellations, unknown
-//!   outcomes); `answers.rs` holds the fields of a settlement answer the tool checks.
+//!   outcomes); `answers.rs` holds the fields of a settlement answer the tool checks; `fields.rs` the optional
+//!   version 2 fields (insurance refs, operators), derived from a record rather than stored in it.
 
 mod answers;
 mod bills;
 mod bodies;
 mod cards;
+mod fields;
 mod ledger;
 mod ops;
 
@@ -20,11 +22,13 @@ use std::sync::{Arc, Mutex};
 use crate::client::Endpoint;
 use crate::scenario::{Op, Scenario};
 
-pub use answers::{Payment, SettlementAnswer};
+pub use answers::{Echo, Operator, Payment, SettlementAnswer};
 pub use bills::{Bill, BillMaker};
-pub use bodies::settle_body;
+pub use bodies::{settle_body, settle_body_with, Extras};
 pub use cards::{mix64, CardBook, CardholderLine};
-pub use ledger::{CancelRecord, CancelState, Ledger, RecordState, SettlementRecord};
+pub use fields::{insurance_ref, operator, MAX_REF_CHARS};
+pub use ledger::{CancelRecord, CancelState, Ledger, RecordState, RefSent, SettlementRecord};
+pub use ops::{CANCEL_REASON, HISTORY_LIMIT, REVERSAL_REASON};
 
 /// The run's request generator and the hospitals' memory.
 pub struct Workload {
@@ -59,6 +63,27 @@ pub struct Outcome {
     /// The error code when the answer was not the expected one (`timeout`, `bad_answer`, a problem `code`, …);
     /// `None` for a success.
     pub error: Option<String>,
+    /// A success that is a refusal the request was made to provoke (`insurance_ref_reused`): counted apart.
+    pub expected_refusal: Option<&'static str>,
+}
+
+impl Outcome {
+    /// An outcome that is not an expected refusal.
+    pub fn of(op: Op, error: Option<String>) -> Outcome {
+        Outcome { op, error, expected_refusal: None }
+    }
+}
+
+/// The hospital index and sequence number of a `hospital_settlement_id` of run `run_id`
+/// (`<run id>-<hospital>-<sequence>`); `None` for any other id.
+pub fn parse_hsid(run_id: &str, hsid: &str) -> Option<(usize, u64)> {
+    let rest = hsid.strip_prefix(run_id)?.strip_prefix('-')?;
+    let (h, n) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(n) {
+        return None;
+    }
+    Some((h.parse().ok()?, n.parse().ok()?))
 }
 
 impl Workload {
@@ -89,8 +114,38 @@ impl Workload {
 
     /// A fresh `hospital_settlement_id`: `<run id>-<hospital index>-<sequence>`.
     pub fn next_hsid(&self, hospital: usize) -> String {
+        self.next_hsid_seq(hospital).0
+    }
+
+    /// [`next_hsid`](Workload::next_hsid) and its sequence number.
+    pub fn next_hsid_seq(&self, hospital: usize) -> (String, u64) {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{}-{:08}", self.run_id, hospital, n)
+        (format!("{}-{}-{:08}", self.run_id, hospital, n), n)
+    }
+
+    /// Sequence numbers handed out so far: every id of the run is below it.
+    pub fn hsids_issued(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// The hospital index and sequence number of one of the run's `hospital_settlement_id`s; `None` for any other id.
+    pub fn hsid_seq(&self, hsid: &str) -> Option<(usize, u64)> {
+        parse_hsid(&self.run_id, hsid)
+    }
+
+    /// The longest `hospital_settlement_id` this run can make (for checking derived fields against API limits).
+    pub fn longest_hsid(&self) -> usize {
+        format!("{}-{}-{:08}", self.run_id, self.hospitals.len().saturating_sub(1), 99_999_999u64).len()
+    }
+
+    /// The insurance ref a record was sent with, if any; `holder_hsid` finds the id of the record whose ref a
+    /// `ref_reuse` request reused (by its index in the ledger).
+    pub fn ref_sent<'a>(r: &SettlementRecord, holder_hsid: impl FnOnce(u32) -> Option<&'a str>) -> Option<String> {
+        match r.insurance_ref {
+            RefSent::None => None,
+            RefSent::Own => Some(insurance_ref(&r.hsid)),
+            RefSent::Holder(i) => holder_hsid(i).map(insurance_ref),
+        }
     }
 
     pub fn year(&self) -> &str {

@@ -1,0 +1,738 @@
+//! Check family 7: the event stream (`GET /admin/v1/events`, as the relief office). Before the load the audit finds
+//! where the stream ends; afterwards it pages from there to the end and checks, against the ledger:
+//!
+//! - every settlement answered 201/200 (or found by lookup) has exactly one `settlement.settled` event with the
+//!   answered settlement id, amounts, payments, `settled_at`, and the insurance ref / operator sent;
+//! - every acknowledged reversal exactly one `settlement.reversed` (amounts, `reversed_at`, reason, `reversed_by`),
+//!   and a settlement never reversed none;
+//! - every acknowledged cancel-before-settle exactly one `settlement.cancelled_before_arrival`;
+//! - a refused request (or a settle resolved as never applied) has no event, and no event of the run belongs to an
+//!   id the run was not acknowledged for;
+//! - no `event_id` appears twice, and `Next-Cursor` pages as API.md says.
+//!
+//! Events of other clients (ids without the run's prefix) and of other types are counted, not checked. Memory: one
+//! 12-byte slot per id the run handed out, 8 bytes per event id seen (a 64-bit hash), one page (≤ 10 000 lines)
+//! at a time.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use super::check::Check;
+use crate::client::Endpoint;
+use crate::stats::elapsed_ms;
+use crate::workload::{
+    operator, parse_hsid, CancelRecord, CancelState, CardBook, Operator, Payment, RecordState, SettlementRecord,
+    Workload, CANCEL_REASON, REVERSAL_REASON,
+};
+
+/// Events per page (the API's maximum).
+pub const PAGE_LIMIT: usize = 10_000;
+/// Bound on one page's read (a full page is a few MB).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts per page before the read counts as failed.
+const PAGE_ATTEMPTS: usize = 3;
+/// Pages at most in one walk (10^9 events): a stream that never ends (other traffic faster than the walk) stops it.
+const MAX_PAGES: u64 = 100_000;
+/// Field-difference messages kept for the examples (the checks keep at most 10 each).
+const MAX_MESSAGES: usize = 64;
+
+pub const SETTLED: &str = "settlement.settled";
+pub const REVERSED: &str = "settlement.reversed";
+pub const CANCELLED: &str = "settlement.cancelled_before_arrival";
+
+/// Where the audit reads the stream from, as found before the load.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventsStart {
+    /// The events audit is off (`audit.events = false`), or no snapshot was taken.
+    #[default]
+    NotRead,
+    /// `GET /admin/v1/events` answered 404: this gateway does not serve the stream.
+    NotServed,
+    /// After this cursor (the end of the stream before the load).
+    After(String),
+}
+
+/// What the events audit read (`audit.events` in report.json).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventsSummary {
+    /// `checked`, `not served` (the gateway answered 404) or `skipped` (`audit.events = false`).
+    pub status: String,
+    /// The cursor the read started after: the end of the stream before the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Pages read.
+    pub pages: u64,
+    /// Events read in all.
+    pub events: u64,
+    /// Of those, events of the run's ids, by type.
+    pub of_the_run: BTreeMap<String, u64>,
+    /// Events of other clients or of other types (not checked).
+    pub others: u64,
+    /// How long the read took, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One page of the stream as the gateway answered it.
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) next_cursor: Option<String>,
+    pub(super) body: Bytes,
+}
+
+/// `after` as a query value (cursors this gateway hands out are URL-safe; anything else is percent-encoded).
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One page after `after` (from the oldest kept without one), with a few attempts.
+pub(super) async fn read_page(admin: &Endpoint, after: Option<&str>) -> Result<Page, String> {
+    let path = match after {
+        Some(c) => format!("/admin/v1/events?limit={PAGE_LIMIT}&after={}", query_value(c)),
+        None => format!("/admin/v1/events?limit={PAGE_LIMIT}"),
+    };
+    let mut last = String::new();
+    for _ in 0..PAGE_ATTEMPTS {
+        match admin.call_with_timeout(Method::GET, &path, None, PAGE_TIMEOUT).await {
+            Ok(a) if a.status < 500 => return Ok(Page { status: a.status, next_cursor: a.next_cursor, body: a.body }),
+            Ok(a) => last = format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body[..a.body.len().min(200)])),
+            Err(f) => last = format!("{} {f:?}", f.code()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("GET {path} as {}: {last}", admin.name))
+}
+
+/// The lines of a page (blank ones skipped).
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+/// The cursor of an event line, read alone (for the walk to the end, which looks at nothing else).
+fn cursor_of(line: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Cursor {
+        cursor: String,
+    }
+    serde_json::from_slice::<Cursor>(line).ok().map(|c| c.cursor)
+}
+
+/// Before the load: pages to the end of the stream and returns where it ended (only cursors are kept).
+pub async fn stream_end(admin: &Endpoint) -> Result<EventsStart, String> {
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = read_page(admin, after.as_deref()).await?;
+        match page.status {
+            200 => {}
+            404 => return Ok(EventsStart::NotServed),
+            s => {
+                return Err(format!(
+                    "GET /admin/v1/events: HTTP {s} {}",
+                    String::from_utf8_lossy(&page.body[..page.body.len().min(200)])
+                ))
+            }
+        }
+        let last = lines(&page.body).last().map(cursor_of);
+        let next = match (page.next_cursor, last) {
+            (Some(c), _) | (None, Some(Some(c))) => c,
+            (None, None) => match after {
+                Some(a) => a,
+                None => return Err("GET /admin/v1/events: an empty stream without a Next-Cursor header".into()),
+            },
+            (None, Some(None)) => return Err("GET /admin/v1/events: a line without a cursor".into()),
+        };
+        if lines(&page.body).next().is_none() {
+            return Ok(EventsStart::After(next));
+        }
+        after = Some(next);
+    }
+    Err(format!("GET /admin/v1/events: the stream did not end within {MAX_PAGES} pages"))
+}
+
+/// Absent → `None`; `null` → `Some(None)`: `reversed_by` must be present, null when the reversal had no operator.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// One line of the stream.
+#[derive(Deserialize)]
+struct Line<'a> {
+    cursor: String,
+    event_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    at: String,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// The data of a settlement event (every field optional: a missing one is a difference, not a parse error).
+#[derive(Debug, Default, Deserialize)]
+struct Data {
+    settlement_id: Option<String>,
+    hospital_settlement_id: Option<String>,
+    hospital_id: Option<String>,
+    status: Option<String>,
+    card_id: Option<String>,
+    ruleset_version: Option<u64>,
+    total_fen: Option<u64>,
+    insurance_fen: Option<u64>,
+    relief_fen: Option<u64>,
+    patient_fen: Option<u64>,
+    payments: Option<Vec<Payment>>,
+    settled_at: Option<String>,
+    reversed_at: Option<String>,
+    insurance_settlement_ref: Option<String>,
+    operator: Option<Operator>,
+    reason: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    reversed_by: Option<Option<Operator>>,
+}
+
+/// What an id of the run is, as far as the events are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// No request of the run is known under it (not handed out, or still in flight when the audit began).
+    Unknown,
+    /// A settle or cancel that was refused.
+    Refused,
+    /// A settlement request: `index` into the records.
+    Record,
+    /// A cancel-before-settle: `index` into the cancels.
+    Cancel,
+}
+
+/// One id of the run: what it is and the events seen for it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    kind: Kind,
+    index: u32,
+    settled: u8,
+    reversed: u8,
+    cancelled: u8,
+    /// An event of this id differed from the ledger (the message is in `messages` while there is room).
+    wrong: bool,
+}
+
+const EMPTY: Slot = Slot { kind: Kind::Unknown, index: 0, settled: 0, reversed: 0, cancelled: 0, wrong: false };
+
+/// Differences between one event and what the ledger says, as `field: event … ≠ expected …`.
+#[derive(Default)]
+struct Diff(Vec<String>);
+
+impl Diff {
+    fn eq<T: PartialEq + std::fmt::Debug>(&mut self, field: &str, got: &T, want: &T) {
+        if got != want {
+            self.0.push(format!("{field}: event {got:?} != expected {want:?}"));
+        }
+    }
+}
+
+/// The matcher: fed the stream's pages, then tallies the checks (pure: no I/O, so it is unit-tested).
+pub(super) struct Matcher<'a> {
+    run_id: &'a str,
+    hospitals: Vec<String>,
+    cards: &'a CardBook,
+    records: &'a [SettlementRecord],
+    cancels: &'a [CancelRecord],
+    slots: Vec<Slot>,
+    /// 64-bit hashes of the event ids seen (a collision would report a false duplicate: ~n²/2^65).
+    ids: HashSet<u64>,
+    messages: HashMap<u64, String>,
+    stray: Check,
+    unique: Check,
+    paging: Check,
+    summary: EventsSummary,
+}
+
+fn hash_id(id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+impl<'a> Matcher<'a> {
+    /// `records` is the whole resolved ledger (indices as in [`Ledger::records`](crate::workload::Ledger));
+    /// `refused` the sequence numbers of refused requests; `issued` how many sequence numbers were handed out.
+    pub(super) fn new(
+        run_id: &'a str,
+        hospitals: Vec<String>,
+        cards: &'a CardBook,
+        records: &'a [SettlementRecord],
+        cancels: &'a [CancelRecord],
+        refused: &[u64],
+        issued: u64,
+    ) -> Matcher<'a> {
+        let index = |seq: u64| usize::try_from(seq).expect("a sequence number of this run fits in memory");
+        let mut slots = vec![EMPTY; index(issued)];
+        let mut put = |seq: u64, kind: Kind, i: usize| {
+            let seq = index(seq);
+            if seq >= slots.len() {
+                slots.resize(seq + 1, EMPTY);
+            }
+            slots[seq] = Slot { kind, index: u32::try_from(i).expect("below 2^32 requests"), ..EMPTY };
+        };
+        for (i, r) in records.iter().enumerate() {
+            if let Some((_, seq)) = parse_hsid(run_id, &r.hsid) {
+                put(seq, Kind::Record, i);
+            }
+        }
+        for (i, c) in cancels.iter().enumerate() {
+            if let Some((_, seq)) = parse_hsid(run_id, &c.hsid) {
+                put(seq, Kind::Cancel, i);
+            }
+        }
+        for &seq in refused {
+            put(seq, Kind::Refused, 0);
+        }
+        Matcher {
+            run_id,
+            hospitals,
+            cards,
+            records,
+            cancels,
+            slots,
+            ids: HashSet::new(),
+            messages: HashMap::new(),
+            stray: Check::new("no_event_without_an_acknowledged_change"),
+            unique: Check::new("event_ids_unique"),
+            paging: Check::new("event_stream_paging"),
+            summary: EventsSummary { status: "checked".into(), ..Default::default() },
+        }
+    }
+
+    /// One page read after `after`: `Next-Cursor` must be its last line's cursor, or `after` when it is empty.
+    /// Returns the cursor to read after next, `None` when the page was empty (the end) or unusable.
+    pub(super) fn page(&mut self, after: &str, next_cursor: Option<&str>, body: &[u8]) -> Option<String> {
+        self.summary.pages += 1;
+        let mut last_cursor = None;
+        let mut any = false;
+        for line in lines(body) {
+            any = true;
+            last_cursor = self.line(line).or(last_cursor);
+        }
+        let want = if any { last_cursor.clone() } else { Some(after.to_string()) };
+        match (next_cursor, &want) {
+            (Some(n), Some(w)) if n == w => self.paging.ok(),
+            (n, w) => self.paging.fail(format!("page after {after}: Next-Cursor {n:?}, expected {w:?}")),
+        }
+        if !any {
+            return None;
+        }
+        next_cursor.map(str::to_string).or(last_cursor)
+    }
+
+    /// One event line; returns its cursor.
+    fn line(&mut self, text: &[u8]) -> Option<String> {
+        self.summary.events += 1;
+        let line: Line<'_> = match serde_json::from_slice(text) {
+            Ok(l) => l,
+            Err(e) => {
+                self.paging.fail(format!("unreadable event line ({e}): {}", String::from_utf8_lossy(text)));
+                return None;
+            }
+        };
+        self.unique.expect(self.ids.insert(hash_id(&line.event_id)), || format!("event_id {} twice", line.event_id));
+        if ![SETTLED, REVERSED, CANCELLED].contains(&line.kind.as_str()) {
+            self.summary.others += 1;
+            return Some(line.cursor);
+        }
+        let data: Data = match serde_json::from_str(line.data.get()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.stray.fail(format!("{} {}: unreadable data ({e}): {}", line.kind, line.event_id, line.data.get()));
+                return Some(line.cursor);
+            }
+        };
+        let hsid = data.hospital_settlement_id.as_deref().unwrap_or_default();
+        let Some((hospital, seq)) = parse_hsid(self.run_id, hsid) else {
+            self.summary.others += 1; // another client's
+            return Some(line.cursor);
+        };
+        *self.summary.of_the_run.entry(line.kind.clone()).or_insert(0) += 1;
+        let slot = usize::try_from(seq).ok().and_then(|s| self.slots.get(s).copied()).unwrap_or(EMPTY);
+        let diff = match (slot.kind, line.kind.as_str()) {
+            (Kind::Record, SETTLED | REVERSED) => self.record_diff(&line, &data, hospital, slot.index as usize),
+            (Kind::Cancel, CANCELLED) => self.cancel_diff(&line, &data, hospital, slot.index as usize),
+            (Kind::Record | Kind::Cancel, _) => Some(format!("{hsid}: a {} event ({})", line.kind, line.event_id)),
+            (Kind::Refused, _) => {
+                self.stray.fail(format!("{hsid}: refused, yet a {} event ({})", line.kind, line.event_id));
+                None
+            }
+            (Kind::Unknown, _) => {
+                self.stray
+                    .fail(format!("{hsid}: no request acknowledged, yet a {} event ({})", line.kind, line.event_id));
+                None
+            }
+        };
+        if let Some(s) = usize::try_from(seq).ok().and_then(|s| self.slots.get_mut(s)) {
+            match line.kind.as_str() {
+                SETTLED => s.settled = s.settled.saturating_add(1),
+                REVERSED => s.reversed = s.reversed.saturating_add(1),
+                _ => s.cancelled = s.cancelled.saturating_add(1),
+            }
+            if let Some(message) = diff {
+                s.wrong = true;
+                if self.messages.len() < MAX_MESSAGES {
+                    self.messages.entry(seq).or_insert(message);
+                }
+            }
+        }
+        Some(line.cursor)
+    }
+
+    /// A settled or reversed event against its record; `None` when it matches.
+    fn record_diff(&self, line: &Line<'_>, d: &Data, hospital: usize, i: usize) -> Option<String> {
+        let r = &self.records[i];
+        let a = r.answer.as_ref()?; // unresolved without an answer: nothing to compare with
+        let mut diff = Diff::default();
+        let settled = line.kind == SETTLED;
+        diff.eq("status", &d.status.as_deref(), &Some(if settled { "settled" } else { "reversed" }));
+        diff.eq("hospital_id", &d.hospital_id.as_deref(), &self.hospitals.get(r.hospital).map(String::as_str));
+        diff.eq("hospital (by id)", &hospital, &r.hospital);
+        diff.eq("settlement_id", &d.settlement_id.as_deref(), &Some(a.settlement_id.as_str()));
+        diff.eq("card_id", &d.card_id.as_deref(), &Some(a.card_id.as_str()));
+        diff.eq("ruleset_version", &d.ruleset_version, &Some(a.ruleset_version));
+        diff.eq("total_fen", &d.total_fen, &Some(a.total_fen));
+        diff.eq("insurance_fen", &d.insurance_fen, &Some(a.insurance_fen));
+        diff.eq("relief_fen", &d.relief_fen, &Some(a.relief_fen));
+        diff.eq("patient_fen", &d.patient_fen, &Some(a.patient_fen));
+        diff.eq("payments", &d.payments.as_ref(), &Some(&a.payments));
+        diff.eq("settled_at", &d.settled_at.as_ref(), &a.settled_at.as_ref());
+        let sent_ref = Workload::ref_sent(r, |h| self.records.get(h as usize).map(|h| h.hsid.as_str()));
+        diff.eq("insurance_settlement_ref", &d.insurance_settlement_ref, &sent_ref);
+        diff.eq("operator", &d.operator, &r.operator.map(|n| operator(r.hospital, n)));
+        if settled {
+            diff.eq("at", &Some(&line.at), &a.settled_at.as_ref());
+        } else {
+            if r.reversed_at.is_some() {
+                diff.eq("reversed_at", &d.reversed_at, &r.reversed_at);
+            }
+            diff.eq("at", &Some(&line.at), &d.reversed_at.as_ref());
+            diff.eq("reason", &d.reason.as_deref(), &Some(REVERSAL_REASON));
+            diff.eq("reversed_by", &d.reversed_by, &Some(r.reversal_operator.map(|n| operator(r.hospital, n))));
+        }
+        (!diff.0.is_empty()).then(|| format!("{} {} ({}): {}", r.hsid, line.kind, line.event_id, diff.0.join("; ")))
+    }
+
+    /// A cancelled-before-arrival event against its cancel; `None` when it matches.
+    fn cancel_diff(&self, line: &Line<'_>, d: &Data, hospital: usize, i: usize) -> Option<String> {
+        let c = &self.cancels[i];
+        let mut diff = Diff::default();
+        diff.eq("status", &d.status.as_deref(), &Some("reversed_before_settled"));
+        diff.eq("hospital_id", &d.hospital_id.as_deref(), &self.hospitals.get(c.hospital).map(String::as_str));
+        diff.eq("hospital (by id)", &hospital, &c.hospital);
+        diff.eq("card_id", &d.card_id, &Some(self.cards.card_id(c.card)));
+        diff.eq("reason", &d.reason.as_deref(), &Some(CANCEL_REASON));
+        diff.eq("reversed_by", &d.reversed_by, &Some(c.operator.map(|n| operator(c.hospital, n))));
+        diff.eq("at", &Some(&line.at), &d.reversed_at.as_ref());
+        (!diff.0.is_empty()).then(|| format!("{} {} ({}): {}", c.hsid, line.kind, line.event_id, diff.0.join("; ")))
+    }
+
+    /// A read that failed: the audit cannot say the stream is right.
+    pub(super) fn read_failed(&mut self, error: String) {
+        self.paging.fail(error);
+    }
+
+    /// The checks, one result per settlement, reversal, cancel and refused request of the run.
+    pub(super) fn finish(self) -> (Vec<Check>, EventsSummary) {
+        let mut settled = Check::new("settled_events_match_answers");
+        let mut reversed = Check::new("reversed_events_match_reversals");
+        let mut cancelled = Check::new("cancel_events_match_cancels");
+        let mut stray = self.stray;
+        let message = |seq: usize, what: String| self.messages.get(&(seq as u64)).cloned().unwrap_or(what);
+        for (seq, s) in self.slots.iter().enumerate() {
+            match s.kind {
+                Kind::Unknown => {}
+                Kind::Refused => {
+                    let n = u32::from(s.settled) + u32::from(s.reversed) + u32::from(s.cancelled);
+                    if n == 0 {
+                        stray.ok();
+                    } // an event for it already failed the check when it was read
+                }
+                Kind::Record => {
+                    let r = &self.records[s.index as usize];
+                    // (settled events allowed, reversed events allowed) by what the ledger knows
+                    let (want_settled, want_reversed): (&[u8], &[u8]) = match r.state {
+                        RecordState::Settled => (&[1], &[0]),
+                        RecordState::Reversed => (&[1], &[1]),
+                        RecordState::NotApplied => (&[0], &[0]),
+                        RecordState::SettleUnknown => (&[0, 1], &[0]),
+                        RecordState::ReverseUnknown | RecordState::Reversing => (&[1], &[0, 1]),
+                    };
+                    let cancels_ok = s.cancelled == 0;
+                    if r.state == RecordState::NotApplied {
+                        if s.settled + s.reversed == 0 && cancels_ok {
+                            stray.ok();
+                        } else {
+                            stray.fail(format!("{}: resolved as never applied, yet it has events", r.hsid));
+                        }
+                        continue;
+                    }
+                    let settled_ok = want_settled.contains(&s.settled) && cancels_ok && !s.wrong;
+                    settled.expect(settled_ok, || {
+                        message(
+                            seq,
+                            format!("{}: {} settled event(s), {} cancel event(s)", r.hsid, s.settled, s.cancelled),
+                        )
+                    });
+                    let reversed_ok = want_reversed.contains(&s.reversed) && !s.wrong;
+                    reversed.expect(reversed_ok, || {
+                        message(seq, format!("{} ({:?}): {} reversed event(s)", r.hsid, r.state, s.reversed))
+                    });
+                }
+                Kind::Cancel => {
+                    let c = &self.cancels[s.index as usize];
+                    let want: &[u8] = if c.state == CancelState::Cancelled { &[1] } else { &[0, 1] };
+                    let ok = want.contains(&s.cancelled) && s.settled == 0 && s.reversed == 0 && !s.wrong;
+                    cancelled.expect(ok, || {
+                        message(
+                            seq,
+                            format!(
+                                "{}: {} cancel, {} settled, {} reversed event(s)",
+                                c.hsid, s.cancelled, s.settled, s.reversed
+                            ),
+                        )
+                    });
+                }
+            }
+        }
+        (vec![settled, reversed, cancelled, stray, self.unique, self.paging], self.summary)
+    }
+}
+
+/// The events audit: pages from `start` to the end of the stream through the matcher.
+pub(super) async fn check(
+    admin: &Endpoint,
+    w: &Workload,
+    start: &EventsStart,
+    records: &[SettlementRecord],
+    cancels: &[CancelRecord],
+    refused: &[u64],
+) -> (Vec<Check>, EventsSummary) {
+    let t0 = Instant::now();
+    let after = match start {
+        EventsStart::NotRead => {
+            return (Vec::new(), EventsSummary { status: "skipped".into(), ..Default::default() });
+        }
+        EventsStart::NotServed => {
+            let mut c = Check::new("event_stream_served");
+            c.fail("GET /admin/v1/events answered 404: this gateway does not serve the event stream (set audit.events = false to skip this audit)".into());
+            return (vec![c], EventsSummary { status: "not served".into(), ..Default::default() });
+        }
+        EventsStart::After(c) => c.clone(),
+    };
+    let hospitals = w.hospitals.iter().map(|h| h.name.clone()).collect();
+    let mut m = Matcher::new(&w.run_id, hospitals, &w.cards, records, cancels, refused, w.hsids_issued());
+    m.summary.after = Some(after.clone());
+    let mut cursor = after;
+    for _ in 0..MAX_PAGES {
+        match read_page(admin, Some(&cursor)).await {
+            Ok(Page { status: 200, next_cursor, body }) => match m.page(&cursor, next_cursor.as_deref(), &body) {
+                Some(next) => cursor = next,
+                None => break,
+            },
+            Ok(Page { status, body, .. }) => {
+                m.read_failed(format!(
+                    "GET /admin/v1/events after {cursor}: HTTP {status} {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ));
+                break;
+            }
+            Err(e) => {
+                m.read_failed(e);
+                break;
+            }
+        }
+    }
+    let (checks, mut summary) = m.finish();
+    summary.duration_ms = elapsed_ms(t0);
+    (checks, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::smoke;
+    use crate::workload::{RefSent, SettlementAnswer};
+    use serde_json::json;
+
+    const RUN: &str = "LTt";
+
+    fn answer(hsid: &str, card: &str) -> SettlementAnswer {
+        SettlementAnswer {
+            settlement_id: format!("s-{hsid}"),
+            hospital_settlement_id: hsid.into(),
+            status: "settled".into(),
+            card_id: card.into(),
+            ruleset_version: 3,
+            total_fen: 10_000,
+            insurance_fen: 4_000,
+            relief_fen: 3_000,
+            patient_fen: 3_000,
+            payments: vec![Payment {
+                program: "medical_assistance".into(),
+                paid_fen: 3_000,
+                deductible_applied_fen: 0,
+                capped_by: None,
+            }],
+            settled_at: Some("2026-11-30T10:00:00.000+08:00".into()),
+            reversed_at: None,
+        }
+    }
+
+    fn record(cards: &CardBook, seq: u64, state: RecordState) -> SettlementRecord {
+        let hsid = format!("{RUN}-0-{seq:08}");
+        let card = u32::try_from(seq).unwrap();
+        let mut r = SettlementRecord {
+            hospital: 0,
+            card,
+            hsid: hsid.clone(),
+            body: Bytes::new(),
+            answer: Some(answer(&hsid, &cards.card_id(card))),
+            state,
+            reversed_at: None,
+            insurance_ref: RefSent::Own,
+            operator: Some(1),
+            reversal_operator: None,
+        };
+        if state == RecordState::Reversed {
+            r.reversed_at = Some("2026-11-30T10:05:00.000+08:00".into());
+            r.reversal_operator = Some(2);
+        }
+        r
+    }
+
+    /// The event the gateway should have written for a record (settled, or reversed).
+    fn event(r: &SettlementRecord, kind: &str, n: u64) -> String {
+        let a = r.answer.as_ref().unwrap();
+        let mut data = serde_json::to_value(a).unwrap();
+        data["hospital_id"] = json!("H0001");
+        data["insurance_settlement_ref"] = json!(format!("IR.{}", r.hsid));
+        data["operator"] = serde_json::to_value(operator(0, 1)).unwrap();
+        data.as_object_mut().unwrap().remove("reversed_at");
+        let mut at = a.settled_at.clone().unwrap();
+        if kind == REVERSED {
+            data["status"] = json!("reversed");
+            data["reversed_at"] = json!(r.reversed_at);
+            data["reason"] = json!(REVERSAL_REASON);
+            data["reversed_by"] = serde_json::to_value(r.reversal_operator.map(|n| operator(0, n))).unwrap();
+            at = r.reversed_at.clone().unwrap();
+        }
+        json!({"cursor": format!("c1.1.{n}"), "event_id": format!("ev1.1.{n}"), "type": kind, "at": at, "data": data})
+            .to_string()
+    }
+
+    fn check<'c>(checks: &'c [Check], name: &str) -> &'c Check {
+        checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}"))
+    }
+
+    #[test]
+    fn a_clean_stream_passes_and_every_fault_is_named() {
+        let s = smoke();
+        let cards = CardBook::new(&s, RUN);
+        let records = vec![
+            record(&cards, 0, RecordState::Settled),
+            record(&cards, 1, RecordState::Reversed),
+            record(&cards, 2, RecordState::NotApplied),
+        ];
+        let cancels = vec![CancelRecord {
+            hospital: 0,
+            card: 9,
+            hsid: format!("{RUN}-0-00000003"),
+            state: CancelState::Cancelled,
+            operator: None,
+        }];
+        let refused = [4u64];
+        let cancel_event = json!({"cursor": "c1.1.9", "event_id": "ev1.1.9", "type": CANCELLED,
+            "at": "2026-11-30T10:06:00.000+08:00",
+            "data": {"status": "reversed_before_settled", "card_id": cards.card_id(9),
+                     "hospital_settlement_id": format!("{RUN}-0-00000003"), "reversed_at": "2026-11-30T10:06:00.000+08:00",
+                     "hospital_id": "H0001", "reason": CANCEL_REASON, "reversed_by": null}})
+        .to_string();
+        let foreign = json!({"cursor": "c1.1.10", "event_id": "ev1.1.10", "type": SETTLED, "at": "x",
+                             "data": {"hospital_settlement_id": "other-run-1"}})
+        .to_string();
+        let import = json!({"cursor": "c1.1.11", "event_id": "ev1.1.11", "type": "cardholder.import", "at": "x",
+                            "data": {"imported": 5}})
+        .to_string();
+        let good = [
+            event(&records[0], SETTLED, 1),
+            event(&records[1], SETTLED, 2),
+            event(&records[1], REVERSED, 3),
+            cancel_event,
+            foreign,
+            import,
+        ];
+        let run = |lines: &[String]| {
+            let mut m = Matcher::new(RUN, vec!["H0001".into()], &cards, &records, &cancels, &refused, 5);
+            let body = lines.join("\n");
+            let last = lines.last().map(|l| cursor_of(l.as_bytes()).unwrap());
+            let next = m.page("c1.0.0", last.as_deref(), body.as_bytes());
+            assert_eq!(next, last);
+            assert_eq!(m.page(last.as_deref().unwrap(), last.as_deref(), b""), None);
+            m.finish()
+        };
+        let (checks, summary) = run(&good);
+        assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
+        assert_eq!(check(&checks, "settled_events_match_answers").checked, 2);
+        assert_eq!(check(&checks, "no_event_without_an_acknowledged_change").checked, 2, "refused + not applied");
+        assert_eq!(summary.events, 6);
+        assert_eq!(summary.others, 2);
+        assert_eq!(summary.of_the_run[SETTLED], 2);
+
+        // one fen off in an event's payments
+        let mut bad = good.clone();
+        bad[0] = bad[0].replace("\"paid_fen\":3000", "\"paid_fen\":3001");
+        let (checks, _) = run(&bad);
+        let c = check(&checks, "settled_events_match_answers");
+        assert!(!c.passed && c.examples[0].contains("payments"), "{c:?}");
+        // a lost reversal event, a doubled settlement event
+        let (checks, _) = run(&[good[0].clone(), good[0].replace("ev1.1.1", "ev1.1.7"), good[1].clone()]);
+        assert!(!check(&checks, "settled_events_match_answers").passed);
+        assert!(!check(&checks, "reversed_events_match_reversals").passed);
+        assert!(!check(&checks, "cancel_events_match_cancels").passed);
+        // an event for the refused request and for the one never applied; an id twice
+        let ghost = event(&records[0], SETTLED, 5).replace("-0-00000000", "-0-00000004");
+        let not_applied = event(&records[2], SETTLED, 6);
+        let (checks, _) = run(&[good.to_vec(), vec![ghost, not_applied, good[5].clone()]].concat());
+        let stray = check(&checks, "no_event_without_an_acknowledged_change");
+        assert_eq!(stray.failed, 2, "{stray:?}");
+        assert!(!check(&checks, "event_ids_unique").passed);
+        // the operator of the reversal missing (reversed_by must then be null, and is present here)
+        let (checks, _) = run(&[good[0].clone(), good[1].clone(), good[2].replace("\"cashier-000-0002\"", "\"x\"")]);
+        let c = check(&checks, "reversed_events_match_reversals");
+        assert!(!c.passed && c.examples[0].contains("reversed_by"), "{c:?}");
+    }
+
+    #[test]
+    fn paging_follows_next_cursor() {
+        let s = smoke();
+        let cards = CardBook::new(&s, RUN);
+        let mut m = Matcher::new(RUN, vec!["H0001".into()], &cards, &[], &[], &[], 0);
+        assert_eq!(m.page("c1.5.0", Some("c1.5.0"), b""), None);
+        let (checks, _) = m.finish();
+        assert!(check(&checks, "event_stream_paging").passed);
+        let mut m = Matcher::new(RUN, vec!["H0001".into()], &cards, &[], &[], &[], 0);
+        assert_eq!(m.page("c1.5.0", Some("c1.0.0"), b""), None, "nothing new must give back `after`");
+        let (checks, _) = m.finish();
+        assert!(!check(&checks, "event_stream_paging").passed);
+        assert_eq!(query_value("c1.5.0"), "c1.5.0");
+        assert_eq!(query_value("a b&c"), "a%20b%26c");
+    }
+}
