@@ -316,6 +316,9 @@ async fn a_cards_history_office_and_hospital_views() {
         .collect();
     assert_eq!(ids, ["hist-2", "hist-0"], "only the calling hospital's");
     assert!(own.body["settlements"][0].get("hospital_id").is_none());
+    // a percent-encoded path names the same card (`%31` is `1`)
+    let encoded = admin.get("/admin/v1/cardholders/C%31/settlements").await;
+    assert_eq!((encoded.status, &encoded.body), (200, &office.body), "C%31 is C1");
     let other_year = admin.get(&format!("/admin/v1/cardholders/C1/settlements?year={}", this_year() - 1)).await;
     assert_eq!(other_year.body["settlements"], json!([]));
     assert_problem(&admin.get("/admin/v1/cardholders/C404/settlements").await, 404, "card_not_found", "unknown");

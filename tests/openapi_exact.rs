@@ -443,6 +443,7 @@ async fn refs_operators_and_event_cursors_are_checked_as_documented() {
     let cursors = [
         "c1.0.0".to_string(),
         "c1.1795918502127.0".to_string(),
+        format!("c1.{}.{nineteen}", "9".repeat(14)),
         format!("c1.{nineteen}.{nineteen}"),
         String::new(),
         "c1.".into(),

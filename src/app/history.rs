@@ -48,9 +48,9 @@ impl App {
         };
         let limit = match limit {
             None => DEFAULT_EVENTS_PAGE,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
+            Some(raw) => Some(raw)
+                .filter(|r| !r.is_empty() && r.len() <= 5 && r.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|r| r.parse::<usize>().ok())
                 .filter(|n| (1..=MAX_EVENTS_PAGE).contains(n))
                 .ok_or_else(|| ApiError::invalid("limit", format!("must be an integer in 1..={MAX_EVENTS_PAGE}")))?,
         };

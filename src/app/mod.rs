@@ -83,12 +83,7 @@ impl App {
     fn stamp(&self) -> Stamp {
         let now = self.now();
         let day = now.date_naive();
-        Stamp {
-            at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            day_text: day.to_string(),
-            day,
-            unix_ms: now.timestamp_millis(),
-        }
+        Stamp { at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false), day_text: day.to_string(), day }
     }
 
     // ---- hospital operations ------------------------------------------------------------------------------
@@ -104,7 +99,6 @@ impl App {
             hospital_settlement_id: &req.hospital_settlement_id,
             settled_at: &stamp.at,
             settled_day: &stamp.day_text,
-            settled_ms: stamp.unix_ms,
         };
         match self.run_settle(mode, req.bill(), req.operator.as_ref()).await? {
             SettleOutcome::Split { settlement, .. } => {
@@ -375,8 +369,6 @@ pub(crate) struct Stamp {
     /// The local day, `YYYY-MM-DD`: the reconciliation day.
     day_text: String,
     day: NaiveDate,
-    /// Unix milliseconds: the card history's order.
-    unix_ms: i64,
 }
 
 pub(crate) fn check_ids(card_id: &str, hsid: Option<&str>) -> ApiResult<()> {

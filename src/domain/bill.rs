@@ -51,7 +51,8 @@ pub struct Insurance {
 pub struct Operator {
     /// 1-64 chars of `A-Za-z0-9._:-` (the hospital's own staff id).
     pub id: String,
-    /// At most [`MAX_OPERATOR_NAME_CHARS`] characters, no control characters; optional.
+    /// 1 to [`MAX_OPERATOR_NAME_CHARS`] characters, no control characters; optional (leave it out rather than
+    /// send "", which is refused: the record keeps no empty values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -67,10 +68,11 @@ impl Operator {
             errors.push(FieldError::new(format!("{at}.id"), "must be 1-64 chars of A-Za-z0-9._:-"));
         }
         if let Some(name) = &self.name {
-            if name.chars().count() > MAX_OPERATOR_NAME_CHARS || name.chars().any(char::is_control) {
+            let chars = name.chars().count();
+            if chars == 0 || chars > MAX_OPERATOR_NAME_CHARS || name.chars().any(char::is_control) {
                 errors.push(FieldError::new(
                     format!("{at}.name"),
-                    format!("must be at most {MAX_OPERATOR_NAME_CHARS} characters, none of them control characters"),
+                    format!("must be 1-{MAX_OPERATOR_NAME_CHARS} characters, none of them control characters"),
                 ));
             }
         }

@@ -129,7 +129,7 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
             return (None, Err(ApiError::RateLimited { retry_after_s }));
         }
     }
-    let path = req.uri().path().to_string();
+    let path = decoded_path(req.uri().path());
     let own = match who.kind() {
         CallerKind::Hospital => Some(Role::Hospital),
         CallerKind::Admin => Some(Role::Admin),
@@ -181,6 +181,16 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
     (Some(route), result)
 }
 
+/// The path with its percent-escapes decoded (`/admin/v1/cardholders/a%3Ab` names the card `a:b`), so that a
+/// client's encoding of a valid id does not change what it names. Not UTF-8 once decoded: kept as sent (its ids
+/// then fail validation or match no route).
+fn decoded_path(raw: &str) -> String {
+    if !raw.contains('%') {
+        return raw.to_string();
+    }
+    percent_encoding::percent_decode_str(raw).decode_utf8().map_or_else(|_| raw.to_string(), |p| p.into_owned())
+}
+
 /// One route's handler: parse, call the `App` operation, render. `hospital_id` is "" for the relief office.
 async fn serve(
     ctx: &Ctx,
@@ -215,14 +225,12 @@ async fn serve(
         }
         Route::GetSettlement => ok(wire::settlement(&app.get_settlement(hospital_id, params.get(0)).await?)),
         Route::FindSettlement => {
-            let card_id = q.required("card_id")?;
+            let (card_id, year) = (q.required("card_id")?, q.year()?);
             match q.get("hospital_settlement_id") {
                 Some(hsid) => ok(wire::settlement(&app.find_settlement(hospital_id, card_id, hsid).await?)),
                 None => {
                     let max = ctx.limits.max_history_items;
-                    ok(events::hospital_history(
-                        &app.hospital_card_history(hospital_id, card_id, q.year()?, max).await?,
-                    ))
+                    ok(events::hospital_history(&app.hospital_card_history(hospital_id, card_id, year, max).await?))
                 }
             }
         }

@@ -17,6 +17,10 @@ use crate::domain::settlement::{Settlement, Tombstone};
 /// Most events one read returns (API.md: `limit` is 1..=10000).
 pub const MAX_EVENTS_PAGE: usize = 10_000;
 
+/// The largest time a cursor may name, Unix ms (14 digits: the year 5138). Redis refuses a range that starts past
+/// its largest id, and no entry id beyond this can have been handed out.
+const MAX_CURSOR_MS: u64 = 99_999_999_999_999;
+
 /// A position in the stream: the entry id `<ms>-<seq>`. `StreamPos::START` is before every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamPos {
@@ -45,11 +49,12 @@ impl StreamPos {
         format!("c1.{}.{}", self.ms, self.seq)
     }
 
-    /// A cursor read back; `None` for anything this build did not hand out.
+    /// A cursor read back; `None` for anything this build did not hand out (a time past [`MAX_CURSOR_MS`]
+    /// included).
     pub fn from_cursor(cursor: &str) -> Option<StreamPos> {
         let rest = cursor.strip_prefix("c1.")?;
         let (ms, seq) = rest.split_once('.')?;
-        StreamPos::parse(&format!("{ms}-{seq}"))
+        StreamPos::parse(&format!("{ms}-{seq}")).filter(|p| p.ms <= MAX_CURSOR_MS && p.seq < u64::MAX)
     }
 
     /// The event's id: `ev1.<ms>.<seq>`; it never repeats because stream ids never do.
@@ -128,6 +133,21 @@ fn parse_entry(id: &str, fields: &[String]) -> StoreResult<Event> {
     let at = map.remove("at").ok_or_else(|| corrupt("no time".into()))?;
     let body = if let Some(data) = map.remove("data") {
         EventBody::Data(data)
+    } else if !map.contains_key("kind") {
+        // a settlement event of the scripts' fixed field set: a record, less what the type and time say
+        let (status, time_field) = match event_type.as_str() {
+            "settlement.settled" => ("settled", "settled_at"),
+            "settlement.reversed" => ("reversed", "reversed_at"),
+            other => return Err(corrupt(format!("entry of type {other:?} without data"))),
+        };
+        map.retain(|_, v| !v.is_empty());
+        map.insert("kind".into(), "settlement".into());
+        map.insert("status".into(), status.into());
+        map.insert(time_field.into(), at.clone());
+        if status == "reversed" {
+            map.entry("reason".into()).or_default();
+        }
+        EventBody::Settlement(Box::new(parse_settlement(&map).map_err(corrupt)?))
     } else {
         match map.get("kind").map(String::as_str) {
             Some("settlement") => EventBody::Settlement(Box::new(parse_settlement(&map).map_err(corrupt)?)),

@@ -1,5 +1,5 @@
-//! A card's history: the settle script indexes each settlement in `keys::history` (the card's slot, per visit
-//! year, scored by settled-at ms), and these reads list them newest first with their records, in one pipeline.
+//! A card's history: the settle script appends each settlement to `keys::history` (the card's slot, per visit
+//! year, in the order applied), and these reads list them newest first with their records, in one pipeline.
 
 use std::collections::HashMap;
 
@@ -25,11 +25,9 @@ impl Store {
         let key = keys::history(card_id, year);
         // the whole year's index (a card has a few settlements a week at most): a hospital's own are filtered
         // from it, so the other hospitals' entries only cost their member names
-        let members: Vec<String> = self
-            .call(OP, false, async move {
-                redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("REV").query_async(&mut conn).await
-            })
-            .await?;
+        let mut members: Vec<String> =
+            self.call(OP, false, async move { redis::AsyncCommands::lrange(&mut conn, key, 0, -1).await }).await?;
+        members.reverse();
         let prefix = hospital.map(|h| format!("{h}/"));
         let picked: Vec<&String> =
             members.iter().filter(|m| prefix.as_ref().is_none_or(|p| m.starts_with(p.as_str()))).take(max).collect();

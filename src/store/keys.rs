@@ -41,8 +41,9 @@ pub fn claim(hospital_id: &str, hsid: &str) -> String {
     format!("sg:claim:{{{hospital_id}/{hsid}}}")
 }
 
-/// A card's settlements of one (visit) year, newest last: sorted set, score = settled-at in Unix ms, member
-/// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, written by the settle script.
+/// A card's settlements of one (visit) year, in the order Redis applied them (newest last): a list of
+/// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, appended by the settle script (an
+/// `RPUSH` costs less than a sorted-set insert, and the order applied is the true order of one card).
 pub fn history(card_id: &str, year: i32) -> String {
     format!("sg:{{{card_id}}}:hist:{year}")
 }

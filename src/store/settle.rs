@@ -26,8 +26,6 @@ pub enum SettleMode<'a> {
         settled_at: &'a str,
         /// The local day it counts on for reconciliation (`YYYY-MM-DD`).
         settled_day: &'a str,
-        /// `settled_at` as Unix milliseconds: the card history's order.
-        settled_ms: i64,
     },
     /// Compute what a settlement would be now; write nothing.
     Quote,
@@ -138,15 +136,10 @@ impl Store {
         if let Some(r) = insurance_ref {
             inv.key(keys::insurance_ref(r));
         }
-        let settled_ms = match call.mode {
-            SettleMode::Settle { settled_ms, .. } => settled_ms.to_string(),
-            SettleMode::Quote => String::new(),
-        };
         let operator_name = call.operator.and_then(|o| o.name.as_deref());
         inv.arg(insurance_ref.unwrap_or(""))
             .arg(call.operator.map_or("", |o| o.id.as_str()))
-            .arg(operator_name.unwrap_or(""))
-            .arg(settled_ms);
+            .arg(operator_name.unwrap_or(""));
         inv.arg(specs.len()).arg(specs);
         let mut conn = self.conn(op)?;
         let writes = matches!(call.mode, SettleMode::Settle { .. });

@@ -59,5 +59,12 @@ redis.call('RPUSH', KEYS[5], table.concat({'R', REVERSED_AT, field(rec, 'settlem
   field(rec, 'total_fen'), field(rec, 'insurance_fen'), field(rec, 'relief_fen'), field(rec, 'patient_fen'), lines,
   field(rec, 'category'), field(rec, 'street') or '', field(rec, 'community') or '', ref, OPERATOR_ID}, '|'))
 local after = redis.call('HGETALL', KEYS[1])
-redis.call('XADD', KEYS[7], '*', 'type', 'settlement.reversed', 'at', REVERSED_AT, unpack(after))
+-- the event: the reversed settlement's fields under one fixed set of names (as settle.lua's), "" when absent
+local function f(name) return field(after, name) or '' end
+redis.call('XADD', KEYS[7], '*', 'type', 'settlement.reversed', 'at', REVERSED_AT, 'req', f('req'),
+  'category', f('category'), 'ruleset_version', f('ruleset_version'), 'insurance_fen', f('insurance_fen'),
+  'relief_fen', f('relief_fen'), 'patient_fen', f('patient_fen'), 'payments', lines, 'hospital', HOSPITAL,
+  'hsid', HSID, 'settlement_id', f('settlement_id'), 'operator_id', f('operator_id'),
+  'operator_name', f('operator_name'), 'settled_at', f('settled_at'), 'reason', REASON,
+  'reversed_by_id', OPERATOR_ID, 'reversed_by_name', OPERATOR_NAME)
 return {'reversed', unpack(after)}

@@ -14,7 +14,7 @@
 -- KEYS[6] sg:recon:<day>:<hospital>:events   list: one line per settlement / reversal (the day's totals are their sum)
 -- KEYS[7] sg:recon:<day>:hospitals           set: hospitals with events that day
 -- KEYS[8] sg:events                           stream: one entry per acknowledged change (src/store/keys.rs EVENTS)
--- KEYS[9] sg:{card}:hist:<year>               sorted set: the card's settlements of the year, by settled-at ms
+-- KEYS[9] sg:{card}:hist:<year>               list: the card's settlements of the year, in the order applied
 -- both modes, last, only when the request carries insurance.settlement_ref:
 -- KEYS[#KEYS] sg:ref:{<ref>}                  string "<card>|<hospital>|<hsid>": the settlement holding the ref
 --
@@ -23,11 +23,11 @@ local MODE, CARD_ID, REQUEST, VISIT_DATE, YEAR = ARGV[1], ARGV[2], ARGV[3], ARGV
 local RESIDUAL = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])} -- the four buckets
 local TOTAL_FEN, RULESET_VERSION = tonumber(ARGV[10]), ARGV[11]            -- version "0" = none in force
 local HOSPITAL, HSID, SETTLED_AT, SETTLED_DAY, SETTLEMENT_ID = ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16]
-local INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME, SETTLED_MS = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
-local PROGRAM_COUNT = tonumber(ARGV[21]) -- then ARGV[22..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
-local SPECS_FROM = 21
--- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID and SETTLED_MS are
--- empty for a quote; INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME are "" when the request has none.
+local INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME = ARGV[17], ARGV[18], ARGV[19]
+local PROGRAM_COUNT = tonumber(ARGV[20]) -- then ARGV[21..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
+local SPECS_FROM = 20
+-- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID are empty for a
+-- quote; INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME are "" when the request has none.
 -- Reply: {"settled"|"quote", before, card tags, category, insurance, relief, patient, payments} or a refusal, or
 --        {"replay", <the record as field, value, ...>}.
 local settle = MODE == 'settle'
@@ -208,6 +208,11 @@ if REF_KEY then redis.call('SET', REF_KEY, holder) end
 redis.call('SADD', KEYS[7], HOSPITAL)
 redis.call('RPUSH', KEYS[6], table.concat({'S', SETTLED_AT, SETTLEMENT_ID, HSID, CARD_ID, fmt(TOTAL_FEN), fmt(insurance),
   fmt(relief), fmt(patient), payments, category, street, community, INSURANCE_REF, OPERATOR_ID}, '|'))
-redis.call('ZADD', KEYS[9], SETTLED_MS, HOSPITAL .. '/' .. HSID)
-redis.call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT, unpack(rec))
+redis.call('RPUSH', KEYS[9], HOSPITAL .. '/' .. HSID)
+-- The event: what its data needs, under the same field names in every settled event (Redis then keeps the names
+-- once per stream node, not per entry: about half the cost of the whole record). Absent values are "".
+redis.call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT, 'req', REQUEST, 'category', category,
+  'ruleset_version', RULESET_VERSION, 'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief),
+  'patient_fen', fmt(patient), 'payments', payments, 'hospital', HOSPITAL, 'hsid', HSID,
+  'settlement_id', SETTLEMENT_ID, 'operator_id', OPERATOR_ID, 'operator_name', OPERATOR_NAME)
 return result
