@@ -85,6 +85,11 @@ async fn export_is_byte_identical_and_matches_reconciliation() {
         assert!(String::from_utf8_lossy(&run.stderr).contains("not over yet"), "today is flagged as open");
     }
     let closed_file = format!("settlements-{closed}.jsonl");
+    let sha = |dir: &Path| {
+        let d = ring::digest::digest(&ring::digest::SHA256, &read(dir, &closed_file));
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    eprintln!("{closed_file}: sha256 run 1 {} run 2 {}", sha(&a), sha(&b));
     assert_eq!(read(&a, &closed_file), read(&b, &closed_file), "a closed day is byte-identical");
     assert_eq!(read(&a, "manifest.json"), read(&b, "manifest.json"));
     let manifest: Value = serde_json::from_slice(&read(&a, "manifest.json")).unwrap();
