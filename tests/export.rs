@@ -57,7 +57,13 @@ async fn export_is_byte_identical_and_matches_reconciliation() {
     let stack = Stack::start("");
     let (gw, redis) = (&stack.gw, &stack.redis);
     let admin = gw.client(ADMIN);
-    seed(&admin, &[worked_ruleset()], &[cardholder("C1", "dibao"), cardholder("C2", "dibao")]).await;
+    let mut c1 = cardholder("C1", "dibao");
+    c1["street"] = json!("长安街道");
+    c1["community"] = json!("西城社区");
+    seed(&admin, &[worked_ruleset()], &[c1, cardholder("C2", "dibao")]).await;
+    let got = admin.get("/admin/v1/cardholders/C1").await;
+    assert_eq!((got.body["street"].as_str(), got.body["community"].as_str()), (Some("长安街道"), Some("西城社区")));
+    assert_eq!(admin.get("/admin/v1/cardholders/C2").await.body.get("street"), None, "absent stays absent");
     for (i, h) in ["H0001", "H0002", "H0001", "H0002"].iter().enumerate() {
         let mut bill = outpatient_bill(&format!("e-{i}"), if i % 2 == 0 { "C1" } else { "C2" }, 10_000, 500);
         bill["insurance"] = json!({"settlement_ref": format!("SETL-T{i}")});
@@ -123,6 +129,22 @@ async fn export_is_byte_identical_and_matches_reconciliation() {
     assert_eq!(reversed["insurance_settlement_ref"], "SETL-T0");
     assert!(reversed["relief_fen"].as_i64().unwrap() < 0);
     assert_eq!(lines.iter().filter(|l| l["category"] == "dibao").count(), 5);
+    // C1's street and community are recorded with its settlements (and its reversal); C2 has none
+    for l in &lines {
+        let (street, community) = if l["card_id"] == "C1" {
+            (json!("长安街道"), json!("西城社区"))
+        } else {
+            (Value::Null, Value::Null)
+        };
+        assert_eq!((&l["street"], &l["community"]), (&street, &community), "{l}");
+    }
+    // a PUT without them clears them
+    let r = admin.put("/admin/v1/cardholders/C1", &cardholder("C1", "dibao")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(admin.get("/admin/v1/cardholders/C1").await.body.get("street"), None);
+    let mut bad = cardholder("C1", "dibao");
+    bad["street"] = json!("a;b");
+    assert_invalid(&admin.put("/admin/v1/cardholders/C1", &bad).await, "street", "a ; in a street");
 
     // CSV: a header row, then one row per line
     let c = dirs.path().join("c");

@@ -80,6 +80,8 @@ fn check_text(kind: u8, text: &str) {
                 valid_until: NaiveDate::MAX,
                 status: CardStatus::Active,
                 tags: tags.clone(),
+                street: None,
+                community: None,
             };
             let fields = as_map(card_fields(&c));
             assert_eq!(parse_tags(&fields["tags"]), tags, "tags {text:?}");
@@ -166,6 +168,8 @@ fn cardholder(u: &mut Unstructured<'_>) -> R<Cardholder> {
         valid_until: a.max(b),
         status: *u.choose(&[CardStatus::Active, CardStatus::Suspended])?,
         tags: (0..n).map(|_| label(u)).collect::<R<_>>()?,
+        street: if u.arbitrary()? { Some(label(u)?) } else { None },
+        community: if u.arbitrary()? { Some(label(u)?) } else { None },
     })
 }
 

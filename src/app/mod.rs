@@ -426,6 +426,8 @@ pub fn cross_check(c: &CompiledRuleset, bill: &Bill<'_>, s: &Settlement, reads: 
         valid_until: NaiveDate::MAX,
         status: CardStatus::Active,
         tags: reads.card_tags.clone(),
+        street: None,
+        community: None,
     };
     let usage = |p: &crate::domain::rules::Program| -> ProgramUsage {
         reads.programs.iter().find(|r| r.program == p.id).map(|r| r.usage).unwrap_or_default()

@@ -45,6 +45,13 @@ pub struct Cardholder {
     pub status: CardStatus,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The district's street office (街道) the card belongs to: a free label; recorded with each settlement, for the
+    /// street offices' access and for reports. Does not change the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    /// The community (社区) within the street: a free label, like `street`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<String>,
 }
 
 /// Why a known card cannot be served on a visit date (API.md `reason`).
@@ -98,6 +105,11 @@ impl Cardholder {
         if self.tags.len() > MAX_TAGS {
             errors.push(FieldError::new("tags", format!("at most {MAX_TAGS} tags")));
         }
+        for (field, value) in [("street", &self.street), ("community", &self.community)] {
+            if value.as_deref().is_some_and(|v| !is_valid_label(v)) {
+                errors.push(FieldError::new(field, "must be 1-64 visible chars, none of , ; = | { }"));
+            }
+        }
         for (i, tag) in self.tags.iter().enumerate() {
             if !is_valid_label(tag) {
                 errors.push(FieldError::new(format!("tags[{i}]"), "must be 1-64 visible chars, none of , ; = | { }"));
@@ -119,6 +131,8 @@ mod tests {
             valid_until: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
             status,
             tags: vec![],
+            street: None,
+            community: None,
         }
     }
 

@@ -30,7 +30,9 @@ pub fn pairs(flat: &[String]) -> HashMap<String, String> {
 
 /// The fields of a cardholder's hash. Tags are stored as `",a,b,"` so the settle script finds a tag with one plain
 /// search for `",tag,"`.
-pub fn card_fields(c: &Cardholder) -> [(&'static str, String); 6] {
+/// The card's hash fields. `street` and `community` are always written ("" when absent), so a PUT without them
+/// clears what an earlier one set; the settle script copies them into the settlement record and its day line.
+pub fn card_fields(c: &Cardholder) -> [(&'static str, String); 8] {
     [
         ("card_id", c.card_id.clone()),
         ("category", c.category.clone()),
@@ -38,6 +40,8 @@ pub fn card_fields(c: &Cardholder) -> [(&'static str, String); 6] {
         ("valid_from", c.valid_from.to_string()),
         ("valid_until", c.valid_until.to_string()),
         ("tags", format!(",{},", c.tags.join(","))),
+        ("street", c.street.clone().unwrap_or_default()),
+        ("community", c.community.clone().unwrap_or_default()),
     ]
 }
 
@@ -59,6 +63,8 @@ pub fn parse_card(fields: &HashMap<String, String>) -> Result<Option<Cardholder>
             other => return Err(format!("card status {other:?}")),
         },
         tags: parse_tags(get("tags")?),
+        street: fields.get("street").filter(|s| !s.is_empty()).cloned(),
+        community: fields.get("community").filter(|s| !s.is_empty()).cloned(),
     }))
 }
 
@@ -537,6 +543,8 @@ mod tests {
             valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
             status: CardStatus::Suspended,
             tags: vec!["elderly_80".into(), "disabled".into()],
+            street: Some("街道-1".into()),
+            community: None,
         };
         let fields: HashMap<String, String> = card_fields(&c).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         assert_eq!(parse_card(&fields), Ok(Some(c)));

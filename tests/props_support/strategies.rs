@@ -177,6 +177,8 @@ pub fn card() -> impl Strategy<Value = Cardholder> {
             valid_until,
             status: if suspended { CardStatus::Suspended } else { CardStatus::Active },
             tags: tags.into_iter().map(String::from).collect(),
+            street: None,
+            community: None,
         })
 }
 
