@@ -132,7 +132,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let version = store.publish_ruleset(&ruleset, &now.to_rfc3339()).await.map_err(|e| e.to_string())?;
     println!("demo: published {} as ruleset version {version}", opts.rules.display());
     let cards = read_cardholders(&opts.cardholders)?;
-    store.put_cardholders(&cards).await.map_err(|e| e.to_string())?;
+    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    store
+        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at })
+        .await
+        .map_err(|e| e.to_string())?;
     println!("demo: imported {} cardholders from {}", cards.len(), opts.cardholders.display());
 
     let today = now.date_naive();

@@ -203,7 +203,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let cards = settlegate::demo::read_cardholders(&file)?;
             let (_, store) = settlegate::gateway::open_store(&config).await?;
             for chunk in cards.chunks(500) {
-                store.put_cardholders(chunk).await.map_err(|e| e.to_string())?;
+                let at = chrono::Utc::now()
+                    .with_timezone(&config.tz())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+                let event = settlegate::store::CardholderEvent::Import { at: &at };
+                store.put_cardholders(chunk, &event).await.map_err(|e| e.to_string())?;
             }
             println!("imported {} cardholders", cards.len());
             Ok(())

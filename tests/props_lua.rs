@@ -30,6 +30,10 @@ use props_support::recorder::{recorder, MISMATCH};
 use props_support::scenario::{scenario, Op, Scenario, HOSPITALS};
 use props_support::strategies::{big_bill, normal_bill, BillDraft, ANY, BIG};
 
+/// How these tests store cards: as the office's import would (its event included).
+const IMPORT: settlegate::store::CardholderEvent<'static> =
+    settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" };
+
 fn code(e: &ApiError) -> &'static str {
     e.code()
 }
@@ -68,7 +72,7 @@ impl Live {
             .enumerate()
             .map(|(i, c)| Cardholder { card_id: format!("k{case}-C{i}"), ..c.clone() })
             .collect();
-        app.store.put_cardholders(&cards).await.expect("put cards");
+        app.store.put_cardholders(&cards, &IMPORT).await.expect("put cards");
         let card_id = |c: Option<usize>| match c {
             Some(i) => cards[i % cards.len()].card_id.clone(),
             None => format!("k{case}-C404"),
@@ -139,7 +143,7 @@ impl Live {
                 }
                 Op::UpdateCard { card, holder } => {
                     let holder = Cardholder { card_id: cards[card % cards.len()].card_id.clone(), ..holder.clone() };
-                    app.store.put_cardholders(std::slice::from_ref(&holder)).await.expect("put card");
+                    app.store.put_cardholders(std::slice::from_ref(&holder), &IMPORT).await.expect("put card");
                     m.cards.insert(holder.card_id.clone(), holder);
                 }
                 Op::Eligibility { card, bill } => {

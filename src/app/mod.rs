@@ -288,7 +288,10 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        self.store.put_cardholders(std::slice::from_ref(&card)).await?;
+        let at = self.stamp().at;
+        self.store
+            .put_cardholders(std::slice::from_ref(&card), &crate::store::CardholderEvent::Put { at: &at })
+            .await?;
         tracing::info!(card = %mask_card(card_id), status = card.status.as_str(), "cardholder stored");
         Ok(card)
     }

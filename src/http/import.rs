@@ -140,7 +140,8 @@ impl Batcher {
     }
 
     async fn flush(&mut self, ctx: &Ctx) -> Result<(), ApiError> {
-        ctx.app.store.put_cardholders(&self.batch).await?;
+        let at = ctx.app.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        ctx.app.store.put_cardholders(&self.batch, &crate::store::CardholderEvent::Import { at: &at }).await?;
         self.imported += self.batch.len() as u64;
         self.batch.clear();
         Ok(())

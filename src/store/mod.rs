@@ -47,7 +47,7 @@ use ids::IdCodec;
 use keys::SettlementRef;
 use link::Link;
 pub use recon::{DayTotals, EVENTS_PAGE};
-pub use registry::ProgramYearUsage;
+pub use registry::{CardholderEvent, ProgramYearUsage};
 pub use reverse::{ReverseCall, ReverseOutcome};
 pub use settle::{RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome};
 
@@ -75,9 +75,12 @@ impl Store {
             link,
             settle_script: Script::new(include_str!("scripts/settle.lua")),
             reverse_script: Script::new(include_str!("scripts/reverse.lua")),
+            // KEYS[1] sg:rulesets, KEYS[2] sg:events; ARGV[1] the ruleset JSON with version 0, ARGV[2] when
             publish_script: Script::new(
                 "local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)\n\
-                 redis.call('HSET', KEYS[1], v, (string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)))\n\
+                 local json = string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)\n\
+                 redis.call('HSET', KEYS[1], v, json)\n\
+                 redis.call('XADD', KEYS[2], '*', 'type', 'ruleset.published', 'at', ARGV[2], 'data', json)\n\
                  return v",
             ),
             clearing_script: Script::new(include_str!("scripts/clearing.lua")),

@@ -24,19 +24,51 @@ pub struct ProgramYearUsage {
     pub deductible_met_fen: i64,
 }
 
+/// Which office write a [`Store::put_cardholders`] batch is, for its event.
+#[derive(Debug, Clone, Copy)]
+pub enum CardholderEvent<'a> {
+    /// `PUT /admin/v1/cardholders/{card_id}`: one card, evented whole. `at`: RFC 3339, local time.
+    Put { at: &'a str },
+    /// A batch of an import (HTTP or `settlegate cardholders import`), evented with its count.
+    Import { at: &'a str },
+}
+
 impl Store {
     /// Stores cardholders (create or replace), all or none.
-    pub async fn put_cardholders(&self, cards: &[Cardholder]) -> StoreResult<()> {
+    /// Stores a batch of cardholders and its event (`cardholder.put` for one card, with the card as data, or
+    /// `cardholder.import` with the batch's count) in one MULTI/EXEC: the batch and its event are stored whole or
+    /// not at all, so "unavailable" really means nothing changed.
+    pub async fn put_cardholders(&self, cards: &[Cardholder], event: &CardholderEvent<'_>) -> StoreResult<()> {
         if cards.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn("put_cardholders")?;
-        // MULTI/EXEC: a batch is stored whole or not at all, so "unavailable" really means nothing changed
         let mut pipe = redis::pipe();
         pipe.atomic();
         for c in cards {
             pipe.hset_multiple(keys::card(&c.card_id), &card_fields(c)).ignore();
         }
+        let (kind, data) = match event {
+            CardholderEvent::Put { .. } => {
+                ("cardholder.put", serde_json::to_string(&cards[0]).expect("a cardholder serialises"))
+            }
+            CardholderEvent::Import { .. } => {
+                ("cardholder.import", serde_json::json!({"cards": cards.len()}).to_string())
+            }
+        };
+        let at = match event {
+            CardholderEvent::Put { at } | CardholderEvent::Import { at } => *at,
+        };
+        pipe.cmd("XADD")
+            .arg(keys::EVENTS)
+            .arg("*")
+            .arg("type")
+            .arg(kind)
+            .arg("at")
+            .arg(at)
+            .arg("data")
+            .arg(data)
+            .ignore();
         self.call("put_cardholders", true, async move { pipe.query_async::<()>(&mut conn).await }).await
     }
 
@@ -134,11 +166,9 @@ impl Store {
         debug_assert!(json.starts_with("{\"version\":0,"));
         let mut conn = self.conn("publish_ruleset")?;
         let script = &self.publish_script;
-        self.call(
-            "publish_ruleset",
-            true,
-            async move { script.key(keys::RULESETS).arg(json).invoke_async(&mut conn).await },
-        )
+        self.call("publish_ruleset", true, async move {
+            script.key(keys::RULESETS).key(keys::EVENTS).arg(json).arg(published_at).invoke_async(&mut conn).await
+        })
         .await
     }
 

@@ -46,6 +46,9 @@ pub async fn publish_input(app: &App, input: &RulesetInput) -> Ruleset {
 /// Stores cardholders, 100 a call.
 pub async fn put_cards(app: &App, cards: &[Cardholder]) {
     for chunk in cards.chunks(100) {
-        app.store.put_cardholders(chunk).await.expect("put cardholders");
+        app.store
+            .put_cardholders(chunk, &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" })
+            .await
+            .expect("put cardholders");
     }
 }
