@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
-use crate::store::codec::LineContext;
+use crate::store::dayline::LineContext;
 use crate::store::{DayEvent, Store, EVENTS_PAGE};
 
 /// The two file formats.

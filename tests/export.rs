@@ -10,7 +10,7 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 use settlegate::domain::split::Payment;
-use settlegate::store::codec::{encode_event, LineContext};
+use settlegate::store::dayline::{encode_event, LineContext};
 use settlegate::store::{DayEvent, ProgramFen};
 
 fn export(gw: &Gateway, from: &str, to: &str, out: &Path, format: &str) -> std::process::Output {

@@ -5,7 +5,7 @@
 //! every acknowledged transition appends exactly one event to `sg:events` whose `data` is the answered statement.
 //!
 //! Settlements are stamped with the gateway's clock, so a past month cannot be settled through the API: its
-//! reconciliation lines are written straight into Redis here, in the exact format of `store::codec::encode_event`
+//! reconciliation lines are written straight into Redis here, in the exact format of `store::dayline::encode_event`
 //! and under the keys `settle.lua` and `reverse.lua` write (`sg:recon:<day>:<H>:events`, `sg:recon:<day>:hospitals`).
 //! The current month is settled and reversed through the API.
 
@@ -18,7 +18,7 @@ use common::*;
 use regex_automata::meta::Regex;
 use serde_json::{json, Value};
 use settlegate::domain::split::Payment;
-use settlegate::store::codec::{encode_event, DayEvent, ProgramFen};
+use settlegate::store::dayline::{encode_event, DayEvent, ProgramFen};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn month(d: NaiveDate) -> String {

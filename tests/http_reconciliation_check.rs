@@ -12,7 +12,7 @@ use common::*;
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use serde_json::{json, Value};
-use settlegate::store::codec::parse_event;
+use settlegate::store::dayline::parse_event;
 
 /// The gateway of these tests lists at most this many entries per kind of difference.
 const MAX_LISTED: usize = 5;
@@ -285,8 +285,8 @@ fn in_pieces(bytes: &[u8], piece: usize) -> TestBody {
 }
 
 /// A past day of 5 000 detail lines, written straight into the day's Redis list in the settle and reverse
-/// scripts' own line format (`codec::encode_event`'s `S|at|settlement_id|hsid|card|total|insurance|relief|patient|
-/// payments`, checked with `codec::parse_event`) rather than settled over HTTP, for speed: the check reads the day
+/// scripts' own line format (`dayline::encode_event`'s `S|at|settlement_id|hsid|card|total|insurance|relief|patient|
+/// payments`, checked with `dayline::parse_event`) rather than settled over HTTP, for speed: the check reads the day
 /// through the same `Store::day_events` either way. (The lines are formatted here rather than built as `DayEvent`s,
 /// so the test does not depend on fields the line may gain later: it is read back through `parse_event`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

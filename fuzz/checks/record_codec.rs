@@ -16,10 +16,10 @@ use settlegate::domain::rules::VisitType;
 use settlegate::domain::settlement::{Settlement, SettlementStatus};
 use settlegate::domain::split::{CappedBy, Payment};
 use settlegate::store::codec::{
-    card_fields, encode_event, encode_payments, parse_canonical, parse_card, parse_event, parse_payments, parse_reads,
-    parse_settlement, parse_tags, parse_tombstone, settlement_record, CanonicalRequest, DayEvent, LineContext,
-    ProgramFen,
+    card_fields, encode_payments, parse_canonical, parse_card, parse_payments, parse_reads, parse_settlement,
+    parse_tags, parse_tombstone, settlement_record, CanonicalRequest,
 };
+use settlegate::store::dayline::{encode_event, parse_event, DayEvent, LineContext, ProgramFen};
 
 type Map = HashMap<String, String>;
 

@@ -10,7 +10,8 @@
 //! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
 //!   appended in the same step).
-//! * [`codec`] — the record formats shared with the scripts, parser beside encoder.
+//! * [`codec`] — the record formats shared with the scripts, parser beside encoder; [`dayline`] — the day's
+//!   reconciliation lines.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
 //! * [`keys`] — the key layout; [`link`] — the supervised connection; [`error`] — what a failure means.
 //!
@@ -20,6 +21,7 @@
 pub mod check;
 pub mod clearing;
 pub mod codec;
+pub mod dayline;
 pub mod error;
 pub mod events;
 pub mod history;
@@ -41,7 +43,8 @@ use ring::rand::SecureRandom;
 use tokio::sync::OnceCell;
 
 pub use clearing::{ClearingEvent, ClearingWrite, ClearingWriteOutcome, StoredClearing};
-pub use codec::{script_specs, DayEvent, ProgramFen};
+pub use codec::script_specs;
+pub use dayline::{DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 use ids::IdCodec;
 use keys::SettlementRef;

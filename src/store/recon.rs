@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redis::AsyncCommands;
 
-use super::codec::{parse_event, DayEvent, ProgramFen};
+use super::dayline::{parse_event, DayEvent, ProgramFen};
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::Store;

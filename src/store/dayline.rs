@@ -1,0 +1,119 @@
+//! The day's reconciliation lines (`keys::recon_events`), as the settle and reversal scripts `RPUSH` them: the
+//! format, its parser beside its encoder. `GET /v1/reconciliation` sums them, the detail streams them, the checks,
+//! clearing and `settlegate export` read them.
+
+use super::codec::{encode_payments, parse_payments};
+use crate::domain::split::Payment;
+
+/// One reconciliation detail line, as recorded. Amounts carry the line's sign: a reversal's are negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayEvent {
+    /// A reversal (counted negative on its day) rather than a settlement.
+    pub reversal: bool,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The settlement's opaque id.
+    pub settlement_id: String,
+    /// The hospital's own id of the settlement.
+    pub hospital_settlement_id: String,
+    /// The card (never logged in full).
+    pub card_id: String,
+    pub total_fen: i64,
+    pub insurance_fen: i64,
+    pub relief_fen: i64,
+    pub patient_fen: i64,
+    /// What each program paid, in ruleset order, signed like the amounts.
+    pub by_program: Vec<ProgramFen>,
+    /// Who and what it was about, for exports (`settlegate export`); "" when absent or for lines of earlier builds.
+    pub context: LineContext,
+}
+
+/// What a day's line says besides the money, for the relief office's exports. Every field is "" when absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineContext {
+    /// The card's category when settled.
+    pub category: String,
+    /// The card's street office and community when settled (recorded once cardholders carry them).
+    pub street: String,
+    pub community: String,
+    /// `insurance.settlement_ref` of the settlement.
+    pub insurance_settlement_ref: String,
+    /// The settlement's operator on a settled line, the reversal's on a reversed line.
+    pub operator_id: String,
+}
+
+/// An amount per program.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProgramFen {
+    /// The program id.
+    pub program: String,
+    /// The amount, in fen.
+    pub fen: i64,
+}
+
+/// `"S|at|settlement_id|hsid|card|total|insurance|relief|patient|payments|category|street|community|ref|operator"`
+/// (`R` for a reversal, amounts unsigned), as the scripts `RPUSH` it. Lines of earlier builds end after `payments`.
+/// No field can hold `|`: ids are `A-Za-z0-9._:-`, and categories, streets and communities exclude it.
+pub fn encode_event(e: &DayEvent, payments: &[Payment]) -> String {
+    let kind = if e.reversal { "R" } else { "S" };
+    let abs = |v: i64| v.unsigned_abs();
+    let c = &e.context;
+    format!(
+        "{kind}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        e.at,
+        e.settlement_id,
+        e.hospital_settlement_id,
+        e.card_id,
+        abs(e.total_fen),
+        abs(e.insurance_fen),
+        abs(e.relief_fen),
+        abs(e.patient_fen),
+        encode_payments(payments),
+        c.category,
+        c.street,
+        c.community,
+        c.insurance_settlement_ref,
+        c.operator_id
+    )
+}
+
+pub fn parse_event(line: &str) -> Option<DayEvent> {
+    let p: Vec<&str> = line.split('|').collect();
+    if p.len() != 10 && p.len() != 15 {
+        return None;
+    }
+    let reversal = match p[0] {
+        "S" => false,
+        "R" => true,
+        _ => return None,
+    };
+    let sign = if reversal { -1 } else { 1 };
+    let n = |i: usize| p[i].parse::<i64>().ok().filter(|v| *v >= 0).map(|v| v * sign);
+    let by_program = parse_payments(p[9])
+        .ok()?
+        .into_iter()
+        .map(|pay| (pay.paid_fen >= 0).then(|| ProgramFen { program: pay.program, fen: pay.paid_fen * sign }))
+        .collect::<Option<Vec<_>>>()?;
+    Some(DayEvent {
+        reversal,
+        at: p[1].to_string(),
+        settlement_id: p[2].to_string(),
+        hospital_settlement_id: p[3].to_string(),
+        card_id: p[4].to_string(),
+        total_fen: n(5)?,
+        insurance_fen: n(6)?,
+        relief_fen: n(7)?,
+        patient_fen: n(8)?,
+        by_program,
+        context: match p.get(10..15) {
+            Some([category, street, community, insurance_ref, operator_id]) => LineContext {
+                category: category.to_string(),
+                street: street.to_string(),
+                community: community.to_string(),
+                insurance_settlement_ref: insurance_ref.to_string(),
+                operator_id: operator_id.to_string(),
+            },
+            _ => LineContext::default(),
+        },
+    })
+}
