@@ -35,6 +35,7 @@ fn main() {
         paid_fen: 120000,
         deductible_met_fen: 40000,
         program_paid_fen: 9_000_000,
+        pool_contributions_fen: 0,
     };
 
     let iterations: u32 = 2_000_000;
@@ -81,7 +82,12 @@ fn cross_check(ruleset: Ruleset, card: &Cardholder, iterations: u32) {
         },
         insurance: &insurance,
     };
-    let usage = ProgramUsage { paid_fen: 120000, deductible_met_fen: 40000, program_paid_fen: 9_000_000 };
+    let usage = ProgramUsage {
+        paid_fen: 120000,
+        deductible_met_fen: 40000,
+        program_paid_fen: 9_000_000,
+        pool_contributions_fen: 0,
+    };
     let reported: String = ruleset
         .programs
         .iter()

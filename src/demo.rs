@@ -129,12 +129,13 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let (_link, store) = crate::gateway::open_store(&config).await?;
     let ruleset = read_ruleset(&opts.rules)?;
     let now = chrono::Utc::now().with_timezone(&config.tz());
-    let version = store.publish_ruleset(&ruleset, &now.to_rfc3339()).await.map_err(|e| e.to_string())?;
+    let by = crate::app::cli_actor();
+    let version = store.publish_ruleset(&ruleset, &now.to_rfc3339(), &by).await.map_err(|e| e.to_string())?;
     println!("demo: published {} as ruleset version {version}", opts.rules.display());
     let cards = read_cardholders(&opts.cardholders)?;
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     store
-        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at })
+        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at }, &by)
         .await
         .map_err(|e| e.to_string())?;
     println!("demo: imported {} cardholders from {}", cards.len(), opts.cardholders.display());

@@ -81,6 +81,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         admins: config.admin.identities.clone(),
         in_flight: tokio::sync::Semaphore::new(config.limits.max_in_flight),
     });
+    let gauges = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = gauges.app.refresh_pool_gauges().await {
+                tracing::debug!(error = %e, "pool gauges not refreshed");
+            }
+            tokio::time::sleep(Duration::from_millis(crate::app::POOL_GAUGE_INTERVAL_MS)).await;
+        }
+    });
     let pruner = ctx.clone();
     tokio::spawn(async move {
         loop {

@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: CardholdersCommand,
     },
+    /// The audit trail of the relief office's writes.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Write the settlement events of each local day FROM..=TO to OUT (one file per day, plus manifest.json with
     /// each file's lines, net relief_fen and sha256). A closed day's file is byte-identical on every run; a day
     /// not yet over is written with a warning. Reads the configured Redis; changes nothing.
@@ -108,6 +113,16 @@ enum RulesCommand {
     Show {
         #[arg(long)]
         version: Option<u64>,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain from the first entry: exit 0 when every entry verifies, exit 1 naming the first broken
+    /// seq (an entry changed, missing or out of place). Reads the configured Redis; changes nothing.
+    Verify {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
@@ -168,7 +183,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let input = settlegate::demo::read_ruleset(&file)?;
                 let (_, store) = settlegate::gateway::open_store(&config).await?;
                 let now = chrono::Utc::now().with_timezone(&config.tz()).to_rfc3339();
-                let version = store.publish_ruleset(&input, &now).await.map_err(|e| e.to_string())?;
+                let by = settlegate::app::cli_actor();
+                let version = store.publish_ruleset(&input, &now, &by).await.map_err(|e| e.to_string())?;
                 println!("published {} as version {version}", file.display());
                 Ok(())
             }
@@ -181,6 +197,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Ok(())
             }
         },
+        Command::Audit { command: AuditCommand::Verify { config } } => {
+            let config = load(&config)?;
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            match store.verify_audit().await.map_err(|e| e.to_string())? {
+                Ok(n) => {
+                    println!("audit chain verified: {n} entries");
+                    Ok(())
+                }
+                Err(b) => Err(format!("audit chain broken at seq {}: {}", b.seq, b.reason)),
+            }
+        }
         Command::Export { config, from, to, out, format } => {
             let config = load(&config)?;
             let (_, store) = settlegate::gateway::open_store(&config).await?;
@@ -202,12 +229,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = load(&config)?;
             let cards = settlegate::demo::read_cardholders(&file)?;
             let (_, store) = settlegate::gateway::open_store(&config).await?;
+            let by = settlegate::app::cli_actor();
             for chunk in cards.chunks(500) {
                 let at = chrono::Utc::now()
                     .with_timezone(&config.tz())
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
                 let event = settlegate::store::CardholderEvent::Import { at: &at };
-                store.put_cardholders(chunk, &event).await.map_err(|e| e.to_string())?;
+                store.put_cardholders(chunk, &event, &by).await.map_err(|e| e.to_string())?;
             }
             println!("imported {} cardholders", cards.len());
             Ok(())

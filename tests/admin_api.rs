@@ -111,7 +111,8 @@ async fn rulesets_cardholders_usage_and_pools() {
     let pools = admin.get(&format!("/admin/v1/pools?year={year}")).await;
     assert_eq!(
         pools.body["pools"],
-        json!([{"program": "charity", "budget_fen": 5000000, "paid_fen": 31500, "left_fen": 5000000 - 31500}])
+        json!([{"program": "charity", "base_fen": 5000000, "contributions_fen": 0, "budget_fen": 5000000,
+                "paid_fen": 31500, "left_fen": 5000000 - 31500, "donors": []}])
     );
     assert_eq!(pools.body["ruleset_version"], 2);
 

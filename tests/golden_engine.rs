@@ -193,6 +193,7 @@ impl Ledger {
                 paid_fen: paid,
                 deductible_met_fen: ded,
                 program_paid_fen: self.program_paid.get(&(year, p.id.clone())).copied().unwrap_or(0),
+                pool_contributions_fen: 0,
             }
         };
         let s = split(ruleset, card, bill.visit.visit_type, bill.amounts.total_fen, bill.residual(), usage);

@@ -9,7 +9,7 @@
 use chrono::Days;
 use futures_util::future::try_join_all;
 
-use super::{ApiError, ApiResult, App, Stamp};
+use super::{Actor, ApiError, ApiResult, App, Stamp};
 use crate::domain::clearing::{parse_clearing_id, Clearing, ClearingFigures, ClearingStatus, Period};
 use crate::domain::{is_valid_id, FieldError};
 use crate::store::{ClearingEvent, ClearingWrite, ClearingWriteOutcome, StoreErrorKind};
@@ -43,7 +43,7 @@ impl App {
     /// Creates the statement of a hospital's month as a draft (`true`: created now), or answers the one there is:
     /// a draft recomputed from the reconciliation as it stands (written, with a new `clearing.created` event, only
     /// when its figures changed), a confirmed or paid one as it was frozen.
-    pub async fn create_clearing(&self, req: &ClearingRequest) -> ApiResult<(Clearing, bool)> {
+    pub async fn create_clearing(&self, req: &ClearingRequest, by: &Actor) -> ApiResult<(Clearing, bool)> {
         let mut errors = Vec::new();
         if !is_valid_id(&req.hospital_id) {
             errors.push(FieldError::new("hospital_id", ID_RULE));
@@ -75,7 +75,7 @@ impl App {
                 Some(s) => (Clearing { figures, ..s.clearing }, s.rev),
                 None => (Clearing::draft(hospital_id, period, figures, now.clone()), 0),
             };
-            if self.write_clearing(&clearing, ClearingEvent::Created, rev, &now).await? {
+            if self.write_clearing(&clearing, ClearingEvent::Created, rev, &now, by).await? {
                 return Ok((clearing, rev == 0));
             }
         }
@@ -84,7 +84,7 @@ impl App {
 
     /// Confirms a draft: its figures recomputed a last time (the month has ended, so they are final) and frozen.
     /// A confirmed or paid statement is answered as it is.
-    pub async fn confirm_clearing(&self, clearing_id: &str) -> ApiResult<Clearing> {
+    pub async fn confirm_clearing(&self, clearing_id: &str, by: &Actor) -> ApiResult<Clearing> {
         let (hospital_id, period) = parse_clearing_id(clearing_id).ok_or_else(|| not_found(clearing_id))?;
         for _ in 0..ATTEMPTS {
             let stored = self.store.clearing(hospital_id, period).await?.ok_or_else(|| not_found(clearing_id))?;
@@ -105,7 +105,7 @@ impl App {
                 confirmed_at: Some(now.clone()),
                 ..stored.clearing
             };
-            if self.write_clearing(&clearing, ClearingEvent::Confirmed, stored.rev, &now).await? {
+            if self.write_clearing(&clearing, ClearingEvent::Confirmed, stored.rev, &now, by).await? {
                 return Ok(clearing);
             }
         }
@@ -114,7 +114,7 @@ impl App {
 
     /// Records the payment of a confirmed statement. The same payment again is answered as it stands; another
     /// payment of a paid statement is 409 `idempotency_conflict`, a draft 409 `not_confirmed`.
-    pub async fn pay_clearing(&self, clearing_id: &str, req: &PaidRequest) -> ApiResult<Clearing> {
+    pub async fn pay_clearing(&self, clearing_id: &str, req: &PaidRequest, by: &Actor) -> ApiResult<Clearing> {
         let mut errors = Vec::new();
         if !is_valid_id(&req.payment_ref) {
             errors.push(FieldError::new("payment_ref", ID_RULE));
@@ -157,7 +157,7 @@ impl App {
                 paid_at: Some(req.paid_at.clone()),
                 ..stored.clearing
             };
-            if self.write_clearing(&clearing, ClearingEvent::Paid, stored.rev, &now).await? {
+            if self.write_clearing(&clearing, ClearingEvent::Paid, stored.rev, &now, by).await? {
                 return Ok(clearing);
             }
         }
@@ -225,8 +225,9 @@ impl App {
         event: ClearingEvent,
         expected_rev: u64,
         at: &str,
+        by: &Actor,
     ) -> ApiResult<bool> {
-        let outcome = self.store.write_clearing(&ClearingWrite { clearing, event, expected_rev, at }).await;
+        let outcome = self.store.write_clearing(&ClearingWrite { clearing, event, expected_rev, at, by }).await;
         let applied = match outcome {
             Ok(ClearingWriteOutcome::Applied) => true,
             Ok(ClearingWriteOutcome::Stale) => false,

@@ -30,6 +30,12 @@ pub enum ApiError {
     /// A clearing statement can be paid only once confirmed.
     #[error("{0}")]
     NotConfirmed(String),
+    /// A withdrawal would leave a pool's budget below what it has paid.
+    #[error("{0}")]
+    PoolWouldOverdraw(String),
+    /// A contribution to a program that has no pool in the year.
+    #[error("{0}")]
+    NotAPool(String),
     #[error("body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

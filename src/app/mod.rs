@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+pub use crate::domain::audit::Actor;
 use crate::domain::bill::{Bill, Operator, QuoteRequest, SettleRequest};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Ruleset, RulesetInput};
@@ -20,14 +21,18 @@ use crate::store::{
     DayTotals, ReverseCall, ReverseOutcome, RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcome, Store,
 };
 
+mod audit;
 pub mod check;
 mod clearing;
+mod contributions;
 mod error;
 mod history;
 mod types;
 
+pub use audit::{cli_actor, AuditPage, AuditQuery};
 pub use check::Caller;
 pub use clearing::{ClearingRequest, PaidRequest};
+pub use contributions::{Contribution, ContributionReceipt, ContributionRequest, POOL_GAUGE_INTERVAL_MS};
 pub use error::{ApiError, ApiResult};
 pub use history::DEFAULT_EVENTS_PAGE;
 pub use types::*;
@@ -280,7 +285,7 @@ impl App {
 
     // ---- relief-office operations --------------------------------------------------------------------------
 
-    pub async fn put_cardholder(&self, card_id: &str, card: Cardholder) -> ApiResult<Cardholder> {
+    pub async fn put_cardholder(&self, card_id: &str, card: Cardholder, by: &Actor) -> ApiResult<Cardholder> {
         let mut errors = card.validate();
         if card.card_id != card_id {
             errors.push(FieldError::new("card_id", format!("must equal the card id of the path, {card_id}")));
@@ -290,7 +295,7 @@ impl App {
         }
         let at = self.stamp().at;
         self.store
-            .put_cardholders(std::slice::from_ref(&card), &crate::store::CardholderEvent::Put { at: &at })
+            .put_cardholders(std::slice::from_ref(&card), &crate::store::CardholderEvent::Put { at: &at }, by)
             .await?;
         tracing::info!(card = %mask_card(card_id), status = card.status.as_str(), "cardholder stored");
         Ok(card)
@@ -307,13 +312,13 @@ impl App {
         Ok(CardholderYear { card, year, usage })
     }
 
-    pub async fn publish_ruleset(&self, input: &RulesetInput) -> ApiResult<Ruleset> {
+    pub async fn publish_ruleset(&self, input: &RulesetInput, by: &Actor) -> ApiResult<Ruleset> {
         let errors = input.validate();
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
         let published_at = self.stamp().at;
-        let version = self.store.publish_ruleset(input, &published_at).await?;
+        let version = self.store.publish_ruleset(input, &published_at, by).await?;
         if let Err(e) = self.rules.refresh(&self.store).await {
             tracing::warn!(error = %e, "published, but the local refresh failed; the periodic refresh will retry");
         }
@@ -323,35 +328,6 @@ impl App {
 
     pub async fn rulesets(&self) -> ApiResult<Vec<Ruleset>> {
         Ok(self.store.load_rulesets().await?)
-    }
-
-    /// Pools of the ruleset in force today (current year) or on the year's last day (other years).
-    pub async fn pools(&self, year: Option<i32>) -> ApiResult<PoolsReport> {
-        let today = self.today();
-        let year = year.unwrap_or(today.year());
-        let date = if year == today.year() {
-            today
-        } else {
-            NaiveDate::from_ymd_opt(year, 12, 31).ok_or_else(|| ApiError::invalid("year", "not a valid year"))?
-        };
-        let Some(c) = self.rules.snapshot().in_force(date) else {
-            return Ok(PoolsReport { year, ruleset_version: None, pools: Vec::new() });
-        };
-        let programs: Vec<(String, i64)> =
-            c.ruleset.programs.iter().filter_map(|p| p.annual_pool_fen.map(|b| (p.id.clone(), b))).collect();
-        let ids: Vec<String> = programs.iter().map(|p| p.0.clone()).collect();
-        let paid = self.store.program_paid(year, &ids).await?;
-        let pools = programs
-            .into_iter()
-            .zip(paid)
-            .map(|((program, budget_fen), paid_fen)| Pool {
-                program,
-                budget_fen,
-                paid_fen,
-                left_fen: (budget_fen - paid_fen).max(0),
-            })
-            .collect();
-        Ok(PoolsReport { year, ruleset_version: Some(c.ruleset.version), pools })
     }
 
     pub async fn admin_day_totals(&self, date: NaiveDate) -> ApiResult<Vec<HospitalDay>> {

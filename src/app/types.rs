@@ -54,12 +54,18 @@ pub enum Reversal {
 pub struct Pool {
     /// The program with an `annual_pool_fen`.
     pub program: String,
-    /// The year's budget (the ruleset's `annual_pool_fen`).
+    /// The ruleset's `annual_pool_fen`.
+    pub base_fen: i64,
+    /// The year's net contributions (donations minus withdrawals).
+    pub contributions_fen: i64,
+    /// `base_fen + contributions_fen`: what the pool may pay that year.
     pub budget_fen: i64,
     /// What the program paid all cards that year.
     pub paid_fen: i64,
     /// `budget_fen - paid_fen`, not below 0.
     pub left_fen: i64,
+    /// Net amount per donor, by donor.
+    pub donors: Vec<(String, i64)>,
 }
 
 /// `GET /admin/v1/pools`: the pools of one year.

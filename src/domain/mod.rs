@@ -30,6 +30,7 @@ macro_rules! deserialize_from_str {
     };
 }
 
+pub mod audit;
 pub mod bill;
 pub mod card;
 pub mod clearing;

@@ -18,8 +18,10 @@ pub struct ProgramUsage {
     pub paid_fen: i64,
     /// How much of this program's deductible this card already met this year.
     pub deductible_met_fen: i64,
-    /// What this program already paid all cards together this year (limited by `annual_pool_fen`).
+    /// What this program already paid all cards together this year (limited by its pool's budget).
     pub program_paid_fen: i64,
+    /// The year's net contributions to the program's pool: its budget is `annual_pool_fen` plus this (RULES.md).
+    pub pool_contributions_fen: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +126,9 @@ pub fn split(
                 capped_by = Some(CappedBy::AnnualCap);
             }
         }
-        // 6. the program's pool for everybody this year.
+        // 6. the program's pool for everybody this year: its base plus the year's net contributions.
         if let Some(pool) = program.annual_pool_fen {
-            let left = pool - used.program_paid_fen;
+            let left = pool + used.pool_contributions_fen - used.program_paid_fen;
             if pay > left {
                 pay = left.max(0);
                 capped_by = Some(CappedBy::Pool);

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{full, wire, Handled};
-use crate::app::ApiError;
+use crate::app::{ApiError, AuditPage};
 use crate::domain::bill::Operator;
 use crate::domain::settlement::{Settlement, SettlementStatus, Tombstone};
 use crate::store::events::{Event, EventBody, StreamPos};
@@ -135,4 +135,19 @@ pub fn hospital_history(settlements: &[Settlement]) -> Vec<u8> {
         settlements: Vec<wire::SettlementJson<'a>>,
     }
     wire::to_vec(&Answer { settlements: settlements.iter().map(wire::settlement_json).collect() })
+}
+
+/// `GET /admin/v1/audit`: the entries as stored, one per line, oldest first; `Next-Cursor` is the last `seq`
+/// examined (pass it as `after`).
+pub fn audit(page: &AuditPage) -> Handled {
+    let mut body = Vec::with_capacity(page.entries.iter().map(|e| e.len() + 1).sum());
+    for e in &page.entries {
+        body.extend_from_slice(e.as_bytes());
+        body.push(b'\n');
+    }
+    let mut resp = Response::new(full(body));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    headers.insert("next-cursor", HeaderValue::from(page.next_after));
+    Ok(resp)
 }

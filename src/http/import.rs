@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{body, json_response, wire, Ctx, Handled};
-use crate::app::ApiError;
+use crate::app::{Actor, ApiError};
 use crate::domain::card::Cardholder;
 
 /// Most rejected lines listed in an import answer; the rest are only counted.
@@ -139,9 +139,9 @@ impl Batcher {
         }
     }
 
-    async fn flush(&mut self, ctx: &Ctx) -> Result<(), ApiError> {
+    async fn flush(&mut self, ctx: &Ctx, by: &Actor) -> Result<(), ApiError> {
         let at = ctx.app.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-        ctx.app.store.put_cardholders(&self.batch, &crate::store::CardholderEvent::Import { at: &at }).await?;
+        ctx.app.store.put_cardholders(&self.batch, &crate::store::CardholderEvent::Import { at: &at }, by).await?;
         self.imported += self.batch.len() as u64;
         self.batch.clear();
         Ok(())
@@ -151,7 +151,7 @@ impl Batcher {
 /// Streams the body into the store. A line over `limits.max_import_line_bytes` is skipped and listed as rejected.
 /// When the body fails (too large, too slow, broken), the lines received before are still stored and the error
 /// says how many.
-pub async fn import(ctx: &Ctx, req: Request<Incoming>) -> Handled {
+pub async fn import(ctx: &Ctx, by: &Actor, req: Request<Incoming>) -> Handled {
     let media = body::media_type(&req);
     if !matches!(media.as_str(), "application/x-ndjson" | "application/ndjson" | "application/jsonl") {
         return Err(ApiError::UnsupportedMediaType(format!("expected application/x-ndjson, got {media:?}")));
@@ -180,7 +180,7 @@ pub async fn import(ctx: &Ctx, req: Request<Incoming>) -> Handled {
             framer.feed(&data[..taken], &mut |line| batcher.take(line));
             received += taken;
             if batcher.batch.len() >= IMPORT_BATCH {
-                batcher.flush(ctx).await?;
+                batcher.flush(ctx, by).await?;
             }
             if data.len() > room {
                 break Some(ApiError::PayloadTooLarge(max_bytes));
@@ -190,7 +190,7 @@ pub async fn import(ctx: &Ctx, req: Request<Incoming>) -> Handled {
     if failure.is_none() {
         framer.finish(&mut |line| batcher.take(line));
     }
-    batcher.flush(ctx).await?;
+    batcher.flush(ctx, by).await?;
     tracing::info!(imported = batcher.imported, rejected = batcher.rejected_total, "cardholders imported");
     if let Some(e) = failure {
         let detail = format!("{e}; the {} cardholders received before were stored", batcher.imported);

@@ -27,8 +27,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::app::{ApiError, App, Caller, ClearingRequest, EligibilityRequest, PaidRequest, ReversalRequest};
+use crate::app::{
+    Actor, ApiError, App, AuditQuery, Caller, ClearingRequest, ContributionRequest, EligibilityRequest, PaidRequest,
+    ReversalRequest,
+};
 use crate::config::LimitsConfig;
+use crate::domain::audit::AuditRole;
 use crate::domain::bill::{QuoteRequest, SettleRequest};
 use crate::domain::card::Cardholder;
 use crate::domain::rules::RulesetInput;
@@ -82,7 +86,7 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
     // route's pattern, or only the literal segments of the route table an unknown path starts with
     let raw_path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, caller = %who.log_name());
-    let (matched, result) = dispatch(&ctx, &who, req).instrument(span.clone()).await;
+    let (matched, result) = dispatch(&ctx, &who, &request_id, req).instrument(span.clone()).await;
     let route = matched.map_or("unknown", Route::name);
     let path = matched.map_or_else(|| routes::log_path(&raw_path), |r| r.path().into());
     let mut resp = result.unwrap_or_else(|e| {
@@ -122,7 +126,7 @@ type Handled = Result<Response<Body>, ApiError>;
 
 /// Finds the route, checks who may call it (and the hospital's quota), then serves it. Returns the route (for the
 /// metrics label and the log line; `None` when none matched).
-async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<Route>, Handled) {
+async fn dispatch(ctx: &Ctx, who: &Identity, request_id: &str, req: Request<Incoming>) -> (Option<Route>, Handled) {
     // Every request of a non-admin caller counts against its quota, refused ones (403, 404, 405) too.
     if who.kind() != CallerKind::Admin {
         if let Err(retry_after_s) = ctx.limiter.check(who.name()) {
@@ -167,7 +171,9 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
         }
     };
     let query = Query::parse(req.uri().query());
-    let result = serve(ctx, route, params, &query, caller, req).await;
+    // who an office write's audit entry names
+    let by = Actor { name: who.name().to_string(), role: AuditRole::Admin, request_id: request_id.to_string() };
+    let result = serve(ctx, route, params, &query, caller, &by, req).await;
     if let Err(e) = &result {
         // the code only: a detail may name the card (`card C100001 not found`) or echo what the client sent
         tracing::debug!(route = route.name(), code = e.code(), "refused");
@@ -198,6 +204,7 @@ async fn serve(
     params: Params<'_>,
     q: &Query,
     caller: Caller<'_>,
+    by: &Actor,
     req: Request<Incoming>,
 ) -> Handled {
     let app = &ctx.app;
@@ -249,13 +256,13 @@ async fn serve(
         Route::Clearings => ok(wire::clearings(&app.list_clearings(q.get("period"), Some(hospital_id), None).await?)),
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
-            ok(wire::to_vec(&app.put_cardholder(params.get(0), card).await?))
+            ok(wire::to_vec(&app.put_cardholder(params.get(0), card, by).await?))
         }
         Route::GetCardholder => ok(wire::cardholder_with_usage(&app.get_cardholder(params.get(0), q.year()?).await?)),
-        Route::ImportCardholders => import::import(ctx, req).await,
+        Route::ImportCardholders => import::import(ctx, by, req).await,
         Route::PublishRuleset => {
             let input: RulesetInput = read_json(&ctx.limits, req).await?;
-            Ok(json_response(StatusCode::CREATED, wire::to_vec(&app.publish_ruleset(&input).await?)))
+            Ok(json_response(StatusCode::CREATED, wire::to_vec(&app.publish_ruleset(&input, by).await?)))
         }
         Route::ListRulesets => ok(wire::to_vec(&serde_json::json!({"rulesets": app.rulesets().await?}))),
         Route::GetRuleset => {
@@ -269,6 +276,23 @@ async fn serve(
             ok(wire::to_vec(r))
         }
         Route::Pools => ok(wire::pools(&app.pools(q.year()?).await?)),
+        Route::Contribute => {
+            let r: ContributionRequest = read_json(&ctx.limits, req).await?;
+            let receipt = app.contribute(params.get(0), &r, by).await?;
+            let status = if receipt.created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(json_response(status, wire::contribution(&receipt)))
+        }
+        Route::Audit => {
+            let query = AuditQuery {
+                from: q.get("from"),
+                to: q.get("to"),
+                actor: q.get("actor"),
+                action: q.get("action"),
+                after: q.get("after"),
+                limit: q.get("limit"),
+            };
+            events::audit(&app.audit(&query).await?)
+        }
         Route::AdminReconciliation => {
             let date = q.date_or(app.today())?;
             let day = date.to_string();
@@ -290,17 +314,17 @@ async fn serve(
         }
         Route::CreateClearing => {
             let r: ClearingRequest = read_json(&ctx.limits, req).await?;
-            let (c, created) = app.create_clearing(&r).await?;
+            let (c, created) = app.create_clearing(&r, by).await?;
             Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, c.render()))
         }
         Route::ListClearings => {
             let list = app.list_clearings(q.get("period"), q.get("hospital_id"), q.get("status")).await?;
             ok(wire::clearings(&list))
         }
-        Route::ConfirmClearing => ok(app.confirm_clearing(params.get(0)).await?.render()),
+        Route::ConfirmClearing => ok(app.confirm_clearing(params.get(0), by).await?.render()),
         Route::PayClearing => {
             let r: PaidRequest = read_json(&ctx.limits, req).await?;
-            ok(app.pay_clearing(params.get(0), &r).await?.render())
+            ok(app.pay_clearing(params.get(0), &r, by).await?.render())
         }
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {

@@ -17,10 +17,13 @@ impl ApiError {
             | ApiError::AlreadyReversed(_)
             | ApiError::InsuranceRefReused(_)
             | ApiError::PeriodNotEnded(_)
-            | ApiError::NotConfirmed(_) => StatusCode::CONFLICT,
+            | ApiError::NotConfirmed(_)
+            | ApiError::PoolWouldOverdraw(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotEligible(_) | ApiError::NoRulesInForce(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotEligible(_) | ApiError::NoRulesInForce(_) | ApiError::NotAPool(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -40,6 +43,8 @@ impl ApiError {
             ApiError::InsuranceRefReused(_) => "insurance_ref_reused",
             ApiError::PeriodNotEnded(_) => "period_not_ended",
             ApiError::NotConfirmed(_) => "not_confirmed",
+            ApiError::PoolWouldOverdraw(_) => "pool_would_overdraw",
+            ApiError::NotAPool(_) => "not_a_pool",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotEligible(_) => "not_eligible",
@@ -63,6 +68,8 @@ impl ApiError {
             ApiError::InsuranceRefReused(_) => "Insurance settlement already used",
             ApiError::PeriodNotEnded(_) => "Period not ended",
             ApiError::NotConfirmed(_) => "Not confirmed",
+            ApiError::PoolWouldOverdraw(_) => "Pool would be overdrawn",
+            ApiError::NotAPool(_) => "Not a pool",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::NotEligible(_) => "Card not eligible",

@@ -88,6 +88,8 @@ routes! {
     ListRulesets => GET "/admin/v1/rulesets", Admin, "admin_list_rulesets";
     GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
     Pools => GET "/admin/v1/pools", Admin, "admin_pools";
+    Contribute => POST "/admin/v1/pools/{program}/contributions", Admin, "admin_contribute";
+    Audit => GET "/admin/v1/audit", Admin, "admin_audit";
     AdminReconciliation => GET "/admin/v1/reconciliation", Admin, "admin_reconciliation";
     CardHistory => GET "/admin/v1/cardholders/{card_id}/settlements", Admin, "admin_card_history";
     Events => GET "/admin/v1/events", Admin, "admin_events";

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::app::{ApiError, CardholderYear, Eligibility, PoolsReport, Reversal};
+use crate::app::{ApiError, CardholderYear, ContributionReceipt, Eligibility, Pool, PoolsReport, Reversal};
 use crate::domain::clearing::Clearing;
 use crate::domain::settlement::{Settlement, SettlementStatus};
 use crate::domain::split::Payment;
@@ -386,13 +386,22 @@ pub fn cardholder_with_usage(c: &CardholderYear) -> Vec<u8> {
     to_vec(&v)
 }
 
+pub fn pool(p: &Pool) -> Value {
+    let donors: Vec<Value> = p.donors.iter().map(|(d, fen)| json!({"donor": d, "amount_fen": fen})).collect();
+    json!({"program": p.program, "base_fen": p.base_fen, "contributions_fen": p.contributions_fen,
+        "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen, "donors": donors})
+}
+
 pub fn pools(r: &PoolsReport) -> Vec<u8> {
-    let list: Vec<Value> = r
-        .pools
-        .iter()
-        .map(|p| json!({"program": p.program, "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen}))
-        .collect();
+    let list: Vec<Value> = r.pools.iter().map(pool).collect();
     to_vec(&json!({"year": r.year, "ruleset_version": r.ruleset_version, "pools": list}))
+}
+
+/// `POST /admin/v1/pools/{program}/contributions`: the contribution's fields, and `pool` after it.
+pub fn contribution(r: &ContributionReceipt) -> Vec<u8> {
+    let mut v = serde_json::to_value(&r.contribution).expect("a contribution serialises");
+    v["pool"] = r.pool.as_ref().map_or(Value::Null, pool);
+    to_vec(&v)
 }
 
 /// `{"clearings": [<statement> …]}`, each statement as `Clearing::render` writes it.

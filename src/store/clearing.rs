@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use redis::AsyncCommands;
 
+use super::audit;
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::Store;
+use crate::domain::audit::Actor;
 use crate::domain::clearing::{clearing_id, Clearing, ClearingFigures, ClearingStatus, Period};
 
 /// A statement as stored, with its compare-and-set token.
@@ -42,6 +44,15 @@ impl ClearingEvent {
             ClearingEvent::Paid => "clearing.paid",
         }
     }
+
+    /// The audit entry's `action`.
+    pub fn action(self) -> &'static str {
+        match self {
+            ClearingEvent::Created => "clearing.create",
+            ClearingEvent::Confirmed => "clearing.confirm",
+            ClearingEvent::Paid => "clearing.paid",
+        }
+    }
 }
 
 /// One write of a statement.
@@ -54,6 +65,8 @@ pub struct ClearingWrite<'a> {
     pub expected_rev: u64,
     /// When (RFC 3339, local time): the event's `at`.
     pub at: &'a str,
+    /// Who, for the audit entry.
+    pub by: &'a Actor,
 }
 
 /// What the clearing script did.
@@ -191,22 +204,35 @@ impl Store {
         const OP: &str = "write_clearing";
         let c = w.clearing;
         let period = c.period.to_string();
-        let mut inv = self.clearing_script.prepare_invoke();
-        inv.key(keys::clearing(&c.hospital_id, &period))
-            .key(keys::CLEARINGS)
-            .key(keys::hospital_clearings(&c.hospital_id))
-            .key(keys::EVENTS)
-            .arg(w.event.as_str())
-            .arg(w.expected_rev)
-            .arg(w.at)
-            .arg(c.render())
-            .arg(format!("{period}/{}", c.hospital_id))
-            .arg(&period);
-        for (field, value) in clearing_fields(c) {
-            inv.arg(field).arg(value);
+        let rendered = c.render();
+        let detail: serde_json::Value = serde_json::from_slice(&rendered).expect("a statement renders as JSON");
+        let draft = w.by.draft(w.at, w.event.action(), &c.clearing_id, detail);
+        let mut reply: Vec<String> = Vec::new();
+        for _ in 0..audit::AUDIT_ATTEMPTS {
+            let sealed = self.seal(&draft).await?;
+            let mut inv = self.clearing_script.prepare_invoke();
+            sealed.push(&mut inv);
+            inv.key(keys::clearing(&c.hospital_id, &period))
+                .key(keys::CLEARINGS)
+                .key(keys::hospital_clearings(&c.hospital_id))
+                .arg(w.event.as_str())
+                .arg(w.expected_rev)
+                .arg(w.at)
+                .arg(&rendered)
+                .arg(format!("{period}/{}", c.hospital_id))
+                .arg(&period);
+            for (field, value) in clearing_fields(c) {
+                inv.arg(field).arg(value);
+            }
+            let mut conn = self.conn(OP)?;
+            reply = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            if !audit::is_stale(&reply) {
+                break;
+            }
         }
-        let mut conn = self.conn(OP)?;
-        let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+        if audit::is_stale(&reply) {
+            return Err(audit::busy(OP));
+        }
         match reply.first().map(String::as_str) {
             Some("applied") => Ok(ClearingWriteOutcome::Applied),
             Some("stale") => Ok(ClearingWriteOutcome::Stale),

@@ -84,7 +84,7 @@ pub struct ProgramReads {
     pub usage: ProgramUsage,
 }
 
-/// `"id,paid,ded,program_paid;…"`: per covering program, in ruleset order.
+/// `"id,paid,ded,program_paid,contributions;…"`: per covering program, in ruleset order.
 pub fn parse_reads(s: &str) -> Result<Vec<ProgramReads>, String> {
     if s.is_empty() {
         return Ok(Vec::new());
@@ -97,9 +97,14 @@ pub fn parse_reads(s: &str) -> Result<Vec<ProgramReads>, String> {
                 .map(|x| x.parse::<i64>().map_err(|e| format!("before {line:?}: {e}")))
                 .collect::<Result<_, _>>()?;
             match n[..] {
-                [paid, ded, program] => Ok(ProgramReads {
+                [paid, ded, program, raised] => Ok(ProgramReads {
                     program: id.to_string(),
-                    usage: ProgramUsage { paid_fen: paid, deductible_met_fen: ded, program_paid_fen: program },
+                    usage: ProgramUsage {
+                        paid_fen: paid,
+                        deductible_met_fen: ded,
+                        program_paid_fen: program,
+                        pool_contributions_fen: raised,
+                    },
                 }),
                 _ => Err(format!("before {line:?}")),
             }
@@ -478,10 +483,10 @@ mod tests {
 
     #[test]
     fn reads_and_canonical_requests_parse() {
-        let reads = parse_reads("ma,1,2,3;charity,0,0,9").unwrap();
+        let reads = parse_reads("ma,1,2,3,0;charity,0,0,9,5").unwrap();
         assert_eq!(reads[1].program, "charity");
         assert_eq!(reads[1].usage.program_paid_fen, 9);
-        assert!(parse_reads("ma,1,2").is_err());
+        assert!(parse_reads("ma,1,2,3").is_err());
         let s = settlement();
         for insurance in [s.insurance.clone(), Insurance { settlement_ref: None, ..s.insurance.clone() }] {
             let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: &insurance };

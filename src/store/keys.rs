@@ -91,6 +91,27 @@ pub fn hospital_clearings(hospital_id: &str) -> String {
 /// (Redis's `<ms>-<seq>`) is the basis of the event's `event_id` and cursor (`store::events`).
 pub const EVENTS: &str = "sg:events";
 
+/// The audit chain (`store::audit`): hash, field `head` = `"<seq>|<sha256>"` of the last entry, field `<seq>` =
+/// the stored entry JSON (`domain::audit`).
+pub const AUDIT: &str = "sg:audit";
+
+/// Field of [`PROGRAM_PAID`]: the net contributions (donations minus withdrawals) to `program`'s pool in `year`.
+/// In the same hash as the paid total so that the settle script reads both in one command.
+pub fn pool_contributions_field(year: i32, program: &str) -> String {
+    format!("{year}:{program}:contrib")
+}
+
+/// One contribution (`POST /admin/v1/pools/{program}/contributions`): hash `req` (the canonical contribution, for
+/// replay or conflict) and `json` (the contribution as served).
+pub fn contribution(contribution_id: &str) -> String {
+    format!("sg:contribution:{contribution_id}")
+}
+
+/// What each donor gave `program`'s pool in `year`, net: hash donor -> fen.
+pub fn pool_donors(year: i32, program: &str) -> String {
+    format!("sg:pool_donors:{year}:{program}")
+}
+
 /// Hash of published rulesets: field `latest` = highest version, field `<version>` = the ruleset's JSON.
 pub const RULESETS: &str = "sg:rulesets";
 

@@ -10,6 +10,9 @@
 //! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
 //!   appended in the same step).
+//! * [`audit`] — the audit chain: every office-write script (`scripts/audit.lua` + its own) appends its sealed
+//!   entry with the change, compare-and-set on the chain's head.
+//! * [`contributions`] — contributions to a program's pool (`scripts/contribution.lua`) and the pools' totals.
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder; [`dayline`] — the day's
 //!   reconciliation lines.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
@@ -18,9 +21,11 @@
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
+pub mod audit;
 pub mod check;
 pub mod clearing;
 pub mod codec;
+pub mod contributions;
 pub mod dayline;
 pub mod error;
 pub mod events;
@@ -62,10 +67,15 @@ pub struct Store {
     settle_script: Script,
     /// `scripts/reverse.lua`.
     reverse_script: Script,
-    /// Takes the next ruleset version and stores the ruleset under it, atomically.
+    /// `scripts/publish.lua`: the next ruleset version, its event and audit entry. Every office-write script is
+    /// prefixed with `scripts/audit.lua` (`store::audit`).
     publish_script: Script,
-    /// `scripts/clearing.lua`: a clearing statement and its event.
+    /// `scripts/clearing.lua`: a clearing statement, its event and audit entry.
     clearing_script: Script,
+    /// `scripts/cardholders.lua`: a batch of cardholders, its event and audit entry.
+    cardholders_script: Script,
+    /// `scripts/contribution.lua`: a contribution to a pool, its event and audit entry.
+    contribution_script: Script,
     /// How long a call may wait for Redis's answer (`redis.response_timeout_ms`); past it, a write is 504.
     response_timeout: Duration,
     /// Seals and opens `settlement_id`s; its secret is read from Redis on first need, then kept ([`Store::ids`]).
@@ -78,15 +88,22 @@ impl Store {
             link,
             settle_script: Script::new(include_str!("scripts/settle.lua")),
             reverse_script: Script::new(include_str!("scripts/reverse.lua")),
-            // KEYS[1] sg:rulesets, KEYS[2] sg:events; ARGV[1] the ruleset JSON with version 0, ARGV[2] when
-            publish_script: Script::new(
-                "local v = redis.call('HINCRBY', KEYS[1], 'latest', 1)\n\
-                 local json = string.gsub(ARGV[1], '\"version\":0', '\"version\":' .. v, 1)\n\
-                 redis.call('HSET', KEYS[1], v, json)\n\
-                 redis.call('XADD', KEYS[2], '*', 'type', 'ruleset.published', 'at', ARGV[2], 'data', json)\n\
-                 return v",
-            ),
-            clearing_script: Script::new(include_str!("scripts/clearing.lua")),
+            publish_script: Script::new(concat!(
+                include_str!("scripts/audit.lua"),
+                include_str!("scripts/publish.lua")
+            )),
+            clearing_script: Script::new(concat!(
+                include_str!("scripts/audit.lua"),
+                include_str!("scripts/clearing.lua")
+            )),
+            cardholders_script: Script::new(concat!(
+                include_str!("scripts/audit.lua"),
+                include_str!("scripts/cardholders.lua")
+            )),
+            contribution_script: Script::new(concat!(
+                include_str!("scripts/audit.lua"),
+                include_str!("scripts/contribution.lua")
+            )),
             response_timeout,
             ids: OnceCell::new(),
         }

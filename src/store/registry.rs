@@ -1,14 +1,16 @@
 //! Cardholders and rulesets: what the relief office writes and every settlement reads. Plain reads, and writes of
-//! whole keys (a batch of cardholders in one MULTI/EXEC; a ruleset with its version in one script).
+//! whole keys with their event and audit entry (a batch of cardholders, a ruleset with its version: one script each).
 
 use std::collections::HashMap;
 
 use redis::AsyncCommands;
 
+use super::audit;
 use super::codec::{card_fields, parse_card};
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::Store;
+use crate::domain::audit::Actor;
 use crate::domain::card::Cardholder;
 use crate::domain::rules::{Ruleset, RulesetInput};
 use crate::domain::split::ProgramUsage;
@@ -34,42 +36,55 @@ pub enum CardholderEvent<'a> {
 }
 
 impl Store {
-    /// Stores cardholders (create or replace), all or none.
-    /// Stores a batch of cardholders and its event (`cardholder.put` for one card, with the card as data, or
-    /// `cardholder.import` with the batch's count) in one MULTI/EXEC: the batch and its event are stored whole or
-    /// not at all, so "unavailable" really means nothing changed.
-    pub async fn put_cardholders(&self, cards: &[Cardholder], event: &CardholderEvent<'_>) -> StoreResult<()> {
+    /// Stores a batch of cardholders (create or replace) with its event (`cardholder.put` for one card, with the
+    /// card as data, or `cardholder.import` with the batch's count) and its audit entry, in one script call: the
+    /// batch, its event and its entry are stored whole or not at all, so "unavailable" really means nothing changed.
+    pub async fn put_cardholders(
+        &self,
+        cards: &[Cardholder],
+        event: &CardholderEvent<'_>,
+        by: &Actor,
+    ) -> StoreResult<()> {
+        const OP: &str = "put_cardholders";
         if cards.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn("put_cardholders")?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for c in cards {
-            pipe.hset_multiple(keys::card(&c.card_id), &card_fields(c)).ignore();
-        }
-        let (kind, data) = match event {
+        let (kind, data, target, detail) = match event {
             CardholderEvent::Put { .. } => {
-                ("cardholder.put", serde_json::to_string(&cards[0]).expect("a cardholder serialises"))
+                let card = serde_json::to_value(&cards[0]).expect("a cardholder serialises");
+                ("cardholder.put", card.to_string(), cards[0].card_id.as_str(), card)
             }
             CardholderEvent::Import { .. } => {
-                ("cardholder.import", serde_json::json!({"cards": cards.len()}).to_string())
+                let counts = serde_json::json!({"cards": cards.len()});
+                ("cardholder.import", counts.to_string(), "import", counts)
             }
         };
         let at = match event {
             CardholderEvent::Put { at } | CardholderEvent::Import { at } => *at,
         };
-        pipe.cmd("XADD")
-            .arg(keys::EVENTS)
-            .arg("*")
-            .arg("type")
-            .arg(kind)
-            .arg("at")
-            .arg(at)
-            .arg("data")
-            .arg(data)
-            .ignore();
-        self.call("put_cardholders", true, async move { pipe.query_async::<()>(&mut conn).await }).await
+        let draft = by.draft(at, kind, target, detail);
+        for _ in 0..audit::AUDIT_ATTEMPTS {
+            let sealed = self.seal(&draft).await?;
+            let mut inv = self.cardholders_script.prepare_invoke();
+            sealed.push(&mut inv);
+            for c in cards {
+                inv.key(keys::card(&c.card_id));
+            }
+            inv.arg(kind).arg(&data);
+            for c in cards {
+                let fields = card_fields(c);
+                inv.arg(fields.len() * 2);
+                for (f, v) in fields {
+                    inv.arg(f).arg(v);
+                }
+            }
+            let mut conn = self.conn(OP)?;
+            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            if !audit::is_stale(&reply) {
+                return Ok(());
+            }
+        }
+        Err(audit::busy(OP))
     }
 
     /// The cardholder and, for `year`, the usage counters of every program it has any, by program id.
@@ -149,27 +164,38 @@ impl Store {
                 paid_fen: c[0].unwrap_or(0),
                 deductible_met_fen: c.get(1).copied().flatten().unwrap_or(0),
                 program_paid_fen: 0,
+                pool_contributions_fen: 0,
             })
             .collect();
         Ok(Some((card, usage)))
     }
 
-    /// Publishes a validated ruleset as the next version (atomic: two concurrent publishes get two versions).
-    pub async fn publish_ruleset(&self, input: &RulesetInput, published_at: &str) -> StoreResult<u64> {
-        let draft = Ruleset {
-            version: 0,
-            effective_from: input.effective_from,
-            published_at: published_at.to_string(),
-            programs: input.programs.clone(),
-        };
-        let json = serde_json::to_string(&draft).expect("a ruleset serialises");
-        debug_assert!(json.starts_with("{\"version\":0,"));
-        let mut conn = self.conn("publish_ruleset")?;
-        let script = &self.publish_script;
-        self.call("publish_ruleset", true, async move {
-            script.key(keys::RULESETS).key(keys::EVENTS).arg(json).arg(published_at).invoke_async(&mut conn).await
-        })
-        .await
+    /// Publishes a validated ruleset as the next version, with its event and audit entry, in one script call
+    /// (two concurrent publishes get two versions: the script refuses a version that is no longer next).
+    pub async fn publish_ruleset(&self, input: &RulesetInput, published_at: &str, by: &Actor) -> StoreResult<u64> {
+        const OP: &str = "publish_ruleset";
+        for _ in 0..audit::AUDIT_ATTEMPTS {
+            let version = self.latest_ruleset_version().await? + 1;
+            let ruleset = Ruleset {
+                version,
+                effective_from: input.effective_from,
+                published_at: published_at.to_string(),
+                programs: input.programs.clone(),
+            };
+            let json = serde_json::to_string(&ruleset).expect("a ruleset serialises");
+            let detail = serde_json::json!({"version": version, "effective_from": input.effective_from.to_string(),
+                "programs": ruleset.programs.len()});
+            let sealed = self.seal(&by.draft(published_at, "ruleset.publish", &version.to_string(), detail)).await?;
+            let mut inv = self.publish_script.prepare_invoke();
+            sealed.push(&mut inv);
+            inv.key(keys::RULESETS).arg(version).arg(json);
+            let mut conn = self.conn(OP)?;
+            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            if !audit::is_stale(&reply) {
+                return Ok(version);
+            }
+        }
+        Err(audit::busy(OP))
     }
 
     /// The highest published version (0 = none yet): what every instance polls to notice a publish.

@@ -33,7 +33,7 @@ pub async fn publish(app: &App, ruleset: &Value) -> Ruleset {
 
 /// [`publish`] for the domain type.
 pub async fn publish_input(app: &App, input: &RulesetInput) -> Ruleset {
-    let version = app.store.publish_ruleset(input, PUBLISHED_AT).await.expect("publish");
+    let version = app.store.publish_ruleset(input, PUBLISHED_AT, &settlegate::app::cli_actor()).await.expect("publish");
     app.rules.refresh(&app.store).await.expect("refresh rules");
     Ruleset {
         version,
@@ -47,7 +47,11 @@ pub async fn publish_input(app: &App, input: &RulesetInput) -> Ruleset {
 pub async fn put_cards(app: &App, cards: &[Cardholder]) {
     for chunk in cards.chunks(100) {
         app.store
-            .put_cardholders(chunk, &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" })
+            .put_cardholders(
+                chunk,
+                &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" },
+                &settlegate::app::cli_actor(),
+            )
             .await
             .expect("put cardholders");
     }

@@ -41,6 +41,7 @@ impl Counters {
             paid_fen: paid,
             deductible_met_fen: ded,
             program_paid_fen: self.program.get(&(year, program.to_string())).copied().unwrap_or(0),
+            pool_contributions_fen: 0,
         }
     }
 

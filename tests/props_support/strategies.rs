@@ -263,7 +263,7 @@ pub fn usage_value() -> BoxedStrategy<i64> {
 pub fn usages() -> impl Strategy<Value = Vec<ProgramUsage>> {
     proptest::collection::vec(
         (usage_value(), usage_value(), usage_value()).prop_map(|(paid_fen, deductible_met_fen, program_paid_fen)| {
-            ProgramUsage { paid_fen, deductible_met_fen, program_paid_fen }
+            ProgramUsage { paid_fen, deductible_met_fen, program_paid_fen, pool_contributions_fen: 0 }
         }),
         6,
     )

@@ -7,7 +7,8 @@
 --
 -- KEYS[1] sg:{card}:card        hash: category status valid_from valid_until tags(",a,b,") [street community]
 -- KEYS[2] sg:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
--- KEYS[3] sg:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year
+-- KEYS[3] sg:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year,
+--                               "<year>:<program>:contrib" -> net contributions to its pool (contribution.lua)
 -- settle mode only:
 -- KEYS[4] sg:{card}:stl:<hospital>/<hsid>   hash: the settlement record (or a tombstone)
 -- KEYS[5] sg:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
@@ -28,7 +29,7 @@ local PROGRAM_COUNT = tonumber(ARGV[20]) -- then ARGV[21..]: one spec per progra
 local SPECS_FROM = 20
 -- REQUEST is the canonical request (what "the same request" means); HOSPITAL .. SETTLEMENT_ID are empty for a
 -- quote; INSURANCE_REF, OPERATOR_ID, OPERATOR_NAME are "" when the request has none.
--- Reply: {"settled"|"quote", before, card tags, category, insurance, relief, patient, payments} or a refusal, or
+-- Reply: {"settled"|"quote", before ("id,paid,ded,program_paid,contributions;..."), card tags, category, insurance, relief, patient, payments} or a refusal, or
 --        {"replay", <the record as field, value, ...>}.
 local settle = MODE == 'settle'
 local REF_KEY = nil
@@ -106,6 +107,7 @@ for i = 1, PROGRAM_COUNT do
     usage_fields[#usage_fields + 1] = year .. ':' .. id .. ':paid'
     usage_fields[#usage_fields + 1] = year .. ':' .. id .. ':ded'
     total_fields[#total_fields + 1] = year .. ':' .. id
+    total_fields[#total_fields + 1] = year .. ':' .. id .. ':contrib'
   end
 end
 local used, totals = {}, {}
@@ -122,7 +124,8 @@ local total = TOTAL_FEN
 local insurance = total - residual[1] - residual[2] - residual[3] - residual[4]
 local befores, lines, relief = {}, {}, 0
 for i, p in ipairs(progs) do
-  local paid_before, ded_met, program_paid = num(used[2 * i - 1]), num(used[2 * i]), num(totals[i])
+  local paid_before, ded_met, program_paid = num(used[2 * i - 1]), num(used[2 * i]), num(totals[2 * i - 1])
+  local raised = num(totals[2 * i])
   if program_paid > COUNTER_LIMIT then return {'counter_limit'} end
   -- 1. base
   local covers = p.covers
@@ -139,9 +142,10 @@ for i, p in ipairs(progs) do
   if p.annual_cap ~= '' and pay > tonumber(p.annual_cap) - paid_before then
     pay = math.max(0, tonumber(p.annual_cap) - paid_before); capped = 'annual_cap'
   end
-  -- 6. the program's pool
-  if p.pool ~= '' and pay > tonumber(p.pool) - program_paid then
-    pay = math.max(0, tonumber(p.pool) - program_paid); capped = 'pool'
+  -- 6. the program's pool: the ruleset's base plus the year's net contributions, read in this same step
+  if p.pool ~= '' then
+    p.budget = tonumber(p.pool) + raised
+    if pay > p.budget - program_paid then pay = math.max(0, p.budget - program_paid); capped = 'pool' end
   end
   -- 7. take it out of the covered buckets in order
   local left = pay
@@ -154,7 +158,7 @@ for i, p in ipairs(progs) do
   relief = relief + pay
   p.pay, p.ded = pay, ded
   lines[i] = p.id .. ',' .. fmt(pay) .. ',' .. fmt(ded) .. ',' .. capped
-  befores[i] = p.id .. ',' .. fmt(paid_before) .. ',' .. fmt(ded_met) .. ',' .. fmt(program_paid)
+  befores[i] = p.id .. ',' .. fmt(paid_before) .. ',' .. fmt(ded_met) .. ',' .. fmt(program_paid) .. ',' .. fmt(raised)
 end
 local patient = residual[1] + residual[2] + residual[3] + residual[4]
 if insurance + relief + patient ~= total then return redis.error_reply('settle.lua: payers do not add up') end
@@ -170,7 +174,7 @@ if not settle then return result end
 local EXACT = 9007199254740992 -- 2^53
 local usage_set, totals_set = {}, {}
 for i, p in ipairs(progs) do
-  local paid_before, ded_met, program_paid = num(used[2 * i - 1]), num(used[2 * i]), num(totals[i])
+  local paid_before, ded_met, program_paid = num(used[2 * i - 1]), num(used[2 * i]), num(totals[2 * i - 1])
   if p.pay > 0 then
     if paid_before + p.pay < EXACT then
       usage_set[#usage_set + 1] = usage_fields[2 * i - 1]; usage_set[#usage_set + 1] = fmt(paid_before + p.pay)
@@ -178,9 +182,9 @@ for i, p in ipairs(progs) do
       redis.call('HINCRBY', KEYS[2], usage_fields[2 * i - 1], fmt(p.pay))
     end
     if program_paid + p.pay < EXACT then
-      totals_set[#totals_set + 1] = total_fields[i]; totals_set[#totals_set + 1] = fmt(program_paid + p.pay)
+      totals_set[#totals_set + 1] = total_fields[2 * i - 1]; totals_set[#totals_set + 1] = fmt(program_paid + p.pay)
     else
-      redis.call('HINCRBY', KEYS[3], total_fields[i], fmt(p.pay))
+      redis.call('HINCRBY', KEYS[3], total_fields[2 * i - 1], fmt(p.pay))
     end
   end
   if p.ded > 0 then
@@ -215,4 +219,20 @@ redis.call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT,
   'ruleset_version', RULESET_VERSION, 'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief),
   'patient_fen', fmt(patient), 'payments', payments, 'hospital', HOSPITAL, 'hsid', HSID,
   'settlement_id', SETTLEMENT_ID, 'operator_id', OPERATOR_ID, 'operator_name', OPERATOR_NAME)
+-- A pool taken across 80, 90 or 100 % of its budget: one event per threshold crossed. The threshold t of percent q
+-- is the least paid total with paid * 100 >= q * budget, ceil(q * budget / 100), computed without passing 2^53.
+for i, p in ipairs(progs) do
+  if p.budget and p.budget > 0 and p.pay > 0 then
+    local before = num(totals[2 * i - 1])
+    local after = before + p.pay
+    local whole, rest = math.floor(p.budget / 100), p.budget % 100
+    for _, q in ipairs({80, 90, 100}) do
+      local t = q * whole + math.ceil(q * rest / 100)
+      if before < t and after >= t then
+        redis.call('XADD', KEYS[8], '*', 'type', 'pool.threshold', 'at', SETTLED_AT, 'data',
+          '{"program":"' .. p.id .. '","year":' .. year .. ',"percent":' .. q .. '}')
+      end
+    end
+  end
+end
 return result
