@@ -24,6 +24,7 @@ pub mod check;
 mod clearing;
 mod error;
 mod history;
+pub mod preview;
 mod types;
 
 pub use check::Caller;

@@ -37,6 +37,7 @@ pub mod date;
 pub mod money;
 pub mod rules;
 pub mod settlement;
+pub mod preview;
 pub mod split;
 
 /// One validation failure: which field, and what is wrong with it.

@@ -28,6 +28,7 @@ pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod link;
+pub mod preview;
 pub mod recon;
 pub mod registry;
 pub mod reverse;
