@@ -10,6 +10,8 @@
 //! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
 //!   appended in the same step).
+//! * [`preview`] — what a ruleset preview reads: the period's settle events in bounded pages, whether each still
+//!   stands, the cards' current tags, the pools' contributions (reads only).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder; [`dayline`] — the day's
 //!   reconciliation lines.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
