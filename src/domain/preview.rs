@@ -302,11 +302,15 @@ impl Replay {
             .published
             .get(&(item.ruleset_version, year))
             .ok_or(ReplayError::UnknownVersion(item.ruleset_version))?;
-        let next = u32::try_from(self.cards.len()).expect("cards fit u32");
-        let card_idx = *self.cards.entry(item.card_id.to_string()).or_insert(next);
-        if card_idx == next {
-            self.capped.push(0);
-        }
+        let card_idx = match self.cards.get(item.card_id) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.cards.len()).expect("cards fit u32");
+                self.cards.insert(item.card_id.to_string(), i);
+                self.capped.push(0);
+                i
+            }
+        };
         self.card.category.clear();
         self.card.category.push_str(item.category);
 
