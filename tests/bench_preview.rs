@@ -123,7 +123,8 @@ async fn preview_a_year_of_a_million_settlements() {
             over_limit_fen: 0,
             self_pay_fen: 2000,
         };
-        let insurance = Insurance { basic_fen: in_scope / 2, critical_illness_fen: 0, other_fen: 0, settlement_ref: None };
+        let insurance =
+            Insurance { basic_fen: in_scope / 2, critical_illness_fen: 0, other_fen: 0, settlement_ref: None };
         let bill = Bill { card_id: &card.card_id, visit, amounts, insurance: &insurance };
         let reversed = i % 50 == 7; // 2 %: reversed, and (for this check) never counted
         let used = |p: &Program| {
@@ -178,8 +179,11 @@ async fn preview_a_year_of_a_million_settlements() {
             xadd(&fields);
         }
         let record = format!("sg:{{{}}}:stl:H0001/{hsid}", card.card_id);
-        pipe.hset_multiple(&record, &[("kind", "settlement"), ("status", if reversed { "reversed" } else { "settled" })])
-            .ignore();
+        pipe.hset_multiple(
+            &record,
+            &[("kind", "settlement"), ("status", if reversed { "reversed" } else { "settled" })],
+        )
+        .ignore();
         if (i + 1) % BATCH == 0 || i + 1 == n {
             pipe.query_async::<()>(&mut conn).await.unwrap();
             pipe = redis::pipe();

@@ -64,14 +64,14 @@ struct Sent {
 async fn settle_all(gw: &Gateway) -> Vec<Sent> {
     let h = gw.client("H0001");
     let bills: Vec<(Value, bool)> = vec![
-        (worked_bill("B1", "C1"), false),                    // medical assistance capped at 300 000 (annual cap)
+        (worked_bill("B1", "C1"), false), // medical assistance capped at 300 000 (annual cap)
         (outpatient_bill("B2", "C2", 60_000, 5_000), false), // the elderly supplement too
-        (worked_bill("B3", "C3"), false),                    // tekun: charity takes the pool's last 67 060
-        (worked_bill("B4", "C4"), true),                     // charity 0 (pool), reversed
-        (outpatient_bill("B5", "C2", 300_000, 0), false),    // C2 reaches its annual cap
-        (worked_bill("B6", "C1"), false),                    // C1's cap already reached: 0
-        (outpatient_bill("B7", "C3", 10_000, 0), false),     // charity's base is 0
-        (outpatient_bill("B8", "C1", 10_000, 0), true),      // the last one, reversed
+        (worked_bill("B3", "C3"), false), // tekun: charity takes the pool's last 67 060
+        (worked_bill("B4", "C4"), true),  // charity 0 (pool), reversed
+        (outpatient_bill("B5", "C2", 300_000, 0), false), // C2 reaches its annual cap
+        (worked_bill("B6", "C1"), false), // C1's cap already reached: 0
+        (outpatient_bill("B7", "C3", 10_000, 0), false), // charity's base is 0
+        (outpatient_bill("B8", "C1", 10_000, 0), true), // the last one, reversed
     ];
     let mut sent = Vec::new();
     for (bill, reversed) in bills {
@@ -104,8 +104,10 @@ struct Expected {
 }
 
 fn independently(ruleset: &Ruleset, sent: &[Sent]) -> Expected {
-    let cards: HashMap<String, Cardholder> =
-        cards().into_iter().map(|c| (c["card_id"].as_str().unwrap().to_string(), serde_json::from_value(c).unwrap())).collect();
+    let cards: HashMap<String, Cardholder> = cards()
+        .into_iter()
+        .map(|c| (c["card_id"].as_str().unwrap().to_string(), serde_json::from_value(c).unwrap()))
+        .collect();
     let mut usage: HashMap<(String, String), (i64, i64)> = HashMap::new();
     let mut totals: HashMap<String, i64> = HashMap::new();
     let mut e = Expected {
@@ -166,7 +168,8 @@ async fn preview_replays_the_period_and_changes_nothing() {
     let mut recorded_capped = BTreeSet::new();
     for s in &standing {
         for p in s.reply["payments"].as_array().unwrap() {
-            *recorded_by_program.entry(p["program"].as_str().unwrap().into()).or_default() += p["paid_fen"].as_i64().unwrap();
+            *recorded_by_program.entry(p["program"].as_str().unwrap().into()).or_default() +=
+                p["paid_fen"].as_i64().unwrap();
             if p["capped_by"] == "annual_cap" {
                 recorded_capped.insert(s.bill["card_id"].as_str().unwrap().to_string());
             }
@@ -188,15 +191,20 @@ async fn preview_replays_the_period_and_changes_nothing() {
     }
     assert_eq!(by_program(report, "baseline_fen"), recorded_by_program);
     assert_eq!(by_program(report, "draft_fen"), recorded_by_program);
-    let programs: Vec<&str> = report["by_program"].as_array().unwrap().iter().map(|r| r["program"].as_str().unwrap()).collect();
+    let programs: Vec<&str> =
+        report["by_program"].as_array().unwrap().iter().map(|r| r["program"].as_str().unwrap()).collect();
     assert_eq!(programs, ["medical_assistance", "elderly", "charity"], "the draft's order");
-    assert_eq!(report["cards_at_annual_cap"], json!({"baseline": recorded_capped.len(), "draft": recorded_capped.len()}));
+    assert_eq!(
+        report["cards_at_annual_cap"],
+        json!({"baseline": recorded_capped.len(), "draft": recorded_capped.len()})
+    );
     assert_eq!(
         report["pools"],
         json!([{"program": "charity", "year": this_year(), "budget_fen": 120000, "draft_paid_fen": 120000,
                 "exhausted_on": today().to_string()}])
     );
-    let categories: Vec<&str> = report["by_category"].as_array().unwrap().iter().map(|r| r["category"].as_str().unwrap()).collect();
+    let categories: Vec<&str> =
+        report["by_category"].as_array().unwrap().iter().map(|r| r["category"].as_str().unwrap()).collect();
     assert_eq!(categories, ["dibao", "tekun"]);
     assert_eq!(stack.redis.state().digest, before.digest, "a preview changes nothing");
 
@@ -225,8 +233,13 @@ async fn preview_replays_the_period_and_changes_nothing() {
     assert_ne!(dibao["baseline_fen"], dibao["draft_fen"]);
 
     // a period that starts after every visit replays nothing
-    let r = admin.post(PREVIEW, &json!({"ruleset": draft, "from": (today() + chrono::Days::new(2)).to_string(),
-                                        "to": (today() + chrono::Days::new(3)).to_string()})).await;
+    let r = admin
+        .post(
+            PREVIEW,
+            &json!({"ruleset": draft, "from": (today() + chrono::Days::new(2)).to_string(),
+                                        "to": (today() + chrono::Days::new(3)).to_string()}),
+        )
+        .await;
     assert_eq!((r.status, &r.body["settlements"]), (200, &json!(0)), "{}", r.body);
     assert_eq!(stack.redis.state().digest, before.digest, "previews change nothing");
 
@@ -259,7 +272,8 @@ async fn bad_drafts_and_periods_are_400_naming_the_field_and_only_the_office_may
     assert_invalid(&r, "to", "33 days, more than limits.max_preview_days");
     let r = admin.post(PREVIEW, &json!({"ruleset": published_ruleset(), "from": "2026-1-1", "to": to})).await;
     assert_problem(&r, 400, "invalid_request", "a date that is not YYYY-MM-DD");
-    let r = admin.post(PREVIEW, &json!({"ruleset": published_ruleset(), "from": from, "to": to, "publish": true})).await;
+    let r =
+        admin.post(PREVIEW, &json!({"ruleset": published_ruleset(), "from": from, "to": to, "publish": true})).await;
     assert_problem(&r, 400, "invalid_request", "an unknown field");
     let r = gw.client("H0001").post(PREVIEW, &preview_body(&published_ruleset())).await;
     assert_problem(&r, 403, "forbidden", "a hospital");
@@ -304,7 +318,11 @@ async fn the_cli_prints_the_table_and_refuses_too_many_settlements() {
     let line = text.lines().find(|l| l.trim_start().starts_with("medical_assistance")).unwrap();
     let numbers: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&numbers[1..], [(300_000 + 501_100).to_string(), (250_550 + 501_100).to_string(), "-49450".into()]);
-    assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["charity", &this_year().to_string(), "120000", "120000", &today().to_string()]), "{text}");
+    assert!(
+        text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["charity", &this_year().to_string(), "120000", "120000", &today().to_string()]),
+        "{text}"
+    );
     assert!(text.contains("cards at annual cap"), "{text}");
 
     for (i, card) in ["C2", "C4"].iter().enumerate() {

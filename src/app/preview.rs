@@ -142,8 +142,11 @@ async fn run(store: &Store, tz: Tz, req: &PreviewRequest, limits: PreviewLimits)
             ));
         }
         if needs_tags {
-            let mut unknown: Vec<&str> =
-                page.iter().filter(|e| e.tags.is_none() && !tags.contains_key(&e.card_id)).map(|e| e.card_id.as_str()).collect();
+            let mut unknown: Vec<&str> = page
+                .iter()
+                .filter(|e| e.tags.is_none() && !tags.contains_key(&e.card_id))
+                .map(|e| e.card_id.as_str())
+                .collect();
             unknown.sort_unstable();
             unknown.dedup();
             let found = store.cards_tags(&unknown).await?;
@@ -188,7 +191,10 @@ fn replay_page(
 /// settlement's day; one more day for a difference between the gateway's and Redis's clocks).
 fn scan_start_ms(tz: Tz, from: NaiveDate) -> u64 {
     let day = from.checked_sub_days(Days::new(2)).unwrap_or(from);
-    let ms = day.and_hms_opt(0, 0, 0).and_then(|t| tz.from_local_datetime(&t).earliest()).map_or(0, |t| t.timestamp_millis());
+    let ms = day
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map_or(0, |t| t.timestamp_millis());
     u64::try_from(ms).unwrap_or(0)
 }
 
@@ -213,13 +219,27 @@ pub fn table(report: &PreviewReport, from: NaiveDate, to: NaiveDate) -> String {
         row(&mut out, &c.category, c.baseline_fen, c.draft_fen);
     }
     let caps = report.cards_at_annual_cap;
-    let _ = writeln!(out, "\n  {:<28} {:>16} {:>16} {:>+16}", "cards at annual cap", caps.baseline, caps.draft,
-        i128::from(caps.draft) - i128::from(caps.baseline));
+    let _ = writeln!(
+        out,
+        "\n  {:<28} {:>16} {:>16} {:>+16}",
+        "cards at annual cap",
+        caps.baseline,
+        caps.draft,
+        i128::from(caps.draft) - i128::from(caps.baseline)
+    );
     if !report.pools.is_empty() {
-        let _ = writeln!(out, "\n  {:<28} {:>6} {:>16} {:>16} {:>12}", "pool", "year", "budget_fen", "paid_fen", "exhausted");
+        let _ = writeln!(
+            out,
+            "\n  {:<28} {:>6} {:>16} {:>16} {:>12}",
+            "pool", "year", "budget_fen", "paid_fen", "exhausted"
+        );
         for p in &report.pools {
             let on = p.exhausted_on.map_or_else(|| "-".to_string(), |d| d.to_string());
-            let _ = writeln!(out, "  {:<28} {:>6} {:>16} {:>16} {:>12}", p.program, p.year, p.budget_fen, p.draft_paid_fen, on);
+            let _ = writeln!(
+                out,
+                "  {:<28} {:>6} {:>16} {:>16} {:>12}",
+                p.program, p.year, p.budget_fen, p.draft_paid_fen, on
+            );
         }
     }
     out

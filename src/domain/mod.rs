@@ -35,9 +35,9 @@ pub mod card;
 pub mod clearing;
 pub mod date;
 pub mod money;
+pub mod preview;
 pub mod rules;
 pub mod settlement;
-pub mod preview;
 pub mod split;
 
 /// One validation failure: which field, and what is wrong with it.

@@ -27,9 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
+use super::bill::Visit;
 use super::card::{CardStatus, Cardholder};
 use super::money::MAX_FEN;
-use super::bill::Visit;
 use super::rules::{Program, Ruleset};
 use super::split::{split, CappedBy, ProgramUsage, Split};
 
@@ -293,8 +293,7 @@ impl Replay {
             return Ok(());
         }
         let residual_ok = item.residual_fen.iter().all(|b| (0..=MAX_FEN).contains(b));
-        if !residual_ok || !(0..=MAX_FEN).contains(&item.total_fen) || item.total_fen < item.residual_fen.iter().sum()
-        {
+        if !residual_ok || !(0..=MAX_FEN).contains(&item.total_fen) || item.total_fen < item.residual_fen.iter().sum() {
             return Err(ReplayError::Amounts);
         }
         let year = item.visit.date.year();

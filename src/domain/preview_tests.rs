@@ -163,7 +163,13 @@ fn bills() -> Vec<Bill> {
 }
 
 fn setup(draft: Ruleset, contributions: BTreeMap<(i32, String), i64>) -> ReplaySetup {
-    ReplaySetup { from: d("2026-01-01"), to: d("2026-12-31"), published: published(), draft, contributions_fen: contributions }
+    ReplaySetup {
+        from: d("2026-01-01"),
+        to: d("2026-12-31"),
+        published: published(),
+        draft,
+        contributions_fen: contributions,
+    }
 }
 
 #[test]
@@ -178,7 +184,10 @@ fn the_published_ruleset_as_draft_gives_the_recorded_figures_twice() {
     assert_eq!(report.baseline, Totals { relief_fen: relief, patient_fen: patient });
     assert_eq!(report.draft, report.baseline);
     assert!(report.by_program.iter().all(|r| r.baseline_fen == r.draft_fen), "{:?}", report.by_program);
-    assert_eq!(report.by_program.iter().map(|r| r.program.as_str()).collect::<Vec<_>>(), ["assist", "elderly", "charity"]);
+    assert_eq!(
+        report.by_program.iter().map(|r| r.program.as_str()).collect::<Vec<_>>(),
+        ["assist", "elderly", "charity"]
+    );
     // C1 reaches the assistance cap on its second visit, C3 on its first; tekun has no cap
     assert_eq!(report.cards_at_annual_cap, CardsAtCap { baseline: 2, draft: 2 });
     let charity = &report.pools[0];
@@ -220,8 +229,7 @@ fn a_year_boundary_starts_fresh_counters_and_the_draft_applies_from_its_date() {
     draft.version = 2;
     draft.effective_from = d("2026-01-01");
     draft.programs[0].categories.insert("dibao".into(), terms(5000, None));
-    let setup =
-        ReplaySetup { from: d("2025-12-01"), to: d("2026-01-31"), ..setup(draft, BTreeMap::new()) };
+    let setup = ReplaySetup { from: d("2025-12-01"), to: d("2026-01-31"), ..setup(draft, BTreeMap::new()) };
     let report = replay(&setup, items(&settled)).unwrap();
     let assist = &report.by_program[0];
     assert_eq!(assist.baseline_fen, 200_000, "100 000 in each year");
@@ -267,15 +275,15 @@ fn outside_the_period_is_skipped_and_corrupt_items_refused() {
 /// draft equals the oracle's settling of the same bills under the draft.
 fn arb_bill() -> impl Strategy<Value = Bill> {
     let cards = prop::sample::select(vec![("C1", "dibao"), ("C2", "tekun"), ("C3", "dibao"), ("C4", "low_income")]);
-    (cards, any::<bool>(), 0u32..500, 0i64..300_000, 0i64..20_000).prop_map(|((card, cat), elderly, day, scope, own)| {
-        Bill {
+    (cards, any::<bool>(), 0u32..500, 0i64..300_000, 0i64..20_000).prop_map(
+        |((card, cat), elderly, day, scope, own)| Bill {
             card: card.into(),
             category: cat.into(),
             tags: if elderly { vec!["elderly_80".into()] } else { vec![] },
             date: d("2025-10-01") + chrono::Days::new(u64::from(day)),
             residual: [scope, 0, 0, own],
-        }
-    })
+        },
+    )
 }
 
 proptest! {

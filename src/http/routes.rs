@@ -266,10 +266,7 @@ mod tests {
             Match::Found { route: Route::ImportCardholders, .. }
         ));
         assert!(matches!(api("PUT", "/admin/v1/cardholders/C1"), Match::Found { route: Route::PutCardholder, .. }));
-        assert!(matches!(
-            api("POST", "/admin/v1/rulesets/preview"),
-            Match::Found { route: Route::PreviewRuleset, .. }
-        ));
+        assert!(matches!(api("POST", "/admin/v1/rulesets/preview"), Match::Found { route: Route::PreviewRuleset, .. }));
         for (path, want) in [("confirm", Route::ConfirmClearing), ("paid", Route::PayClearing)] {
             match api("POST", &format!("/admin/v1/clearings/cl_2026-11_H0001/{path}")) {
                 Match::Found { route, params } => assert_eq!((route, params.get(0)), (want, "cl_2026-11_H0001")),

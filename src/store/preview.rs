@@ -104,7 +104,14 @@ impl Store {
         let mut conn = self.conn(OP)?;
         let last: Vec<(String, Vec<String>)> = self
             .call(OP, false, async move {
-                redis::cmd("XREVRANGE").arg(keys::EVENTS).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut conn).await
+                redis::cmd("XREVRANGE")
+                    .arg(keys::EVENTS)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await
             })
             .await?;
         let until = match last.first() {
@@ -162,7 +169,8 @@ impl Store {
             pipe.cmd("HGET").arg(&c.record_key).arg("status");
         }
         let mut conn = self.conn(OP)?;
-        let status: Vec<Option<String>> = self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?;
+        let status: Vec<Option<String>> =
+            self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?;
         let standing = candidates
             .into_iter()
             .zip(status)
