@@ -607,6 +607,9 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
         "publishRuleset" => (ADMIN, "/admin/v1/rulesets".into(), json, j(&rules)),
         "listRulesets" => (ADMIN, "/admin/v1/rulesets".into(), None, vec![]),
         "getRuleset" => (ADMIN, "/admin/v1/rulesets/1".into(), None, vec![]),
+        "previewRuleset" => {
+            (ADMIN, "/admin/v1/rulesets/preview".into(), json, j(&json!({"ruleset": rules, "from": day, "to": day})))
+        }
         "getPools" => (ADMIN, "/admin/v1/pools".into(), None, vec![]),
         "getAdminReconciliation" => (ADMIN, "/admin/v1/reconciliation".into(), None, vec![]),
         "listOwnClearings" => ("H0001", "/v1/clearings".into(), None, vec![]),

@@ -27,6 +27,7 @@ mod clearing;
 mod contributions;
 mod error;
 mod history;
+pub mod preview;
 mod types;
 
 pub use audit::{cli_actor, AuditPage, AuditQuery};

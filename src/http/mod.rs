@@ -275,6 +275,10 @@ async fn serve(
                 .ok_or_else(|| ApiError::NotFound(format!("no ruleset {version}")))?;
             ok(wire::to_vec(r))
         }
+        Route::PreviewRuleset => {
+            let r: crate::app::preview::PreviewRequest = read_json(&ctx.limits, req).await?;
+            ok(wire::to_vec(&app.preview_ruleset(&r, crate::app::preview::PreviewLimits::of(&ctx.limits)).await?))
+        }
         Route::Pools => ok(wire::pools(&app.pools(q.year()?).await?)),
         Route::Contribute => {
             let r: ContributionRequest = read_json(&ctx.limits, req).await?;

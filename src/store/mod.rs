@@ -13,6 +13,8 @@
 //! * [`audit`] — the audit chain: every office-write script (`scripts/audit.lua` + its own) appends its sealed
 //!   entry with the change, compare-and-set on the chain's head.
 //! * [`contributions`] — contributions to a program's pool (`scripts/contribution.lua`) and the pools' totals.
+//! * [`preview`] — what a ruleset preview reads: the period's settle events in bounded pages, whether each still
+//!   stands, the cards' current tags, the pools' contributions (reads only).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder; [`dayline`] — the day's
 //!   reconciliation lines.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
@@ -33,6 +35,7 @@ pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod link;
+pub mod preview;
 pub mod recon;
 pub mod registry;
 pub mod reverse;
