@@ -24,12 +24,14 @@ pub mod check;
 mod clearing;
 mod error;
 mod history;
+mod report;
 mod types;
 
 pub use check::Caller;
 pub use clearing::{ClearingRequest, PaidRequest};
 pub use error::{ApiError, ApiResult};
 pub use history::DEFAULT_EVENTS_PAGE;
+pub use report::{ReportLimits, ReportRequest};
 pub use types::*;
 
 pub use crate::redact::mask_card;

@@ -35,6 +35,7 @@ pub mod card;
 pub mod clearing;
 pub mod date;
 pub mod money;
+pub mod report;
 pub mod rules;
 pub mod settlement;
 pub mod split;
