@@ -624,6 +624,7 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
         ),
         "getCardHistory" => (ADMIN, "/admin/v1/cardholders/C1/settlements".into(), None, vec![]),
         "listEvents" => (ADMIN, "/admin/v1/events?limit=10".into(), None, vec![]),
+        "getReliefReport" => (ADMIN, format!("/admin/v1/reports/relief?from={day}&to={day}&by=street"), None, vec![]),
         other => panic!("no sample request for operation {other}: add one"),
     }
 }
@@ -643,7 +644,7 @@ fn mtls_operations(doc: &Yaml) -> Vec<(String, String, &Yaml)> {
             }
         }
     }
-    assert_eq!(out.len(), 25, "documented mTLS operations");
+    assert_eq!(out.len(), 26, "documented mTLS operations");
     out
 }
 
