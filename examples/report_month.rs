@@ -6,6 +6,8 @@
 //!
 //! `cargo run --release --offline --example report_month [-- LINES]` (needs `redis-server` on the PATH; it
 //! starts its own on a free port, never 6379, and stops it at the end).
+// the generator's arithmetic is on small counts and amounts (below 2^32)
+#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -316,14 +316,14 @@ async fn bad_queries_are_400_naming_the_field() {
 }
 
 /// Lines of `n` settlements of one day over two streets and three hospitals, some reversed.
-fn many_lines(day: NaiveDate, n: usize) -> Vec<(String, String)> {
+fn many_lines(day: NaiveDate, n: i64) -> Vec<(String, String)> {
     (0..n)
         .map(|i| {
             let street = if i % 3 == 0 { "s1" } else { "s2" };
             let card = format!("K{}", i % 97);
             let c = (card.as_str(), "dibao", street, "c");
             let hospital = format!("H{}", i % 3);
-            let payments = [("medical_assistance", 100 + i as i64), ("charity", (i % 5) as i64)];
+            let payments = [("medical_assistance", 100 + i), ("charity", i % 5)];
             (hospital, line(c, day, i % 11 == 0, &format!("m{i}"), &payments))
         })
         .collect()
@@ -349,7 +349,7 @@ async fn the_street_filter_and_concurrent_aggregators() {
     let limits = ReportLimits { max_days: 366, batch_lines: 50 };
     let req = |by| ReportRequest { from: day, to: day, by };
     let all = apps[1].relief_report(&req(ReportBy::Street), None, &limits).await.unwrap();
-    let settled = lines.iter().enumerate().filter(|(i, _)| i % 11 != 0).count() as i64;
+    let settled = i64::try_from(lines.iter().enumerate().filter(|(i, _)| i % 11 != 0).count()).unwrap();
     assert_eq!((all.total.settled_count, all.total.reversed_count), (settled, 600 - settled));
     assert_eq!(all.total.cards, 97);
     for street in ["s1", "s2"] {

@@ -25,10 +25,10 @@ pub struct Entry<'a> {
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out.push(u8::try_from(v & 0x7f).expect("7 bits") | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.push(u8::try_from(v).expect("below 0x80"));
 }
 
 /// Appends the entry of one line; `id` gives the id of a non-empty label (interned before).
