@@ -635,6 +635,7 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
                       "kind": "donation"})),
         ),
         "getAudit" => (ADMIN, "/admin/v1/audit?limit=10".into(), None, vec![]),
+        "getReliefReport" => (ADMIN, format!("/admin/v1/reports/relief?from={day}&to={day}&by=street"), None, vec![]),
         other => panic!("no sample request for operation {other}: add one"),
     }
 }

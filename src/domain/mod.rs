@@ -37,6 +37,7 @@ pub mod clearing;
 pub mod date;
 pub mod money;
 pub mod preview;
+pub mod report;
 pub mod rules;
 pub mod settlement;
 pub mod split;

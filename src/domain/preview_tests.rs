@@ -85,7 +85,7 @@ impl Oracle {
             let (paid_fen, deductible_met_fen) =
                 self.usage.get(&(b.card.clone(), p.id.clone(), year)).copied().unwrap_or_default();
             let program_paid_fen = self.totals.get(&(p.id.clone(), year)).copied().unwrap_or(0);
-            ProgramUsage { paid_fen, deductible_met_fen, program_paid_fen }
+            ProgramUsage { paid_fen, deductible_met_fen, program_paid_fen, pool_contributions_fen: 0 }
         };
         let total: i64 = b.residual.iter().sum::<i64>() + 1000; // 1000 fen paid by insurance
         let s = split(&r, &card, VisitType::Outpatient, total, b.residual, usage);

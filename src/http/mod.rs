@@ -10,6 +10,7 @@ pub mod events;
 pub mod import;
 pub mod problem;
 pub mod ratelimit;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub mod stream;
@@ -330,6 +331,7 @@ async fn serve(
             let r: PaidRequest = read_json(&ctx.limits, req).await?;
             ok(app.pay_clearing(params.get(0), &r, by).await?.render())
         }
+        Route::Reports => report::relief(ctx, q, None).await,
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {
             Err(ApiError::Internal(format!("{} is served on the ops listener", route.name())))

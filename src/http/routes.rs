@@ -98,6 +98,7 @@ routes! {
     ListClearings => GET "/admin/v1/clearings", Admin, "admin_list_clearings";
     ConfirmClearing => POST "/admin/v1/clearings/{clearing_id}/confirm", Admin, "admin_confirm_clearing";
     PayClearing => POST "/admin/v1/clearings/{clearing_id}/paid", Admin, "admin_pay_clearing";
+    Reports => GET "/admin/v1/reports/relief", Admin, "admin_reports";
     Healthz => GET "/healthz", Ops, "healthz";
     Readyz => GET "/readyz", Ops, "readyz";
     Metrics => GET "/metrics", Ops, "metrics";

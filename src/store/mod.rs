@@ -6,6 +6,8 @@
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
+//! * [`report`] — relief-report aggregates: the day lists consumed into compact per-day entries under a
+//!   watermark (compare-and-set script), and the reads of a report.
 //! * [`history`] — a card's settlements of a year, from its index in the card's slot.
 //! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
@@ -38,6 +40,7 @@ pub mod link;
 pub mod preview;
 pub mod recon;
 pub mod registry;
+pub mod report;
 pub mod reverse;
 pub mod settle;
 
