@@ -134,7 +134,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let cards = read_cardholders(&opts.cardholders)?;
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     store
-        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at })
+        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at }, None)
         .await
         .map_err(|e| e.to_string())?;
     println!("demo: imported {} cardholders from {}", cards.len(), opts.cardholders.display());

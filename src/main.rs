@@ -207,7 +207,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .with_timezone(&config.tz())
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
                 let event = settlegate::store::CardholderEvent::Import { at: &at };
-                store.put_cardholders(chunk, &event).await.map_err(|e| e.to_string())?;
+                store.put_cardholders(chunk, &event, None).await.map_err(|e| e.to_string())?;
             }
             println!("imported {} cardholders", cards.len());
             Ok(())

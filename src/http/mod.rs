@@ -53,6 +53,8 @@ pub struct Ctx {
     pub limiter: HospitalLimiter,
     /// Certificate CNs with the relief office's role (`admin.identities`).
     pub admins: Vec<String>,
+    /// Certificate CNs of the street offices and the street each serves (`[streets] identities`).
+    pub streets: crate::config::StreetsConfig,
     /// Requests being served now, at most `limits.max_in_flight`; past it, 503 at once (load shedding).
     pub in_flight: tokio::sync::Semaphore,
 }
@@ -133,11 +135,13 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
     let own = match who.kind() {
         CallerKind::Hospital => Some(Role::Hospital),
         CallerKind::Admin => Some(Role::Admin),
+        CallerKind::Street => Some(Role::Street),
         CallerKind::Unusable => None,
     };
     // a path under another role's prefix is forbidden whether or not it exists (API.md: 403), unless a route the
-    // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405)
-    // (worked out only when no route matched, off the path of every request served)
+    // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405; a
+    // street office's cardholder paths) (worked out only when no route matched, off the path of every request
+    // served)
     let foreign = || {
         let reachable = own.is_some_and(|o| !matches!(routes::find("", &path, |r| r.admits(o)), Match::NotFound));
         !reachable && [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()))
@@ -150,21 +154,21 @@ async fn dispatch(ctx: &Ctx, who: &Identity, req: Request<Incoming>) -> (Option<
         Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
         Match::NotFound => return (None, Err(ApiError::NotFound("no such path".into()))),
     };
-    // Who may call what: hospitals /v1, the relief office /admin, both the reconciliation checks (API.md
-    // "Transport and identity", "Two-sided reconciliation").
-    let caller = match (who.kind(), route.role()) {
-        (CallerKind::Hospital, Role::Hospital | Role::HospitalOrAdmin) => Caller::Hospital(who.name()),
-        (CallerKind::Admin, Role::Admin | Role::HospitalOrAdmin) => Caller::Admin,
-        (CallerKind::Admin, _) => {
-            return (Some(route), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
-        }
-        (CallerKind::Hospital, _) => {
-            return (Some(route), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
-        }
-        (CallerKind::Unusable, _) => {
-            let e = ApiError::Forbidden("this certificate is not a valid caller (one CN, a valid id)".into());
-            return (Some(route), Err(e));
-        }
+    // Who may call what is the route table's role column, and only it (API.md "Transport and identity", "Two-sided
+    // reconciliation", "Three levels"); the handler then scopes by the caller (its hospital, its street).
+    let Some(own) = own.filter(|o| route.role().admits(*o)) else {
+        let why = match who.kind() {
+            CallerKind::Admin => "the relief office cannot call /v1",
+            CallerKind::Hospital => "hospitals cannot call /admin",
+            CallerKind::Street => "a street office may call only its street's cardholders, their import and history",
+            CallerKind::Unusable => "this certificate is not a valid caller (one CN, a valid id)",
+        };
+        return (Some(route), Err(ApiError::Forbidden(why.into())));
+    };
+    let caller = match own {
+        Role::Hospital => Caller::Hospital(who.name()),
+        Role::Street => Caller::Street(who.street().unwrap_or_default()),
+        _ => Caller::Admin,
     };
     let query = Query::parse(req.uri().query());
     let result = serve(ctx, route, params, &query, caller, req).await;
@@ -249,10 +253,12 @@ async fn serve(
         Route::Clearings => ok(wire::clearings(&app.list_clearings(q.get("period"), Some(hospital_id), None).await?)),
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
-            ok(wire::to_vec(&app.put_cardholder(params.get(0), card).await?))
+            ok(wire::to_vec(&app.put_cardholder(params.get(0), card, caller.street()).await?))
         }
-        Route::GetCardholder => ok(wire::cardholder_with_usage(&app.get_cardholder(params.get(0), q.year()?).await?)),
-        Route::ImportCardholders => import::import(ctx, req).await,
+        Route::GetCardholder => {
+            ok(wire::cardholder_with_usage(&app.get_cardholder(params.get(0), q.year()?, caller.street()).await?))
+        }
+        Route::ImportCardholders => import::import(ctx, req, caller.street()).await,
         Route::PublishRuleset => {
             let input: RulesetInput = read_json(&ctx.limits, req).await?;
             Ok(json_response(StatusCode::CREATED, wire::to_vec(&app.publish_ruleset(&input).await?)))
@@ -281,7 +287,8 @@ async fn serve(
             ok(wire::to_vec(&serde_json::json!({"date": day, "hospitals": list})))
         }
         Route::CardHistory => {
-            let (year, list) = app.card_history(params.get(0), q.year()?, ctx.limits.max_history_items).await?;
+            let max = ctx.limits.max_history_items;
+            let (year, list) = app.card_history(params.get(0), q.year()?, max, caller.street()).await?;
             ok(events::office_history(params.get(0), year, &list))
         }
         Route::Events => {

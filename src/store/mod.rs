@@ -4,6 +4,8 @@
 //!   in one atomic step (one round trip).
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
+//! * [`cards`] — cardholder writes with a condition in the same atomic step (`scripts/put_cards.lua`: a street
+//!   office's cards, the sync's suspensions) and the card-key scan of the sync.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
 //! * [`history`] — a card's settlements of a year, from its index in the card's slot.
@@ -18,6 +20,7 @@
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
+pub mod cards;
 pub mod check;
 pub mod clearing;
 pub mod codec;

@@ -27,20 +27,32 @@ pub struct ProgramYearUsage {
 /// Which office write a [`Store::put_cardholders`] batch is, for its event.
 #[derive(Debug, Clone, Copy)]
 pub enum CardholderEvent<'a> {
-    /// `PUT /admin/v1/cardholders/{card_id}`: one card, evented whole. `at`: RFC 3339, local time.
+    /// `PUT /admin/v1/cardholders/{card_id}` (and each suspension of the sync): every card evented whole. `at`: RFC
+    /// 3339, local time.
     Put { at: &'a str },
     /// A batch of an import (HTTP or `settlegate cardholders import`), evented with its count.
     Import { at: &'a str },
 }
 
 impl Store {
-    /// Stores cardholders (create or replace), all or none.
-    /// Stores a batch of cardholders and its event (`cardholder.put` for one card, with the card as data, or
-    /// `cardholder.import` with the batch's count) in one MULTI/EXEC: the batch and its event are stored whole or
+    /// Stores a batch of cardholders and its event (`cardholder.put` per card, with the card as data, or
+    /// `cardholder.import` with the batch's count) in one atomic step: the batch and its event are stored whole or
     /// not at all, so "unavailable" really means nothing changed.
-    pub async fn put_cardholders(&self, cards: &[Cardholder], event: &CardholderEvent<'_>) -> StoreResult<()> {
+    ///
+    /// `expected_street`: a street office's write. Each card is then written only if the stored card is absent or
+    /// of that street and the new card is of it too, checked in the same atomic step (`store::cards`); the answer
+    /// lists the indices of the cards refused (always empty without it).
+    pub async fn put_cardholders(
+        &self,
+        cards: &[Cardholder],
+        event: &CardholderEvent<'_>,
+        expected_street: Option<&str>,
+    ) -> StoreResult<Vec<usize>> {
+        if let Some(street) = expected_street {
+            return self.put_cards_guarded(cards, event, super::cards::Guard::Street(street)).await;
+        }
         if cards.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut conn = self.conn("put_cardholders")?;
         let mut pipe = redis::pipe();
@@ -48,28 +60,33 @@ impl Store {
         for c in cards {
             pipe.hset_multiple(keys::card(&c.card_id), &card_fields(c)).ignore();
         }
-        let (kind, data) = match event {
-            CardholderEvent::Put { .. } => {
-                ("cardholder.put", serde_json::to_string(&cards[0]).expect("a cardholder serialises"))
-            }
-            CardholderEvent::Import { .. } => {
-                ("cardholder.import", serde_json::json!({"cards": cards.len()}).to_string())
-            }
-        };
         let at = match event {
             CardholderEvent::Put { at } | CardholderEvent::Import { at } => *at,
         };
-        pipe.cmd("XADD")
-            .arg(keys::EVENTS)
-            .arg("*")
-            .arg("type")
-            .arg(kind)
-            .arg("at")
-            .arg(at)
-            .arg("data")
-            .arg(data)
-            .ignore();
-        self.call("put_cardholders", true, async move { pipe.query_async::<()>(&mut conn).await }).await
+        let mut xadd = |kind: &str, data: String| {
+            pipe.cmd("XADD")
+                .arg(keys::EVENTS)
+                .arg("*")
+                .arg("type")
+                .arg(kind)
+                .arg("at")
+                .arg(at)
+                .arg("data")
+                .arg(data)
+                .ignore();
+        };
+        match event {
+            CardholderEvent::Put { .. } => {
+                for c in cards {
+                    xadd("cardholder.put", serde_json::to_string(c).expect("a cardholder serialises"));
+                }
+            }
+            CardholderEvent::Import { .. } => {
+                xadd("cardholder.import", serde_json::json!({"cards": cards.len()}).to_string());
+            }
+        }
+        self.call("put_cardholders", true, async move { pipe.query_async::<()>(&mut conn).await }).await?;
+        Ok(Vec::new())
     }
 
     /// The cardholder and, for `year`, the usage counters of every program it has any, by program id.
