@@ -214,4 +214,14 @@ mod tests {
         let text = format!("{c}\n{{\"card_id\":{}}}\n\n{c}", "1".repeat(300));
         assert_eq!(summary(&all(&text, FileFormat::Ndjson, 256).unwrap()), ["1:C1:None", "2:rejected", "4:C1:None"]);
     }
+
+    #[test]
+    fn the_example_files_hold_the_same_cards() {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let ndjson = crate::demo::read_cardholders(&config.join("cardholders.example.ndjson")).unwrap();
+        let csv = crate::demo::read_cardholders(&config.join("cardholders.example.csv")).unwrap();
+        assert_eq!(ndjson.len(), 7);
+        assert_eq!(ndjson, csv);
+        assert!(ndjson.iter().all(|c| c.street.is_some() && c.community.is_some()));
+    }
 }
