@@ -125,12 +125,16 @@ fn a_dry_run_changes_nothing_and_counts() {
     let before = redis.state();
     // C1 stays, C5 is new, C2 and C3 are missing (C4 too, but it is suspended already), one line is bad
     let next = ndjson(dir.path(), "next.ndjson", &["C1", "C5"], &["not json"]);
-    for args in [&["--dry-run"][..], &["--dry-run", "--suspend-missing"], &["--dry-run", "--suspend-missing", "--force"]] {
+    for args in
+        [&["--dry-run"][..], &["--dry-run", "--suspend-missing"], &["--dry-run", "--suspend-missing", "--force"]]
+    {
         let (out, stdout, stderr) = import(&config, &next, args);
         assert!(out.status.success(), "{args:?}: {stderr}");
         assert!(
-            stdout.starts_with("dry run: 3 lines read, 2 cards would be stored, 1 rejected; 2 stored active cards are \
-                                missing from the file"),
+            stdout.starts_with(
+                "dry run: 3 lines read, 2 cards would be stored, 1 rejected; 2 stored active cards are \
+                                missing from the file"
+            ),
             "{args:?}: {stdout}"
         );
         assert_eq!(stdout.contains("would be refused"), args == ["--dry-run", "--suspend-missing"], "{stdout}");
@@ -152,13 +156,16 @@ async fn suspend_missing_suspends_exactly_the_missing_cards() {
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     assert!(import(&config, &ndjson(dir.path(), "all.ndjson", &refs, &[]), &[]).0.status.success());
     redis.cli(&["HSET", "sg:{C7}:card", "status", "suspended"]); // missing, but suspended already: untouched
-    // a settlement id ending in `:card` makes a key that the card-key pattern also matches
+                                                                 // a settlement id ending in `:card` makes a key that the card-key pattern also matches
     let h = gw.client("H0001");
     assert_eq!(h.post("/v1/settlements", &outpatient_bill("x:card", "C1", 100, 0)).await.status, 201);
 
     // the file of the night: every card but C5, C6, C7 and C1000..C1199 (so the missing span several batches)
-    let missing: Vec<&str> =
-        refs.iter().copied().filter(|id| ["C5", "C6", "C7"].contains(id) || id.len() == 5 && id.starts_with("C1")).collect();
+    let missing: Vec<&str> = refs
+        .iter()
+        .copied()
+        .filter(|id| ["C5", "C6", "C7"].contains(id) || id.len() == 5 && id.starts_with("C1"))
+        .collect();
     assert_eq!(missing.len(), 203);
     let kept: Vec<&str> = refs.iter().copied().filter(|id| !missing.contains(id)).collect();
     let night = ndjson(dir.path(), "night.ndjson", &kept, &[]);

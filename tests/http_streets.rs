@@ -178,7 +178,10 @@ async fn another_streets_card_reads_as_missing() {
     for (who, client, card_id) in [("A", &a, "CB1"), ("A", &a, "CN1"), ("B", &b, "CA1")] {
         let r = client.get(&format!("/admin/v1/cardholders/{card_id}")).await;
         assert_problem(&r, 404, "card_not_found", &format!("{who} reads {card_id}"));
-        assert_eq!((r.body["title"].clone(), r.body["type"].clone()), (missing.body["title"].clone(), missing.body["type"].clone()));
+        assert_eq!(
+            (r.body["title"].clone(), r.body["type"].clone()),
+            (missing.body["title"].clone(), missing.body["type"].clone())
+        );
         let h = client.get(&format!("/admin/v1/cardholders/{card_id}/settlements")).await;
         assert_problem(&h, 404, "card_not_found", &format!("{who} reads {card_id}'s history"));
     }
@@ -223,7 +226,10 @@ async fn a_street_office_cannot_move_cards_into_or_out_of_its_street() {
     own["community"] = json!("huayuan");
     assert_eq!(a.put("/admin/v1/cardholders/CA2", &own).await.status, 200);
     let stored = street_of("CA2").await;
-    assert_eq!((stored.body["status"].as_str(), stored.body["community"].as_str()), (Some("suspended"), Some("huayuan")));
+    assert_eq!(
+        (stored.body["status"].as_str(), stored.body["community"].as_str()),
+        (Some("suspended"), Some("huayuan"))
+    );
     let events = admin.get("/admin/v1/events?limit=1000").await;
     let puts = events.raw.split(|b| *b == b'\n').filter(|l| {
         let l = String::from_utf8_lossy(l);
@@ -255,7 +261,8 @@ async fn a_street_import_rejects_other_streets_lines_by_number() {
     let r = r.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["imported"], 2, "{}", r.body);
-    let rejected: Vec<u64> = r.body["rejected"].as_array().unwrap().iter().map(|x| x["line"].as_u64().unwrap()).collect();
+    let rejected: Vec<u64> =
+        r.body["rejected"].as_array().unwrap().iter().map(|x| x["line"].as_u64().unwrap()).collect();
     assert_eq!(rejected, [2, 4, 5, 3], "{}", r.body);
     assert_eq!(r.body["rejected_total"], 4);
     for (card_id, status) in [("CA3", 200), ("CA4", 200), ("CB3", 404), ("CN3", 404)] {

@@ -132,7 +132,11 @@ impl<R: Read> CardLines<R> {
 
 fn csv_fields(line: &[u8]) -> Result<Vec<&str>, String> {
     let text = std::str::from_utf8(line.strip_suffix(b"\r").unwrap_or(line)).map_err(|_| "not UTF-8".to_string())?;
-    Ok(text.split(',').map(|f| f.trim()).map(|f| f.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(f)).collect())
+    Ok(text
+        .split(',')
+        .map(|f| f.trim())
+        .map(|f| f.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(f))
+        .collect())
 }
 
 /// The header row names the columns of [`CSV_COLUMNS`], in order (the last two optional).
@@ -202,7 +206,10 @@ mod tests {
         let parsed = all(text, FileFormat::Csv, 4096).unwrap();
         assert_eq!(summary(&parsed), ["2:C1:Some(\"jinrongjie\")", "4:C2:None", "5:rejected", "6:rejected"]);
         let Parsed::Card { card, .. } = &parsed[0] else { panic!() };
-        assert_eq!((card.tags.clone(), card.community.as_deref()), (vec!["a".to_string(), "b".to_string()], Some("huayuan")));
+        assert_eq!(
+            (card.tags.clone(), card.community.as_deref()),
+            (vec!["a".to_string(), "b".to_string()], Some("huayuan"))
+        );
         let short = "card_id,category,valid_from,valid_until,status,tags\nC1,dibao,2026-01-01,2026-12-31,active,\n";
         assert_eq!(summary(&all(short, FileFormat::Csv, 4096).unwrap()), ["2:C1:None"]);
         assert!(all("C1,dibao,2026-01-01,2026-12-31,active,\n", FileFormat::Csv, 4096).unwrap_err().contains("header"));

@@ -168,7 +168,7 @@ async fn import<R: std::io::Read>(
                     progress,
                     "import: {} lines read, {} {verb}, {} rejected, {} lines/s",
                     report.lines,
-                    report.stored + batch.len() as u64 * u64::from(!opts.dry_run),
+                    report.stored,
                     report.rejected,
                     rate(report.lines, started)
                 );
@@ -269,13 +269,19 @@ impl SyncReport {
     /// The closing line of a run (stdout).
     pub fn summary(&self, dry_run: bool) -> String {
         let mut s = if dry_run {
-            format!("dry run: {} lines read, {} cards would be stored, {} rejected", self.lines, self.stored, self.rejected)
+            format!(
+                "dry run: {} lines read, {} cards would be stored, {} rejected",
+                self.lines, self.stored, self.rejected
+            )
         } else {
             format!("{} lines read, {} cards stored, {} rejected", self.lines, self.stored, self.rejected)
         };
         if self.looked_for_missing {
             if dry_run {
-                s.push_str(&format!("; {} stored active cards are missing from the file (--suspend-missing would suspend them)", self.missing));
+                s.push_str(&format!(
+                    "; {} stored active cards are missing from the file (--suspend-missing would suspend them)",
+                    self.missing
+                ));
             } else if !self.suspend_refused {
                 s.push_str(&format!(
                     "; {} cards missing from the file suspended ({} changed meanwhile, left as they are)",

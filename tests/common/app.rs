@@ -47,7 +47,11 @@ pub async fn publish_input(app: &App, input: &RulesetInput) -> Ruleset {
 pub async fn put_cards(app: &App, cards: &[Cardholder]) {
     for chunk in cards.chunks(100) {
         app.store
-            .put_cardholders(chunk, &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" }, None)
+            .put_cardholders(
+                chunk,
+                &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" },
+                None,
+            )
             .await
             .expect("put cardholders");
     }
