@@ -65,7 +65,7 @@ fn probe(path: &str) -> Probe {
     Probe { path: path.to_string(), content_type: None, body: Vec::new() }
 }
 
-fn probe_json(path: &str, body: Value) -> Probe {
+fn probe_json(path: &str, body: &Value) -> Probe {
     Probe { path: path.to_string(), content_type: Some("application/json"), body: body.to_string().into_bytes() }
 }
 
@@ -82,19 +82,19 @@ fn row(route: Route) -> (Probe, [u16; 6]) {
     let today = today().to_string();
     match route {
         Route::Eligibility => (
-            probe_json("/v1/eligibility", json!({"card_id": "CA1", "visit": visit_today("outpatient")})),
+            probe_json("/v1/eligibility", &json!({"card_id": "CA1", "visit": visit_today("outpatient")})),
             HOSPITALS_ONLY,
         ),
-        Route::Settle => (probe_json("/v1/settlements", json!({})), HOSPITALS_400),
+        Route::Settle => (probe_json("/v1/settlements", &json!({})), HOSPITALS_400),
         Route::FindSettlement => (probe("/v1/settlements?card_id=CA1"), HOSPITALS_ONLY),
-        Route::Quote => (probe_json("/v1/settlements/quote", json!({})), HOSPITALS_400),
+        Route::Quote => (probe_json("/v1/settlements/quote", &json!({})), HOSPITALS_400),
         Route::GetSettlement => (probe("/v1/settlements/s2_none"), [403, 403, 403, 404, 404, 403]),
-        Route::Reverse => (probe_json("/v1/reversals", json!({})), HOSPITALS_400),
+        Route::Reverse => (probe_json("/v1/reversals", &json!({})), HOSPITALS_400),
         Route::Reconciliation => (probe("/v1/reconciliation"), HOSPITALS_ONLY),
         Route::ReconciliationDetail => (probe("/v1/reconciliation/settlements"), HOSPITALS_ONLY),
         // both the hospitals and the relief office check reconciliation
         Route::ReconciliationCheck => {
-            (probe_json("/v1/reconciliation/check", json!({})), [400, 403, 403, 400, 400, 403])
+            (probe_json("/v1/reconciliation/check", &json!({})), [400, 403, 403, 400, 400, 403])
         }
         Route::ReconciliationCheckDetails => (
             Probe {
@@ -107,7 +107,7 @@ fn row(route: Route) -> (Probe, [u16; 6]) {
         Route::Clearings => (probe("/v1/clearings"), HOSPITALS_ONLY),
         // the street rows: street A's card; street B sees it as missing and may not write it
         Route::PutCardholder => {
-            (probe_json("/admin/v1/cardholders/CA1", card("CA1", Some(STREET_A))), [200, 200, 403, 403, 403, 403])
+            (probe_json("/admin/v1/cardholders/CA1", &card("CA1", Some(STREET_A))), [200, 200, 403, 403, 403, 403])
         }
         Route::GetCardholder => (probe("/admin/v1/cardholders/CA1"), [200, 200, 404, 403, 403, 403]),
         // street B's import answers 200 with the line rejected (checked below)
@@ -120,18 +120,18 @@ fn row(route: Route) -> (Probe, [u16; 6]) {
             [200, 200, 200, 403, 403, 403],
         ),
         Route::CardHistory => (probe("/admin/v1/cardholders/CA1/settlements"), [200, 200, 404, 403, 403, 403]),
-        Route::PublishRuleset => (probe_json("/admin/v1/rulesets", json!({})), ADMIN_400),
+        Route::PublishRuleset => (probe_json("/admin/v1/rulesets", &json!({})), ADMIN_400),
         Route::ListRulesets => (probe("/admin/v1/rulesets"), ADMIN_ONLY),
         Route::GetRuleset => (probe("/admin/v1/rulesets/1"), ADMIN_ONLY),
         Route::Pools => (probe("/admin/v1/pools"), ADMIN_ONLY),
         Route::AdminReconciliation => (probe("/admin/v1/reconciliation"), ADMIN_ONLY),
         Route::Events => (probe("/admin/v1/events?limit=1"), ADMIN_ONLY),
-        Route::CreateClearing => (probe_json("/admin/v1/clearings", json!({})), ADMIN_400),
+        Route::CreateClearing => (probe_json("/admin/v1/clearings", &json!({})), ADMIN_400),
         Route::ListClearings => (probe("/admin/v1/clearings"), ADMIN_ONLY),
         Route::ConfirmClearing => {
-            (probe_json("/admin/v1/clearings/cl_2020-01_H0001/confirm", json!({})), [404, 403, 403, 403, 403, 403])
+            (probe_json("/admin/v1/clearings/cl_2020-01_H0001/confirm", &json!({})), [404, 403, 403, 403, 403, 403])
         }
-        Route::PayClearing => (probe_json("/admin/v1/clearings/cl_2020-01_H0001/paid", json!({})), ADMIN_400),
+        Route::PayClearing => (probe_json("/admin/v1/clearings/cl_2020-01_H0001/paid", &json!({})), ADMIN_400),
         Route::Healthz => (probe("/healthz"), NOT_ON_THIS_PORT),
         Route::Readyz => (probe("/readyz"), NOT_ON_THIS_PORT),
         Route::Metrics => (probe("/metrics"), NOT_ON_THIS_PORT),

@@ -135,18 +135,18 @@ impl Batcher<'_> {
         match parsed {
             Ok(Some(card)) if self.street.is_some_and(|own| card.street.as_deref() != Some(own)) => {
                 let own = self.street.unwrap_or_default();
-                self.reject(line_no, format!("street: a street office imports only cards of its street, {own:?}"));
+                self.reject(line_no, &format!("street: a street office imports only cards of its street, {own:?}"));
             }
             Ok(Some(card)) => {
                 self.batch.push(card);
                 self.batch_lines.push(line_no);
             }
             Ok(None) => {}
-            Err(error) => self.reject(line_no, error),
+            Err(error) => self.reject(line_no, &error),
         }
     }
 
-    fn reject(&mut self, line_no: u64, error: String) {
+    fn reject(&mut self, line_no: u64, error: &str) {
         self.rejected_total += 1;
         if self.rejected.len() < MAX_LISTED_REJECTS {
             self.rejected.push(serde_json::json!({"line": line_no, "error": error}));
@@ -160,7 +160,7 @@ impl Batcher<'_> {
         self.imported += (self.batch.len() - refused.len()) as u64;
         for i in refused {
             let line_no = self.batch_lines[i];
-            self.reject(line_no, "street: the card is stored under another street".into());
+            self.reject(line_no, "street: the card is stored under another street");
         }
         self.batch.clear();
         self.batch_lines.clear();

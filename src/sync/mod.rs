@@ -88,12 +88,8 @@ fn fingerprint(card_id: &str) -> u64 {
 
 /// Lines per second since `started`.
 fn rate(n: u64, started: Instant) -> u64 {
-    let s = started.elapsed().as_secs_f64();
-    if s > 0.0 {
-        (n as f64 / s) as u64
-    } else {
-        0
-    }
+    let ms = started.elapsed().as_millis().max(1);
+    u64::try_from(u128::from(n) * 1000 / ms).unwrap_or(u64::MAX)
 }
 
 /// Runs the sync; progress and rejected lines go to `progress` (stderr).
