@@ -3,16 +3,18 @@
 //!
 //! 1. **Import.** The file is read a chunk at a time ([`lines`]), each line validated, the valid cards stored in
 //!    batches of [`SyncOptions::batch_cards`] (one atomic write and one `cardholder.import` event per batch, as the
-//!    HTTP import). Progress goes to stderr every [`SyncOptions::progress_every_lines`] lines: lines read, stored,
-//!    rejected, rate. Memory: a chunk, a batch, and with `--suspend-missing` (or `--dry-run`) the file's card-id
+//!    HTTP import), one batch being written on its own task while the next is parsed (batches are submitted in
+//!    file order, so a card listed twice ends as its last line says). Progress goes to stderr every
+//!    [`SyncOptions::progress_every_lines`] lines: lines read, stored (it lags by the batch in flight), rejected,
+//!    rate. Memory: a chunk, two batches, and with `--suspend-missing` (or `--dry-run`) the file's card-id
 //!    fingerprints, 8 bytes per card (8 MB per million), at most [`SyncOptions::max_cards`].
 //! 2. **Suspend the missing** (`--suspend-missing`): the fingerprints (64-bit hashes of the card ids) are sorted,
 //!    then the store's card keys are SCANned in pages; a stored card whose fingerprint is not among the file's and
 //!    that is `active` is suspended, in batches, each card through the same write and event as a PUT
 //!    (`cardholder.put`) and only if it is still exactly as read (`store::cards`, checked in the write). The failure
-//!    direction is toward *not* suspending: two ids with one fingerprint (about 1 in 10^7 for a million cards
-//!    against a million) keep a missing card active; a card changed between the read and the write is left as it
-//!    is and counted; a card created during the scan (it is not in the file) may or may not be seen.
+//!    direction is toward *not* suspending: a missing id whose fingerprint equals one of the file's (odds about
+//!    missing × file / 2^64: 5·10^-8 for a million against a million) stays active; a card changed between the
+//!    read and the write is left as it is and counted; a card created during the scan may or may not be seen.
 //! 3. A file with rejected lines is partial: `--suspend-missing` is then refused (the valid lines are stored, no
 //!    card is suspended) unless `--force`.
 //!
@@ -24,6 +26,7 @@ pub mod lines;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::domain::card::{CardStatus, Cardholder};
@@ -93,7 +96,7 @@ fn rate(n: u64, started: Instant) -> u64 {
 }
 
 /// Runs the sync; progress and rejected lines go to `progress` (stderr).
-pub async fn run(store: &Store, opts: &SyncOptions, progress: &mut dyn Write) -> Result<SyncReport, String> {
+pub async fn run(store: &Arc<Store>, opts: &SyncOptions, progress: &mut dyn Write) -> Result<SyncReport, String> {
     let file = std::fs::File::open(&opts.file).map_err(|e| format!("{}: {e}", opts.file.display()))?;
     let format = FileFormat::of(&opts.file);
     let mut report = SyncReport { looked_for_missing: opts.suspend_missing || opts.dry_run, ..SyncReport::default() };
@@ -116,7 +119,7 @@ pub async fn run(store: &Store, opts: &SyncOptions, progress: &mut dyn Write) ->
 /// Step 1: reads every line, stores the valid cards in batches (not when dry); returns the fingerprints of the
 /// file's card ids (empty when they are not needed).
 async fn import<R: std::io::Read>(
-    store: &Store,
+    store: &Arc<Store>,
     opts: &SyncOptions,
     mut lines: CardLines<R>,
     report: &mut SyncReport,
@@ -126,6 +129,9 @@ async fn import<R: std::io::Read>(
     let keep_fingerprints = report.looked_for_missing;
     let mut fingerprints = Vec::new();
     let mut batch: Vec<Cardholder> = Vec::with_capacity(opts.batch_cards);
+    // one batch being written while the next is parsed (submitted in file order, so a card listed twice ends as
+    // its last line says)
+    let mut writing: Option<PendingWrite> = None;
     let mut next_progress = opts.progress_every_lines;
     let verb = if opts.dry_run { "would store" } else { "stored" };
     while let Some(chunk) = lines.next_chunk()? {
@@ -156,7 +162,9 @@ async fn import<R: std::io::Read>(
                 }
             }
             if batch.len() >= opts.batch_cards {
-                store_batch(store, opts, &mut batch, report).await?;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(opts.batch_cards));
+                report.stored += finish(writing.take()).await?;
+                writing = Some(start_write(store, opts, full));
             }
             if report.lines >= next_progress {
                 next_progress = report.lines + opts.progress_every_lines;
@@ -171,7 +179,8 @@ async fn import<R: std::io::Read>(
             }
         }
     }
-    store_batch(store, opts, &mut batch, report).await?;
+    report.stored += finish(writing.take()).await?;
+    report.stored += finish(Some(start_write(store, opts, batch))).await?;
     let _ = writeln!(
         progress,
         "import: done: {} lines read, {} {verb}, {} rejected, {} lines/s",
@@ -183,19 +192,25 @@ async fn import<R: std::io::Read>(
     Ok(fingerprints)
 }
 
-async fn store_batch(
-    store: &Store,
-    opts: &SyncOptions,
-    batch: &mut Vec<Cardholder>,
-    report: &mut SyncReport,
-) -> Result<(), String> {
-    if batch.is_empty() {
-        return Ok(());
+/// A batch being stored by its own task: the number of cards, once stored.
+type PendingWrite = tokio::task::JoinHandle<Result<u64, String>>;
+
+/// Stores `cards` (one atomic write and its `cardholder.import` event) on a task of its own.
+fn start_write(store: &Arc<Store>, opts: &SyncOptions, cards: Vec<Cardholder>) -> PendingWrite {
+    let (store, at) = (store.clone(), opts.at.clone());
+    tokio::spawn(async move {
+        let event = CardholderEvent::Import { at: &at };
+        store.put_cardholders(&cards, &event, None).await.map_err(|e| e.to_string())?;
+        Ok(cards.len() as u64)
+    })
+}
+
+/// Waits for a batch's write: the cards it stored.
+async fn finish(writing: Option<PendingWrite>) -> Result<u64, String> {
+    match writing {
+        None => Ok(0),
+        Some(task) => task.await.map_err(|e| format!("the store task failed: {e}"))?,
     }
-    store.put_cardholders(batch, &CardholderEvent::Import { at: &opts.at }, None).await.map_err(|e| e.to_string())?;
-    report.stored += batch.len() as u64;
-    batch.clear();
-    Ok(())
 }
 
 /// Step 2: SCANs the card keys; suspends (dry: counts) the stored active cards whose fingerprint is not the file's.
