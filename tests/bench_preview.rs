@@ -211,8 +211,7 @@ async fn preview_a_year_of_a_million_settlements() {
         format!(
             "listen = \"127.0.0.1:1\"\ntimezone = \"Asia/Shanghai\"\n[tls]\ncert = \"{c}/server.pem\"\n\
              key = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n[admin]\nidentities = [\"{ADMIN}\"]\n\
-             [redis]\nurl = \"{}\"\nresponse_timeout_ms = 2000\n",
-            url
+             [redis]\nurl = \"{url}\"\nresponse_timeout_ms = 2000\n"
         ),
     )
     .unwrap();
