@@ -146,7 +146,8 @@ pub(crate) struct RunArgs {
     /// Override one weight of the scenario's [operations] mix: OP=WEIGHT, repeatable. Operations: eligibility,
     /// quote, settle, retry, reversal, cancel, history (GET /v1/settlements?card_id= of a card the hospital
     /// settled; its own latency histogram), ref_reuse (a settlement with another standing settlement's
-    /// insurance.settlement_ref: 409 insurance_ref_reused expected, counted as an expected refusal).
+    /// insurance.settlement_ref: 409 insurance_ref_reused expected, counted as an expected refusal), contribution
+    /// (the relief office's donations, withdrawals and replays to the charity pool, by [contributions]).
     #[arg(long = "mix", value_name = "OP=WEIGHT")]
     pub(crate) mix: Vec<String>,
     /// Percent of new settlements carrying a unique insurance.settlement_ref (scenario: fields.insurance_ref_pct).

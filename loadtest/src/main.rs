@@ -209,14 +209,13 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     let mix = scenario.operations;
     let keep_ledger =
         !args.floor && (audit_enabled || mix.retry > 0 || mix.reversal > 0 || mix.history > 0 || mix.ref_reuse > 0);
-    let workload = Arc::new(Workload::new(
-        scenario.clone(),
-        run_id.clone(),
-        today.clone(),
-        hospitals.clone(),
-        args.floor,
-        keep_ledger,
-    ));
+    let mut workload =
+        Workload::new(scenario.clone(), run_id.clone(), today.clone(), hospitals.clone(), args.floor, keep_ledger);
+    if mix.contribution > 0 {
+        // the relief office's contributions go out on the audit's admin pool, during the load
+        workload.admin = admin.clone();
+    }
+    let workload = Arc::new(workload);
     if scenario.fields.insurance_ref_pct > 0
         && insurance_ref(&"x".repeat(workload.longest_hsid())).len() > MAX_REF_CHARS
     {
