@@ -90,6 +90,7 @@ fn smoke_run_passes_the_money_and_event_audits() {
         "audit_chain_paging",
         "contributions_audited",
         "audit_appended_events_match_chain",
+        "pool_threshold_events_valid",
     ] {
         let c = check(&report, name);
         assert!(c["passed"] == true && c["checked"].as_u64().unwrap_or(0) > 0, "{c}");
