@@ -323,6 +323,17 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         Some(t) => Some(t.await?),
         None => None,
     };
+    let tamper_audit = if args.tamper_audit && !args.floor {
+        let key = &args.tamper_audit_key;
+        let t = audit::tamper_audit(args.redis_url.as_deref().unwrap_or_default(), key, &format!("{run_id}-C-")).await;
+        match (t.seq, &t.error) {
+            (Some(seq), None) => eprintln!("tamper-audit: HSET {key} {seq} (amount_fen + 1, not resealed)"),
+            (_, e) => eprintln!("tamper-audit: failed: {e:?}"),
+        }
+        Some(t)
+    } else {
+        None
+    };
     let connections_opened: BTreeMap<String, u64> =
         hospitals.iter().map(|h| (h.name.clone(), h.connections_opened())).collect();
 
@@ -351,6 +362,7 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     };
     let mut audit_report = audit_report;
     audit_report.tamper_events = tamper_events;
+    audit_report.tamper_audit = tamper_audit;
 
     let facts = RunFacts {
         run: RunInfo {

@@ -24,7 +24,7 @@
 //! 9. `trail.rs`: the audit trail (`GET /admin/v1/audit`): the whole hash chain verified (`chain.rs`), one entry
 //!    per accepted contribution of the run, the `audit.appended` events the events audit read in the chain.
 //!
-//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
+//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` faults.
 
 mod cancels;
 mod cards;
@@ -60,7 +60,7 @@ pub use events::{stream_end, EventsStart, EventsSummary};
 pub use pools::Pool;
 pub use reconciliation::{HospitalDay, Recon};
 pub use resolve::Resolution;
-pub use tamper::{tamper, tamper_events, tamper_names, EventsTamper, Tamper, TamperTarget};
+pub use tamper::{tamper, tamper_audit, tamper_events, tamper_names, AuditTamper, EventsTamper, Tamper, TamperTarget};
 pub use trail::TrailSummary;
 
 /// The audit's outcome (`audit` in report.json): every check, and what it covered.
@@ -102,6 +102,9 @@ pub struct AuditReport {
     /// The `--tamper-events` fault, when one was injected: the events audit is then expected to fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tamper_events: Option<EventsTamper>,
+    /// The `--tamper-audit` fault, when one was injected: the audit trail check is then expected to fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper_audit: Option<AuditTamper>,
     /// How long the audit took, milliseconds (it reads every answered settlement once).
     pub duration_ms: u64,
     /// Why the audit could not run at all, when it could not.

@@ -9,8 +9,9 @@
 //! - `contributions_audited`: every accepted contribution of the run has exactly one entry, action
 //!   `pool.contribution`, target its program, actor the run's admin identity (role `admin`), detail the
 //!   contribution as answered; a refused one has none;
-//! - `audit_appended_events_match_chain`: every `audit.appended` event the events audit read names an entry of the
-//!   chain with the same `sha256`; on an exclusive store, every entry from the first such event on has one.
+//! - `audit_appended_events_match_chain`: every `audit.appended` event the events audit read carries, byte for
+//!   byte, an entry of the chain (same `seq`, same `sha256`, same line); on an exclusive store, every entry from
+//!   the first such event on has one.
 //!
 //! Memory: the last hash, one byte per contribution of the run, the `audit.appended` events read; one page at a
 //! time.
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use super::chain::{ChainVerifier, Entry};
 use super::check::Check;
-use super::events::Appended;
+use super::events::{line_hash, Appended};
 use crate::client::Endpoint;
 use crate::stats::elapsed_ms;
 use crate::workload::{contribution_id, parse_contribution_id, ContributionRecord, ContributionState};
@@ -71,8 +72,8 @@ pub(super) struct Trail<'a> {
     verifier: ChainVerifier,
     seen: Vec<u8>,
     wrong: BTreeMap<usize, String>,
-    /// `sha256` by `seq` of the `audit.appended` events not yet met in the chain.
-    appended: HashMap<u64, String>,
+    /// (`sha256`, line hash) by `seq` of the `audit.appended` events not yet met in the chain.
+    appended: HashMap<u64, (String, u64)>,
     first_appended: Option<u64>,
     intact: Check,
     paging: Check,
@@ -96,8 +97,8 @@ impl<'a> Trail<'a> {
         }
         let first_appended = appended.entries.iter().map(|e| e.0).min();
         let mut map = HashMap::new();
-        for (seq, sha) in appended.entries {
-            if map.insert(seq, sha).is_some() {
+        for (seq, sha, line) in appended.entries {
+            if map.insert(seq, (sha, line)).is_some() {
                 appended_check.fail(format!("two audit.appended events for seq {seq}"));
             }
         }
@@ -145,6 +146,7 @@ impl<'a> Trail<'a> {
 
     fn line(&mut self, line: &[u8]) {
         let (entry, verdict) = self.verifier.push(line);
+        let hash = line_hash(line);
         match verdict {
             Ok(()) => self.intact.ok(),
             Err(why) => self.intact.fail(why),
@@ -154,8 +156,12 @@ impl<'a> Trail<'a> {
         self.summary.last_seq = e.seq;
         *self.summary.by_action.entry(e.action.clone()).or_insert(0) += 1;
         match self.appended.remove(&e.seq) {
-            Some(sha) => self.appended_check.expect(sha == e.sha256, || {
-                format!("seq {}: the audit.appended event says sha256 {sha}, the chain {}", e.seq, e.sha256)
+            Some((sha, event_line)) => self.appended_check.expect(sha == e.sha256 && event_line == hash, || {
+                format!(
+                    "seq {}: the chain's line differs from the copy its audit.appended event carried (sha256 {} in \
+                     the chain, {sha} in the event)",
+                    e.seq, e.sha256
+                )
             }),
             None if self.exclusive && self.first_appended.is_some_and(|f| e.seq > f) => self
                 .appended_check
@@ -202,9 +208,9 @@ impl<'a> Trail<'a> {
 
     /// The checks: one result per entry, page, `audit.appended` event and contribution of the run.
     pub(super) fn finish(mut self) -> (Vec<Check>, TrailSummary) {
-        let mut rest: Vec<(&u64, &String)> = self.appended.iter().collect();
-        rest.sort();
-        for (seq, _) in rest {
+        let mut rest: Vec<u64> = self.appended.keys().copied().collect();
+        rest.sort_unstable();
+        for seq in rest {
             self.appended_check.fail(format!("an audit.appended event for seq {seq}, which the chain does not hold"));
         }
         for (i, r) in self.records.iter().enumerate() {
@@ -298,7 +304,7 @@ mod tests {
         }
     }
 
-    fn page_of(entries: Vec<Entry>) -> (Vec<String>, Vec<(u64, String)>) {
+    fn page_of(entries: Vec<Entry>) -> (Vec<String>, Vec<(u64, String, u64)>) {
         let mut prev = GENESIS_SHA256.to_string();
         let mut heads = Vec::new();
         let lines = entries
@@ -307,8 +313,9 @@ mod tests {
             .map(|(i, e)| {
                 let e = seal(e, i as u64 + 1, &prev);
                 prev = e.sha256.clone();
-                heads.push((e.seq, e.sha256.clone()));
-                stored(&e)
+                let line = stored(&e);
+                heads.push((e.seq, e.sha256.clone(), line_hash(line.as_bytes())));
+                line
             })
             .collect();
         (lines, heads)
@@ -328,7 +335,7 @@ mod tests {
             entry(CONTRIBUTION_ACTION, answer.clone()),
         ]);
         let body = lines.join("\n") + "\n";
-        let run = |body: &str, appended: Vec<(u64, String)>| {
+        let run = |body: &str, appended: Vec<(u64, String, u64)>| {
             let mut t = Trail::new("LT1", "relief-office", "charity", &records, Appended { entries: appended, unreadable: Vec::new() }, true);
             assert_eq!(t.page(0, Some("2"), body.as_bytes()), Some(2));
             assert_eq!(t.page(2, Some("2"), b""), None);
@@ -341,9 +348,9 @@ mod tests {
         let tampered = body.replace("\"amount_fen\":100", "\"amount_fen\":99");
         let (checks, _) = run(&tampered, heads[1..].to_vec());
         let failed: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
-        assert_eq!(failed, ["audit_chain_intact", "contributions_audited"]);
+        assert_eq!(failed, ["audit_chain_intact", "contributions_audited", "audit_appended_events_match_chain"]);
         // an appended event for an entry the chain lacks, and an entry without its event
-        let (checks, _) = run(&body, vec![(1, heads[0].1.clone()), (9, "x".into())]);
+        let (checks, _) = run(&body, vec![heads[0].clone(), (9, "x".into(), 0)]);
         let appended = checks.iter().find(|c| c.name == "audit_appended_events_match_chain").unwrap();
         assert_eq!(appended.failed, 2, "{appended:?}");
         // the chain without the contribution's entry

@@ -132,6 +132,15 @@ pub fn summary(r: &Report) -> String {
                     t.applied
                 );
             }
+            if let Some(t) = &r.audit.tamper_audit {
+                let _ = writeln!(
+                    s,
+                    "  tampered on purpose: audit entry {} in {} (amount_fen + 1, not resealed), applied: {}",
+                    t.seq.map_or("-".to_string(), |n| n.to_string()),
+                    t.key,
+                    t.applied
+                );
+            }
             if let Some(outcome) = &r.audit.reconciliation_check {
                 let _ = writeln!(s, "  reconciliation check (POST /v1/reconciliation/check): {outcome}");
             }

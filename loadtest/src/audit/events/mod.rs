@@ -39,7 +39,7 @@ const MAX_MESSAGES: usize = 64;
 mod page;
 mod pool;
 pub use page::stream_end;
-pub use pool::Appended;
+pub use pool::{line_hash, Appended};
 pub(super) use pool::PoolEvents;
 use pool::Seen;
 use page::{lines, read_page, Page, MAX_PAGES};

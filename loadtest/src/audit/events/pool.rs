@@ -7,10 +7,13 @@
 //!   failed, on a shared store), the year the run's; on an exclusive store also at most one per program and percent
 //!   plus one per accepted donation of the run (only a donation lets a pool fall back below a threshold it had
 //!   crossed) (`pool_threshold_events_valid`);
-//! - `audit.appended` (data: the audit entry): kept as (seq, sha256) for the audit trail's check, which compares
-//!   them with the chain.
+//! - `audit.appended` (data: the audit entry, byte for byte as stored): kept as (seq, sha256, a 64-bit hash of
+//!   the line) for the audit trail's check, which compares them with the chain: the stream holds a second copy of
+//!   every entry appended during the run.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -41,10 +44,17 @@ pub(super) enum Seen {
 /// The `audit.appended` events read: what the audit trail check compares with the chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
-    /// (`seq`, `sha256`) of each event's entry, in stream order.
-    pub entries: Vec<(u64, String)>,
+    /// (`seq`, `sha256`, [`line_hash`] of the entry's line) of each event's entry, in stream order.
+    pub entries: Vec<(u64, String, u64)>,
     /// Events whose data is not an audit entry (their first few, for the examples).
     pub unreadable: Vec<String>,
+}
+
+/// A 64-bit hash of an audit entry's line (a collision would hide one rewritten entry: ~2^-64 per entry).
+pub fn line_hash(line: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    line.hash(&mut h);
+    h.finish()
 }
 
 /// The reader of the office's events.
@@ -111,7 +121,7 @@ impl<'a> PoolEvents<'a> {
             }
             APPENDED => {
                 match serde_json::from_str::<EntryHead>(data.get()) {
-                    Ok(h) => self.appended.entries.push((h.seq, h.sha256)),
+                    Ok(h) => self.appended.entries.push((h.seq, h.sha256, line_hash(data.get().as_bytes()))),
                     Err(e) if self.appended.unreadable.len() < MAX_MESSAGES => {
                         self.appended.unreadable.push(format!("{event_id}: not an audit entry ({e})"))
                     }
@@ -240,7 +250,8 @@ mod tests {
         ]);
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
         assert_eq!((checks[0].checked, checks[1].checked), (3, 4));
-        assert_eq!(appended.entries, vec![(7, "ab".to_string())]);
+        let line = serde_json::json!({"seq": 7, "sha256": "ab"}).to_string();
+        assert_eq!(appended.entries, vec![(7, "ab".to_string(), line_hash(line.as_bytes()))]);
         // a missing event, a wrong one, an event for the refused withdrawal, a bad percent, one threshold too many
         let mut wrong = a2.clone();
         wrong["amount_fen"] = 101.into();
