@@ -248,7 +248,10 @@ mod tests {
         assert_eq!(canonical(&e), VECTOR_CANONICAL);
         assert_eq!(e.sha256, VECTOR_SHA256);
         let line = stored(&e);
-        assert_eq!(line, format!("{},\"sha256\":\"{VECTOR_SHA256}\"}}", &VECTOR_CANONICAL[..VECTOR_CANONICAL.len() - 1]));
+        assert_eq!(
+            line,
+            format!("{},\"sha256\":\"{VECTOR_SHA256}\"}}", &VECTOR_CANONICAL[..VECTOR_CANONICAL.len() - 1])
+        );
         let mut v = ChainVerifier::default();
         let (parsed, ok) = v.push(line.as_bytes());
         assert_eq!(ok, Ok(()));
@@ -296,7 +299,11 @@ mod tests {
         // right hash over bytes that are not canonical (detail members unsorted)
         let mut unsorted = lines.clone();
         let e1: Entry = serde_json::from_str(&lines[0]).unwrap();
-        let bytes = canonical(&e1).replacen("{\"amount_fen\":5000,", "{", 1).replacen("\"year\":2026}", "\"year\":2026,\"amount_fen\":5000}", 1);
+        let bytes = canonical(&e1).replacen("{\"amount_fen\":5000,", "{", 1).replacen(
+            "\"year\":2026}",
+            "\"year\":2026,\"amount_fen\":5000}",
+            1,
+        );
         let sha = sha256_hex(bytes.as_bytes());
         unsorted[0] = format!("{},\"sha256\":\"{sha}\"}}", &bytes[..bytes.len() - 1]);
         let broken = verify(&unsorted);

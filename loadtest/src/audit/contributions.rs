@@ -78,15 +78,25 @@ pub(super) async fn check(input: &AuditInput) -> (Vec<ContributionRecord>, Vec<C
         let body = contribution_body(&w.run_id, year, &r);
         let answer = input.admin.json(Method::POST, &path(program), Some(&body)).await;
         let outcome = match &answer {
-            Ok(a) if a.status == 201 || a.status == 200 => Some((ContributionState::Accepted, Some(without_pool(a.body.clone())))),
-            Ok(a) if a.status == 409 && a.body["code"] == "pool_would_overdraw" && r.kind == ContributionKind::Withdrawal => {
+            Ok(a) if a.status == 201 || a.status == 200 => {
+                Some((ContributionState::Accepted, Some(without_pool(a.body.clone()))))
+            }
+            Ok(a)
+                if a.status == 409
+                    && a.body["code"] == "pool_would_overdraw"
+                    && r.kind == ContributionKind::Withdrawal =>
+            {
                 Some((ContributionState::Refused, None))
             }
             _ => None,
         };
         match outcome {
             Some((state, answer)) => {
-                w.contributions.lock().expect("contributions").settle(r.seq as usize, state, answer);
+                w.contributions.lock().expect("contributions").settle(
+                    usize::try_from(r.seq).expect("a record index"),
+                    state,
+                    answer,
+                );
                 summary.resolved += 1;
                 resolved.ok();
             }
@@ -97,7 +107,11 @@ pub(super) async fn check(input: &AuditInput) -> (Vec<ContributionRecord>, Vec<C
     let mut probes = Check::new("contribution_refusals_as_documented");
     for (target, status, code) in [
         (Some(program), 409, "pool_would_overdraw"),
-        (w.scenario.ruleset.programs.iter().find(|p| p.annual_pool_fen.is_none()).map(|p| p.id.as_str()), 422, "not_a_pool"),
+        (
+            w.scenario.ruleset.programs.iter().find(|p| p.annual_pool_fen.is_none()).map(|p| p.id.as_str()),
+            422,
+            "not_a_pool",
+        ),
         (Some(NO_SUCH_PROGRAM), 404, "not_found"),
     ] {
         let Some(target) = target else { continue };

@@ -79,12 +79,22 @@ pub async fn tamper_audit(redis_url: &str, key: &str, id_prefix: &str) -> AuditT
             let Some(stored) = stored.filter(|s| s.contains(&marker)) else { continue };
             let v: serde_json::Value = serde_json::from_str(&stored).map_err(|e| e.to_string())?;
             let amount = v["detail"]["amount_fen"].as_i64().ok_or("an entry without detail.amount_fen")?;
-            let forged = stored.replacen(&format!("\"amount_fen\":{amount}"), &format!("\"amount_fen\":{}", amount + 1), 1);
+            let forged =
+                stored.replacen(&format!("\"amount_fen\":{amount}"), &format!("\"amount_fen\":{}", amount + 1), 1);
             t.seq = Some(seq);
-            redis::cmd("HSET").arg(key).arg(seq).arg(&forged).query_async::<i64>(&mut conn).await.map_err(|e| e.to_string())?;
+            redis::cmd("HSET")
+                .arg(key)
+                .arg(seq)
+                .arg(&forged)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
             return Ok(());
         }
-        Err(format!("no audit entry of a contribution of the run among seq {}..={last}", last.saturating_sub(1000).max(1)))
+        Err(format!(
+            "no audit entry of a contribution of the run among seq {}..={last}",
+            last.saturating_sub(1000).max(1)
+        ))
     }
     .await;
     t.applied = result.is_ok() && t.seq.is_some();

@@ -137,7 +137,8 @@ impl<'a> Trail<'a> {
             Some(n) if lines >= PAGE_LIMIT => n == last,
             Some(n) => n >= last && n >= after,
         };
-        self.paging.expect(ok, || format!("page after {after} ({lines} entries to seq {last}): Next-Cursor {next_cursor:?}"));
+        self.paging
+            .expect(ok, || format!("page after {after} ({lines} entries to seq {last}): Next-Cursor {next_cursor:?}"));
         match next {
             Some(n) if lines > 0 || n > after => Some(n.max(after)),
             _ => None,
@@ -197,7 +198,7 @@ impl<'a> Trail<'a> {
         if !diff.is_empty() && self.wrong.len() < MAX_MESSAGES {
             self.wrong.entry(i).or_insert_with(|| format!("{id} (seq {}): {}", e.seq, diff.join("; ")));
         } else if !diff.is_empty() {
-            self.wrong.entry(i).or_insert_with(String::new);
+            self.wrong.entry(i).or_default();
         }
     }
 
@@ -314,7 +315,7 @@ mod tests {
                 let e = seal(e, i as u64 + 1, &prev);
                 prev = e.sha256.clone();
                 let line = stored(&e);
-                heads.push((e.seq, e.sha256.clone(), line_hash(line.as_bytes())));
+                heads.push((e.seq, e.sha256, line_hash(line.as_bytes())));
                 line
             })
             .collect();
@@ -332,11 +333,18 @@ mod tests {
         let records = book.records;
         let (lines, heads) = page_of(vec![
             entry("ruleset.publish", serde_json::json!({"version": 3})),
-            entry(CONTRIBUTION_ACTION, answer.clone()),
+            entry(CONTRIBUTION_ACTION, answer),
         ]);
         let body = lines.join("\n") + "\n";
         let run = |body: &str, appended: Vec<(u64, String, u64)>| {
-            let mut t = Trail::new("LT1", "relief-office", "charity", &records, Appended { entries: appended, unreadable: Vec::new() }, true);
+            let mut t = Trail::new(
+                "LT1",
+                "relief-office",
+                "charity",
+                &records,
+                Appended { entries: appended, unreadable: Vec::new() },
+                true,
+            );
             assert_eq!(t.page(0, Some("2"), body.as_bytes()), Some(2));
             assert_eq!(t.page(2, Some("2"), b""), None);
             t.finish()

@@ -189,7 +189,8 @@ pub(super) fn trail_line(t: &crate::audit::TrailSummary, checks: &[crate::audit:
     if t.status != "checked" {
         return t.status.clone();
     }
-    let names = ["audit_chain_intact", "audit_chain_paging", "contributions_audited", "audit_appended_events_match_chain"];
+    let names =
+        ["audit_chain_intact", "audit_chain_paging", "contributions_audited", "audit_appended_events_match_chain"];
     let passed = checks.iter().filter(|c| names.contains(&c.name.as_str())).all(|c| c.passed);
     format!(
         "{} entries to seq {} in {} page(s) ({} ms), {} verified, {} of this run's contributions: {}",

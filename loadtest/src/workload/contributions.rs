@@ -160,7 +160,10 @@ pub fn judge_answer(answer: &Value, body: &Value, program: &str) -> Result<(), &
             return Err("bad_answer");
         }
     }
-    if answer["program"] != program || !answer["at"].is_string() || (body.get("note").is_none() && answer.get("note").is_some_and(|n| !n.is_null())) {
+    if answer["program"] != program
+        || !answer["at"].is_string()
+        || (body.get("note").is_none() && answer.get("note").is_some_and(|n| !n.is_null()))
+    {
         return Err("bad_answer");
     }
     let pool = &answer["pool"];
@@ -221,10 +224,17 @@ impl Workload {
             let result = admin.call(Method::POST, &path, Some(Payload::json_of(&body))).await;
             if !replay {
                 if refusal(&result, 409, "idempotency_conflict") {
-                    return Outcome { op: Op::Contribution, error: None, expected_refusal: Some("idempotency_conflict") };
+                    return Outcome {
+                        op: Op::Contribution,
+                        error: None,
+                        expected_refusal: Some("idempotency_conflict"),
+                    };
                 }
                 let accepted = matches!(&result, Ok(a) if a.status < 300);
-                return Outcome::of(Op::Contribution, Some(if accepted { "conflict_accepted".into() } else { code(&result) }));
+                return Outcome::of(
+                    Op::Contribution,
+                    Some(if accepted { "conflict_accepted".into() } else { code(&result) }),
+                );
             }
             let error = match &result {
                 Ok(a) if a.status == 200 => match serde_json::from_slice::<Value>(&a.body) {
@@ -246,7 +256,7 @@ impl Workload {
             (ContributionKind::Donation, c.donation_fen)
         };
         let amount_fen = i64::try_from(rng.random_range(range.min..=range.max)).expect("amounts below 2^53");
-        let donor = rng.random_range(0..DONORS.len() as u8);
+        let donor = u8::try_from(rng.random_range(0..DONORS.len())).expect("a few donors");
         let note = rng.random_range(0..100) < c.note_pct;
         let (i, body) = {
             let mut book = self.contributions.lock().expect("contributions");

@@ -39,10 +39,10 @@ const MAX_MESSAGES: usize = 64;
 mod page;
 mod pool;
 pub use page::stream_end;
-pub use pool::{line_hash, Appended};
+use page::{lines, read_page, Page, MAX_PAGES};
 pub(super) use pool::PoolEvents;
 use pool::Seen;
-use page::{lines, read_page, Page, MAX_PAGES};
+pub use pool::{line_hash, Appended};
 #[cfg(test)]
 use {bytes::Bytes, page::cursor_of, page::query_value};
 

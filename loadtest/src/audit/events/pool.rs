@@ -123,7 +123,7 @@ impl<'a> PoolEvents<'a> {
                 match serde_json::from_str::<EntryHead>(data.get()) {
                     Ok(h) => self.appended.entries.push((h.seq, h.sha256, line_hash(data.get().as_bytes()))),
                     Err(e) if self.appended.unreadable.len() < MAX_MESSAGES => {
-                        self.appended.unreadable.push(format!("{event_id}: not an audit entry ({e})"))
+                        self.appended.unreadable.push(format!("{event_id}: not an audit entry ({e})"));
                     }
                     Err(_) => {}
                 }
@@ -150,7 +150,9 @@ impl<'a> PoolEvents<'a> {
         self.seen[i] = self.seen[i].saturating_add(1);
         if let Some(answer) = &self.records[i].answer {
             if &v != answer && self.wrong.len() < MAX_MESSAGES {
-                self.wrong.entry(i).or_insert_with(|| format!("{id} ({event_id}): event data {v} != answered {answer}"));
+                self.wrong
+                    .entry(i)
+                    .or_insert_with(|| format!("{id} ({event_id}): event data {v} != answered {answer}"));
             }
         }
         Seen::OfTheRun
@@ -220,8 +222,9 @@ mod tests {
     #[test]
     fn contribution_and_threshold_events_are_matched() {
         let mut book = ContributionBook::default();
-        for (i, state) in
-            [ContributionState::Accepted, ContributionState::Refused, ContributionState::Accepted].into_iter().enumerate()
+        for (i, state) in [ContributionState::Accepted, ContributionState::Refused, ContributionState::Accepted]
+            .into_iter()
+            .enumerate()
         {
             let kind = if i == 1 { ContributionKind::Withdrawal } else { ContributionKind::Donation };
             let r = book.open(kind, 0, 100, false);
@@ -241,7 +244,7 @@ mod tests {
         let th = |p: u64| serde_json::json!({"program": "charity", "year": 2026, "percent": p});
         let entry = serde_json::json!({"seq": 7, "sha256": "ab"});
         let (checks, appended) = run(&[
-            (CONTRIBUTION, a0.clone()),
+            (CONTRIBUTION, a0),
             (CONTRIBUTION, a2.clone()),
             (THRESHOLD, th(80)),
             (THRESHOLD, th(90)),
@@ -253,11 +256,18 @@ mod tests {
         let line = serde_json::json!({"seq": 7, "sha256": "ab"}).to_string();
         assert_eq!(appended.entries, vec![(7, "ab".to_string(), line_hash(line.as_bytes()))]);
         // a missing event, a wrong one, an event for the refused withdrawal, a bad percent, one threshold too many
-        let mut wrong = a2.clone();
+        let mut wrong = a2;
         wrong["amount_fen"] = 101.into();
         let refused = serde_json::json!({"contribution_id": contribution_id("LT1", 1)});
-        let (checks, _) =
-            run(&[(CONTRIBUTION, wrong), (CONTRIBUTION, refused), (THRESHOLD, th(85)), (THRESHOLD, th(80)), (THRESHOLD, th(80)), (THRESHOLD, th(80)), (THRESHOLD, th(80))]);
+        let (checks, _) = run(&[
+            (CONTRIBUTION, wrong),
+            (CONTRIBUTION, refused),
+            (THRESHOLD, th(85)),
+            (THRESHOLD, th(80)),
+            (THRESHOLD, th(80)),
+            (THRESHOLD, th(80)),
+            (THRESHOLD, th(80)),
+        ]);
         assert_eq!(checks[0].failed, 3, "{:?}", checks[0]);
         assert_eq!(checks[1].failed, 2, "{:?}", checks[1]);
         assert!(checks[1].examples.iter().any(|e| e.contains("4 threshold events")), "{:?}", checks[1]);
