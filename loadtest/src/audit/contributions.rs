@@ -40,6 +40,10 @@ pub struct ContributionsSummary {
     pub withdrawals: u64,
     /// Refused (`pool_would_overdraw`, other refusals, the probes).
     pub refused: u64,
+    /// Replays (the same body again) and conflicting reuses (an earlier id, another amount) sent during the load;
+    /// how they were answered is in `operations.contribution` and `expected_refusals`.
+    pub replays: u64,
+    pub conflicts: u64,
     /// Without an answer during the load, and of those the ones resolved by resending.
     pub unknown: u64,
     pub resolved: u64,
@@ -130,7 +134,11 @@ pub(super) async fn check(input: &AuditInput) -> (Vec<ContributionRecord>, Vec<C
         });
     }
 
-    let records = w.contributions.lock().expect("contributions").records.clone();
+    let records = {
+        let book = w.contributions.lock().expect("contributions");
+        (summary.replays, summary.conflicts) = (book.replays, book.conflicts);
+        book.records.clone()
+    };
     summary.sent = records.len() as u64;
     for r in &records {
         match r.state {

@@ -115,8 +115,17 @@ pub fn summary(r: &Report) -> String {
                 let _ = writeln!(
                     s,
                     "  contributions to {}: {} sent, {} donation(s) and {} withdrawal(s) accepted (net {} fen), {} \
-                     refused, {} without an answer ({} resolved by resending)",
-                    c.program, c.sent, c.donations, c.withdrawals, c.net_fen, c.refused, c.unknown, c.resolved
+                     refused, {} without an answer ({} resolved by resending); {} replay(s), {} conflicting reuse(s)",
+                    c.program,
+                    c.sent,
+                    c.donations,
+                    c.withdrawals,
+                    c.net_fen,
+                    c.refused,
+                    c.unknown,
+                    c.resolved,
+                    c.replays,
+                    c.conflicts
                 );
             }
             if let Some(t) = &r.audit.audit_trail {

@@ -78,6 +78,10 @@ pub struct ContributionBook {
     pub records: Vec<ContributionRecord>,
     /// Indices of accepted records: the candidates of replays and conflicts.
     accepted: Vec<u32>,
+    /// Replays sent (the same body again: 200 and the identical contribution expected).
+    pub replays: u64,
+    /// Conflicting reuses sent (an earlier id, another amount: 409 `idempotency_conflict` expected).
+    pub conflicts: u64,
 }
 
 impl ContributionBook {
@@ -108,13 +112,19 @@ impl ContributionBook {
         }
     }
 
-    /// A random accepted record with its answer, if there is one.
-    fn pick_accepted(&self, rng: &mut SmallRng) -> Option<(ContributionRecord, Value)> {
+    /// A random accepted record with its answer, if there is one, counted as a replay or a conflict.
+    fn pick_accepted(&mut self, rng: &mut SmallRng, replay: bool) -> Option<(ContributionRecord, Value)> {
         if self.accepted.is_empty() {
             return None;
         }
         let r = &self.records[self.accepted[rng.random_range(0..self.accepted.len())] as usize];
-        Some((r.clone(), r.answer.clone()?))
+        let picked = (r.clone(), r.answer.clone()?);
+        if replay {
+            self.replays += 1;
+        } else {
+            self.conflicts += 1;
+        }
+        Some(picked)
     }
 }
 
@@ -209,7 +219,7 @@ impl Workload {
         let c = &self.scenario.contributions;
         let roll = rng.random_range(0..100);
         let earlier = if roll < c.replay_pct + c.conflict_pct {
-            self.contributions.lock().expect("contributions").pick_accepted(rng)
+            self.contributions.lock().expect("contributions").pick_accepted(rng, roll < c.replay_pct)
         } else {
             None
         };
