@@ -196,6 +196,10 @@ pub struct Contributions {
     /// trail's canonical encoding is exercised).
     #[serde(default = "default_note_pct")]
     pub note_pct: u32,
+    /// New contributions a run sends at most (the book the audit checks keeps each, about 400 bytes); past it the
+    /// operation only replays earlier ones.
+    #[serde(default = "default_max_contributions")]
+    pub max_contributions: usize,
 }
 
 impl Default for Contributions {
@@ -208,6 +212,7 @@ impl Default for Contributions {
             replay_pct: default_replay_pct(),
             conflict_pct: default_conflict_pct(),
             note_pct: default_note_pct(),
+            max_contributions: default_max_contributions(),
         }
     }
 }
@@ -229,6 +234,9 @@ fn default_conflict_pct() -> u32 {
 }
 fn default_note_pct() -> u32 {
     50
+}
+fn default_max_contributions() -> usize {
+    100_000
 }
 
 /// The `[fields]` table: which requests carry the optional fields of API version 2.

@@ -156,6 +156,9 @@ impl Scenario {
                 errors.push(format!("contributions.{name} = {pct}: at most 100"));
             }
         }
+        if !(1..=10_000_000).contains(&c.max_contributions) {
+            errors.push("contributions.max_contributions: need 1..=10000000".into());
+        }
         if c.replay_pct + c.conflict_pct > 100 {
             errors.push("contributions: replay_pct + conflict_pct above 100".into());
         }

@@ -218,16 +218,21 @@ impl Workload {
         };
         let c = &self.scenario.contributions;
         let roll = rng.random_range(0..100);
-        let earlier = if roll < c.replay_pct + c.conflict_pct {
-            self.contributions.lock().expect("contributions").pick_accepted(rng, roll < c.replay_pct)
-        } else {
-            None
+        let (earlier, replay, full) = {
+            let mut book = self.contributions.lock().expect("contributions");
+            // past `max_contributions` new ones, only replays
+            let full = book.records.len() >= c.max_contributions;
+            let replay = full || roll < c.replay_pct;
+            let again = replay || roll < c.replay_pct + c.conflict_pct;
+            (if again { book.pick_accepted(rng, replay) } else { None }, replay, full)
         };
+        if full && earlier.is_none() {
+            return self.settle(hospital, card, rng).await;
+        }
         let path = format!("/admin/v1/pools/{program}/contributions");
         let year: i32 = self.year().parse().expect("a visit date's year");
         if let Some((r, first)) = earlier {
             let mut body = contribution_body(&self.run_id, year, &r);
-            let replay = roll < c.replay_pct;
             if !replay {
                 body["amount_fen"] = Value::from(r.amount_fen + 1);
             }
