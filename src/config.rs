@@ -205,6 +205,25 @@ pub struct LimitsConfig {
     /// Most days one `settlegate export` run covers.
     #[serde(default = "defaults::max_export_days")]
     pub max_export_days: u64,
+    /// Most days of visits one ruleset preview covers (`POST /admin/v1/rulesets/preview`, `rules preview`).
+    #[serde(default = "defaults::max_preview_days")]
+    pub max_preview_days: u64,
+    /// Most standing settlements one preview replays; a longer period is refused (400 naming `to`).
+    #[serde(default = "defaults::max_preview_settlements")]
+    pub max_preview_settlements: u64,
+    /// Bound on one preview (it reads the whole period, so it gets its own bound, not `request_timeout_ms`).
+    #[serde(default = "defaults::preview_timeout_ms")]
+    pub preview_timeout_ms: u64,
+    /// Most days one relief report (`GET /admin/v1/reports/relief`) covers.
+    #[serde(default = "defaults::max_report_days")]
+    pub max_report_days: u64,
+    /// Day-list lines the report aggregator reads and applies per atomic step.
+    #[serde(default = "defaults::report_batch_lines")]
+    pub report_batch_lines: usize,
+    /// How often each instance's report aggregator consumes new lines of today and yesterday (a report also
+    /// catches up its own days before it answers).
+    #[serde(default = "defaults::report_refresh_ms")]
+    pub report_refresh_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -322,8 +341,26 @@ mod defaults {
     pub fn max_history_items() -> usize {
         1000
     }
+    pub fn max_report_days() -> u64 {
+        366
+    }
+    pub fn report_batch_lines() -> usize {
+        2000
+    }
+    pub fn report_refresh_ms() -> u64 {
+        1000
+    }
     pub fn max_export_days() -> u64 {
         366
+    }
+    pub fn max_preview_days() -> u64 {
+        366
+    }
+    pub fn max_preview_settlements() -> u64 {
+        2_000_000
+    }
+    pub fn preview_timeout_ms() -> u64 {
+        60_000
     }
     pub fn log_level() -> String {
         "info".into()
@@ -431,6 +468,12 @@ impl Config {
             ("events.trim_interval_ms", self.events.trim_interval_ms, 1000, 86_400_000),
             ("limits.max_history_items", self.limits.max_history_items as u64, 1, 100_000),
             ("limits.max_export_days", self.limits.max_export_days, 1, 3660),
+            ("limits.max_preview_days", self.limits.max_preview_days, 1, 3660),
+            ("limits.max_preview_settlements", self.limits.max_preview_settlements, 1, 100_000_000),
+            ("limits.preview_timeout_ms", self.limits.preview_timeout_ms, 1, 3_600_000),
+            ("limits.max_report_days", self.limits.max_report_days, 1, 3660),
+            ("limits.report_batch_lines", self.limits.report_batch_lines as u64, 1, 100_000),
+            ("limits.report_refresh_ms", self.limits.report_refresh_ms, 10, 3_600_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return bad(format!("{name} = {v} must be in {lo}..={hi}"));

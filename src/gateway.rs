@@ -72,6 +72,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(link.clone().supervise(Duration::from_millis(config.redis.health_check_interval_ms)));
     tokio::spawn(rules.clone().keep_fresh(store.clone(), Duration::from_millis(config.redis.rules_refresh_ms)));
     tokio::spawn(keep_events_trimmed(store.clone(), config.events.clone()));
+    tokio::spawn(keep_reports_current(store.clone(), config.tz(), config.limits.clone()));
     tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
 
     let ctx = Arc::new(Ctx {
@@ -118,6 +119,20 @@ async fn keep_events_trimmed(store: Arc<Store>, config: crate::config::EventsCon
                 tracing::info!(removed = n, retention_days = config.retention_days, "events past retention trimmed");
             }
             Err(e) => tracing::warn!(error = %e, "trimming events failed; retrying next round"),
+        }
+    }
+}
+
+/// Consumes the new lines of today's and yesterday's day lists into the report entries, every
+/// `limits.report_refresh_ms` (any number of instances may: each line is applied once). A report catches up its
+/// own days too, so this only keeps that catch-up short. A failure is logged and retried next round.
+async fn keep_reports_current(store: Arc<Store>, tz: chrono_tz::Tz, limits: crate::config::LimitsConfig) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(limits.report_refresh_ms)).await;
+        let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+        let days: Vec<String> = [today.pred_opt(), Some(today)].into_iter().flatten().map(|d| d.to_string()).collect();
+        if let Err(e) = store.report_catch_up(&days, limits.report_batch_lines).await {
+            tracing::warn!(error = %e, "aggregating report lines failed; retrying next round");
         }
     }
 }

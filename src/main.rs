@@ -109,6 +109,20 @@ enum RulesCommand {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
+    /// Try DRAFT (TOML, or JSON if it ends in .json; as `publish` reads it) on the standing settlements with a
+    /// visit in FROM..=TO, and print before / after / change per program and category, and the pools' exhaustion
+    /// dates. Reads the configured Redis; changes nothing, publishes nothing.
+    Preview {
+        draft: PathBuf,
+        /// First visit date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        from: chrono::NaiveDate,
+        /// Last visit date, YYYY-MM-DD (at most limits.max_preview_days days, counting both).
+        #[arg(long, value_parser = parse_date)]
+        to: chrono::NaiveDate,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
     /// Print the published rulesets (or one version) as JSON.
     Show {
         #[arg(long)]
@@ -186,6 +200,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let by = settlegate::app::cli_actor();
                 let version = store.publish_ruleset(&input, &now, &by).await.map_err(|e| e.to_string())?;
                 println!("published {} as version {version}", file.display());
+                Ok(())
+            }
+            RulesCommand::Preview { draft, from, to, config } => {
+                use settlegate::app::preview::{preview, table, PreviewLimits, PreviewRequest};
+                let config = load(&config)?;
+                let ruleset = settlegate::demo::read_ruleset(&draft)?;
+                let (_, store) = settlegate::gateway::open_store(&config).await?;
+                let req = PreviewRequest { ruleset, from, to };
+                let report = preview(&store, config.tz(), &req, PreviewLimits::of(&config.limits))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                print!("{}", table(&report, from, to));
                 Ok(())
             }
             RulesCommand::Show { version, config } => {

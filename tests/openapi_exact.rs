@@ -607,6 +607,9 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
         "publishRuleset" => (ADMIN, "/admin/v1/rulesets".into(), json, j(&rules)),
         "listRulesets" => (ADMIN, "/admin/v1/rulesets".into(), None, vec![]),
         "getRuleset" => (ADMIN, "/admin/v1/rulesets/1".into(), None, vec![]),
+        "previewRuleset" => {
+            (ADMIN, "/admin/v1/rulesets/preview".into(), json, j(&json!({"ruleset": rules, "from": day, "to": day})))
+        }
         "getPools" => (ADMIN, "/admin/v1/pools".into(), None, vec![]),
         "getAdminReconciliation" => (ADMIN, "/admin/v1/reconciliation".into(), None, vec![]),
         "listOwnClearings" => ("H0001", "/v1/clearings".into(), None, vec![]),
@@ -632,6 +635,7 @@ fn sample_request(operation_id: &str) -> (&'static str, String, Option<&'static 
                       "kind": "donation"})),
         ),
         "getAudit" => (ADMIN, "/admin/v1/audit?limit=10".into(), None, vec![]),
+        "getReliefReport" => (ADMIN, format!("/admin/v1/reports/relief?from={day}&to={day}&by=street"), None, vec![]),
         other => panic!("no sample request for operation {other}: add one"),
     }
 }

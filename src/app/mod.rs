@@ -27,6 +27,8 @@ mod clearing;
 mod contributions;
 mod error;
 mod history;
+pub mod preview;
+mod report;
 mod types;
 
 pub use audit::{cli_actor, AuditPage, AuditQuery};
@@ -35,6 +37,7 @@ pub use clearing::{ClearingRequest, PaidRequest};
 pub use contributions::{Contribution, ContributionReceipt, ContributionRequest, POOL_GAUGE_INTERVAL_MS};
 pub use error::{ApiError, ApiResult};
 pub use history::DEFAULT_EVENTS_PAGE;
+pub use report::{ReportLimits, ReportRequest};
 pub use types::*;
 
 pub use crate::redact::mask_card;

@@ -36,6 +36,8 @@ pub mod card;
 pub mod clearing;
 pub mod date;
 pub mod money;
+pub mod preview;
+pub mod report;
 pub mod rules;
 pub mod settlement;
 pub mod split;

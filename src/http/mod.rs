@@ -10,6 +10,7 @@ pub mod events;
 pub mod import;
 pub mod problem;
 pub mod ratelimit;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub mod stream;
@@ -275,6 +276,10 @@ async fn serve(
                 .ok_or_else(|| ApiError::NotFound(format!("no ruleset {version}")))?;
             ok(wire::to_vec(r))
         }
+        Route::PreviewRuleset => {
+            let r: crate::app::preview::PreviewRequest = read_json(&ctx.limits, req).await?;
+            ok(wire::to_vec(&app.preview_ruleset(&r, crate::app::preview::PreviewLimits::of(&ctx.limits)).await?))
+        }
         Route::Pools => ok(wire::pools(&app.pools(q.year()?).await?)),
         Route::Contribute => {
             let r: ContributionRequest = read_json(&ctx.limits, req).await?;
@@ -326,6 +331,7 @@ async fn serve(
             let r: PaidRequest = read_json(&ctx.limits, req).await?;
             ok(app.pay_clearing(params.get(0), &r, by).await?.render())
         }
+        Route::Reports => report::relief(ctx, q, None).await,
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {
             Err(ApiError::Internal(format!("{} is served on the ops listener", route.name())))

@@ -87,6 +87,7 @@ routes! {
     PublishRuleset => POST "/admin/v1/rulesets", Admin, "admin_publish_ruleset";
     ListRulesets => GET "/admin/v1/rulesets", Admin, "admin_list_rulesets";
     GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
+    PreviewRuleset => POST "/admin/v1/rulesets/preview", Admin, "admin_preview_ruleset";
     Pools => GET "/admin/v1/pools", Admin, "admin_pools";
     Contribute => POST "/admin/v1/pools/{program}/contributions", Admin, "admin_contribute";
     Audit => GET "/admin/v1/audit", Admin, "admin_audit";
@@ -97,6 +98,7 @@ routes! {
     ListClearings => GET "/admin/v1/clearings", Admin, "admin_list_clearings";
     ConfirmClearing => POST "/admin/v1/clearings/{clearing_id}/confirm", Admin, "admin_confirm_clearing";
     PayClearing => POST "/admin/v1/clearings/{clearing_id}/paid", Admin, "admin_pay_clearing";
+    Reports => GET "/admin/v1/reports/relief", Admin, "admin_reports";
     Healthz => GET "/healthz", Ops, "healthz";
     Readyz => GET "/readyz", Ops, "readyz";
     Metrics => GET "/metrics", Ops, "metrics";
@@ -267,6 +269,7 @@ mod tests {
             Match::Found { route: Route::ImportCardholders, .. }
         ));
         assert!(matches!(api("PUT", "/admin/v1/cardholders/C1"), Match::Found { route: Route::PutCardholder, .. }));
+        assert!(matches!(api("POST", "/admin/v1/rulesets/preview"), Match::Found { route: Route::PreviewRuleset, .. }));
         for (path, want) in [("confirm", Route::ConfirmClearing), ("paid", Route::PayClearing)] {
             match api("POST", &format!("/admin/v1/clearings/cl_2026-11_H0001/{path}")) {
                 Match::Found { route, params } => assert_eq!((route, params.get(0)), (want, "cl_2026-11_H0001")),
@@ -298,6 +301,9 @@ mod tests {
         assert_eq!(api("PUT", "/admin/v1/cardholders/import"), Match::WrongMethod { allowed: vec!["POST"] });
         assert_eq!(api("POST", "/admin/v1/cardholders/C1"), Match::WrongMethod { allowed: vec!["PUT", "GET"] });
         assert_eq!(api("POST", "/v1/settlements/s1_x"), Match::WrongMethod { allowed: vec!["GET"] });
+        // not a ruleset whose version is `preview`
+        assert_eq!(api("GET", "/admin/v1/rulesets/preview"), Match::WrongMethod { allowed: vec!["POST"] });
+        assert_eq!(api("POST", "/admin/v1/rulesets/3"), Match::WrongMethod { allowed: vec!["GET"] });
         assert_eq!(
             api("GET", "/admin/v1/clearings/cl_2026-11_H0001/paid"),
             Match::WrongMethod { allowed: vec!["POST"] }

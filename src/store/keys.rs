@@ -62,6 +62,21 @@ pub fn recon_hospitals(day: &str) -> String {
     format!("sg:recon:{day}:hospitals")
 }
 
+/// Hash of how many lines of each of the day's lists (`recon_events`) are already in the day's report entries:
+/// field `<hospital>` → lines consumed (the aggregator's watermark). Tagged by day, with [`report_entries`], so the
+/// script that moves both is one slot on a cluster.
+pub fn report_consumed(day: &str) -> String {
+    format!("sg:report:{{{day}}}:consumed")
+}
+
+/// String of the day's report entries (`store::report::entry`), appended a batch at a time.
+pub fn report_entries(day: &str) -> String {
+    format!("sg:report:{{{day}}}:entries")
+}
+
+/// Hash of the labels report entries name by id: `l:<label>` → id, `i:<id>` → label, `n` → the last id given.
+pub const REPORT_LABELS: &str = "sg:report:labels";
+
 /// The scratch hash of one two-sided reconciliation check (`POST /v1/reconciliation/check/details`): the hospital's
 /// lines while they are compared, field `S|<hsid>` or `R|<hsid>`, value `total|relief|patient`. `nonce` is fresh
 /// random hex per call, so no other read ever sees it; it expires on its own (`store::check::SCRATCH_TTL_S`).

@@ -6,6 +6,8 @@
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
+//! * [`report`] — relief-report aggregates: the day lists consumed into compact per-day entries under a
+//!   watermark (compare-and-set script), and the reads of a report.
 //! * [`history`] — a card's settlements of a year, from its index in the card's slot.
 //! * [`events`] — the event stream every change appends to in its own atomic step: reads and retention.
 //! * [`clearing`] — monthly clearing statements: reads, and `scripts/clearing.lua` (compare-and-set, the event
@@ -13,6 +15,8 @@
 //! * [`audit`] — the audit chain: every office-write script (`scripts/audit.lua` + its own) appends its sealed
 //!   entry with the change, compare-and-set on the chain's head.
 //! * [`contributions`] — contributions to a program's pool (`scripts/contribution.lua`) and the pools' totals.
+//! * [`preview`] — what a ruleset preview reads: the period's settle events in bounded pages, whether each still
+//!   stands, the cards' current tags, the pools' contributions (reads only).
 //! * [`codec`] — the record formats shared with the scripts, parser beside encoder; [`dayline`] — the day's
 //!   reconciliation lines.
 //! * [`ids`] — the opaque `settlement_id` (sealed with a secret shared through Redis, loaded once per process).
@@ -33,8 +37,10 @@ pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod link;
+pub mod preview;
 pub mod recon;
 pub mod registry;
+pub mod report;
 pub mod reverse;
 pub mod settle;
 
