@@ -186,5 +186,9 @@ mod tests {
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("contributions.program"));
         let bad = SMOKE.replace("[contributions]", "[contributions]\nreplay_pct = 99");
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("replay_pct"));
+        let bad = SMOKE.replace("[contributions]", "[contributions]\nmax_contributions = 0");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("max_contributions"));
+        let bad = SMOKE.replace("annual_pool_fen = 1000000", "");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("operations.contribution needs a program"));
     }
 }
