@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod streets;
+pub use streets::{StreetsConfig, MAX_STREET_IDENTITIES};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -38,6 +41,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    /// Street offices: certificate CN → street label (`[streets] identities`); none by default.
+    #[serde(default)]
+    pub streets: StreetsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -370,7 +376,7 @@ mod defaults {
     }
 }
 
-const SECTIONS: [&str; 7] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events"];
+const SECTIONS: [&str; 8] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events", "streets"];
 pub const ENV_PREFIX: &str = "SETTLEGATE_";
 
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +442,7 @@ impl Config {
         if self.admin.identities.is_empty() {
             return bad("admin.identities must name at least one certificate CN".into());
         }
+        self.streets.validate(&self.admin.identities).map_err(ConfigError::Invalid)?;
         for (name, v, lo, hi) in [
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms, 1, 60_000),
             ("redis.response_timeout_ms", self.redis.response_timeout_ms, 1, 60_000),

@@ -28,31 +28,21 @@ pub fn read_ruleset(path: &Path) -> Result<RulesetInput, String> {
     Ok(input)
 }
 
-/// Reads cardholders from NDJSON, or CSV (`card_id,category,valid_from,valid_until,status,tags`, tags separated by
-/// `;`) when the file ends in `.csv`. Every line is validated; the first bad line stops the read.
+/// Reads cardholders from NDJSON, or CSV when the file ends in `.csv` (the formats of `settlegate cardholders
+/// import`, `crate::sync::lines`). Every line is validated; the first bad line stops the read.
 pub fn read_cardholders(path: &Path) -> Result<Vec<Cardholder>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use crate::sync::lines::{CardLines, FileFormat, Parsed};
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = CardLines::new(file, FileFormat::of(path), 1 << 20);
     let mut cards = Vec::new();
-    if path.extension().is_some_and(|e| e == "csv") {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        for (i, record) in reader.records().enumerate() {
-            let r = record.map_err(|e| format!("line {}: {e}", i + 2))?;
-            let get = |k: usize| r.get(k).unwrap_or("").trim().to_string();
-            let json = serde_json::json!({
-                "card_id": get(0), "category": get(1), "valid_from": get(2), "valid_until": get(3), "status": get(4),
-                "tags": get(5).split(';').filter(|t| !t.is_empty()).collect::<Vec<_>>(),
-            });
-            cards.push(serde_json::from_value::<Cardholder>(json).map_err(|e| format!("line {}: {e}", i + 2))?);
-        }
-    } else {
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            cards.push(serde_json::from_str::<Cardholder>(line).map_err(|e| format!("line {}: {e}", i + 1))?);
-        }
-    }
-    for c in &cards {
-        let errors = c.validate();
-        if !errors.is_empty() {
-            return Err(format!("card {}: {}", c.card_id, errors[0]));
+    while let Some(chunk) = lines.next_chunk().map_err(|e| format!("{}: {e}", path.display()))? {
+        for parsed in chunk {
+            match parsed {
+                Parsed::Card { card, .. } => cards.push(*card),
+                Parsed::Rejected { line_no, error } => {
+                    return Err(format!("{}: line {line_no}: {error}", path.display()))
+                }
+            }
         }
     }
     Ok(cards)
@@ -135,7 +125,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let cards = read_cardholders(&opts.cardholders)?;
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     store
-        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at }, &by)
+        .put_cardholders(&cards, &crate::store::CardholderEvent::Import { at: &at }, &by, None)
         .await
         .map_err(|e| e.to_string())?;
     println!("demo: imported {} cardholders from {}", cards.len(), opts.cardholders.display());

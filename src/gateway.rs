@@ -80,6 +80,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         limits: config.limits.clone(),
         limiter: HospitalLimiter::new(config.rate_limit.per_second, config.rate_limit.burst),
         admins: config.admin.identities.clone(),
+        streets: config.streets.clone(),
         in_flight: tokio::sync::Semaphore::new(config.limits.max_in_flight),
     });
     let gauges = ctx.clone();

@@ -23,6 +23,8 @@
 //! * [`gateway`] — start-up wiring of `settlegate serve`: logging, metrics, the Redis link and its supervisor, the
 //!   refreshers, both listeners, and graceful shutdown.
 //! * [`config`] — TOML + environment overrides, validated, with explicit defaults for every limit.
+//! * [`sync`] — `settlegate cardholders import`: the nightly cardholder sync (a million lines streamed, progress,
+//!   `--dry-run`, `--suspend-missing` in bounded memory).
 //! * [`export`] — `settlegate export`: the relief office's daily files of settlement events and their manifest.
 //! * [`redact`] — what may reach a log line: masked card ids, escaped client-chosen text.
 //! * [`certs`], [`demo`] — development certificates (rcgen) and the one-command demo.
@@ -39,3 +41,4 @@ pub mod ops;
 pub mod redact;
 pub mod rulebook;
 pub mod store;
+pub mod sync;

@@ -144,12 +144,31 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum CardholdersCommand {
-    /// Import FILE: NDJSON (one RULES.md cardholder per line) or CSV
-    /// (card_id,category,valid_from,valid_until,status,tags with tags separated by ';').
+    /// Import FILE, streamed: NDJSON (one RULES.md cardholder per line) or CSV (a header row, then
+    /// card_id,category,valid_from,valid_until,status,tags[,street[,community]], tags separated by ';').
+    /// Progress on stderr; the summary on stdout. Exit 1 on a store failure or a refused --suspend-missing.
     Import {
         file: PathBuf,
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
+        /// Validate every line and count what would be stored and suspended; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A full sync: suspend every stored active card not in FILE (refused when FILE had rejected lines).
+        #[arg(long)]
+        suspend_missing: bool,
+        /// With --suspend-missing: suspend even though FILE had rejected lines.
+        #[arg(long, requires = "suspend_missing")]
+        force: bool,
+        /// A progress line on stderr every N lines (and N card keys scanned).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+        progress_every: u64,
+        /// Cards per store write.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch: u64,
+        /// Most cards in FILE when missing cards are looked for (8 bytes of memory each).
+        #[arg(long, default_value_t = 20_000_000)]
+        max_cards: usize,
     },
 }
 
@@ -251,19 +270,40 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} files ({lines} lines) and manifest.json to {}", manifest.len(), out.display());
             Ok(())
         }
-        Command::Cardholders { command: CardholdersCommand::Import { file, config } } => {
+        Command::Cardholders {
+            command:
+                CardholdersCommand::Import {
+                    file,
+                    config,
+                    dry_run,
+                    suspend_missing,
+                    force,
+                    progress_every,
+                    batch,
+                    max_cards,
+                },
+        } => {
             let config = load(&config)?;
-            let cards = settlegate::demo::read_cardholders(&file)?;
             let (_, store) = settlegate::gateway::open_store(&config).await?;
-            let by = settlegate::app::cli_actor();
-            for chunk in cards.chunks(500) {
-                let at = chrono::Utc::now()
-                    .with_timezone(&config.tz())
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-                let event = settlegate::store::CardholderEvent::Import { at: &at };
-                store.put_cardholders(chunk, &event, &by).await.map_err(|e| e.to_string())?;
+            let at =
+                chrono::Utc::now().with_timezone(&config.tz()).to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+            let opts = settlegate::sync::SyncOptions {
+                file,
+                dry_run,
+                suspend_missing,
+                force,
+                batch_cards: usize::try_from(batch).unwrap_or(500),
+                progress_every_lines: progress_every,
+                max_line_bytes: config.limits.max_import_line_bytes,
+                max_cards,
+                at,
+                by: settlegate::app::cli_actor(),
+            };
+            let report = settlegate::sync::run(&store, &opts, &mut std::io::stderr()).await?;
+            println!("{}", report.summary(dry_run));
+            if report.suspend_refused && !dry_run {
+                return Err("--suspend-missing refused: the file had rejected lines (see above)".into());
             }
-            println!("imported {} cardholders", cards.len());
             Ok(())
         }
     }

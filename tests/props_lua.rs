@@ -72,7 +72,7 @@ impl Live {
             .enumerate()
             .map(|(i, c)| Cardholder { card_id: format!("k{case}-C{i}"), ..c.clone() })
             .collect();
-        app.store.put_cardholders(&cards, &IMPORT, &settlegate::app::cli_actor()).await.expect("put cards");
+        app.store.put_cardholders(&cards, &IMPORT, &settlegate::app::cli_actor(), None).await.expect("put cards");
         let card_id = |c: Option<usize>| match c {
             Some(i) => cards[i % cards.len()].card_id.clone(),
             None => format!("k{case}-C404"),
@@ -144,7 +144,7 @@ impl Live {
                 Op::UpdateCard { card, holder } => {
                     let holder = Cardholder { card_id: cards[card % cards.len()].card_id.clone(), ..holder.clone() };
                     app.store
-                        .put_cardholders(std::slice::from_ref(&holder), &IMPORT, &settlegate::app::cli_actor())
+                        .put_cardholders(std::slice::from_ref(&holder), &IMPORT, &settlegate::app::cli_actor(), None)
                         .await
                         .expect("put card");
                     m.cards.insert(holder.card_id.clone(), holder);

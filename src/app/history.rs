@@ -9,14 +9,21 @@ pub const DEFAULT_EVENTS_PAGE: usize = 1000;
 
 impl App {
     /// `GET /admin/v1/cardholders/{card_id}/settlements`: every hospital's settlements of the card in `year`
-    /// (default: this local year), newest first, at most `max`. 404 for an unknown card.
+    /// (default: this local year), newest first, at most `max`. 404 for an unknown card. `street`: the calling
+    /// street office's street: a card not of it (now) is 404 `card_not_found`, exactly like an unknown one.
     pub async fn card_history(
         &self,
         card_id: &str,
         year: Option<i32>,
         max: usize,
+        street: Option<&str>,
     ) -> ApiResult<(i32, Vec<Settlement>)> {
         check_ids(card_id, None)?;
+        if let Some(own) = street {
+            if self.store.card_street(card_id).await?.flatten().as_deref() != Some(own) {
+                return Err(ApiError::CardNotFound(card_id.to_string()));
+            }
+        }
         let year = year.unwrap_or_else(|| chrono::Datelike::year(&self.today()));
         let history = self.store.card_history(card_id, year, None, max).await?;
         if history.is_empty() && !self.store.card_exists(card_id).await? {

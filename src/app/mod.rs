@@ -288,7 +288,16 @@ impl App {
 
     // ---- relief-office operations --------------------------------------------------------------------------
 
-    pub async fn put_cardholder(&self, card_id: &str, card: Cardholder, by: &Actor) -> ApiResult<Cardholder> {
+    /// `PUT /admin/v1/cardholders/{card_id}`. `street`: the calling street office's street (API.md "Three
+    /// levels"): the new card must be of it (else 403), and so must the stored card if there is one, checked in the
+    /// store's write itself (a card moved to another street meanwhile is refused, never overwritten).
+    pub async fn put_cardholder(
+        &self,
+        card_id: &str,
+        card: Cardholder,
+        by: &Actor,
+        street: Option<&str>,
+    ) -> ApiResult<Cardholder> {
         let mut errors = card.validate();
         if card.card_id != card_id {
             errors.push(FieldError::new("card_id", format!("must equal the card id of the path, {card_id}")));
@@ -296,21 +305,42 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
+        if let Some(own) = street {
+            if card.street.as_deref() != Some(own) {
+                return Err(ApiError::Forbidden(format!(
+                    "a street office stores only cards of its own street: street must be {own:?}"
+                )));
+            }
+        }
         let at = self.stamp().at;
-        self.store
-            .put_cardholders(std::slice::from_ref(&card), &crate::store::CardholderEvent::Put { at: &at }, by)
+        let refused = self
+            .store
+            .put_cardholders(std::slice::from_ref(&card), &crate::store::CardholderEvent::Put { at: &at }, by, street)
             .await?;
+        if !refused.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "card {card_id} belongs to another street: a street office cannot move it into its own"
+            )));
+        }
         tracing::info!(card = %mask_card(card_id), status = card.status.as_str(), "cardholder stored");
         Ok(card)
     }
 
-    pub async fn get_cardholder(&self, card_id: &str, year: Option<i32>) -> ApiResult<CardholderYear> {
+    /// `GET /admin/v1/cardholders/{card_id}`. `street`: the calling street office's street; a card of another
+    /// street (or of none) reads as 404 `card_not_found`, exactly like a missing one.
+    pub async fn get_cardholder(
+        &self,
+        card_id: &str,
+        year: Option<i32>,
+        street: Option<&str>,
+    ) -> ApiResult<CardholderYear> {
         check_ids(card_id, None)?;
         let year = year.unwrap_or_else(|| self.today().year());
         let (card, usage) = self
             .store
             .cardholder_with_usage(card_id, year)
             .await?
+            .filter(|(card, _)| street.is_none() || card.street.as_deref() == street)
             .ok_or_else(|| ApiError::CardNotFound(card_id.to_string()))?;
         Ok(CardholderYear { card, year, usage })
     }

@@ -126,12 +126,24 @@ async fn run(store: &Store, tz: Tz, req: &PreviewRequest, limits: PreviewLimits)
         }
     }
     let setup = ReplaySetup { from: req.from, to: req.to, published, draft, contributions_fen };
-    let mut replay = Replay::new(&setup);
-    let needs_tags = replay.draft_needs_tags();
+    let mut replay = Some(Replay::new(&setup));
+    let needs_tags = replay.as_ref().is_some_and(Replay::draft_needs_tags);
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     let mut scan = store.settled_scan(req.from, req.to, scan_start_ms(tz, req.from)).await?;
-    while let Some(page) = store.next_settled_page(&mut scan).await? {
-        if replay.settlements() + page.len() as u64 > limits.max_settlements {
+    // one page is read (and its tags looked up) while the one before it replays on a blocking thread
+    let mut replaying: Option<tokio::task::JoinHandle<ApiResult<Replay>>> = None;
+    loop {
+        let page = store.next_settled_page(&mut scan).await?;
+        let page = match page {
+            Some(page) if needs_tags => Some(with_tags(store, page, &mut tags).await?),
+            other => other,
+        };
+        if let Some(pending) = replaying.take() {
+            replay = Some(pending.await.map_err(|e| ApiError::Internal(format!("preview replay: {e}")))??);
+        }
+        let Some(page) = page else { break };
+        let r = replay.take().expect("the replay is back from its page");
+        if r.settlements() + page.len() as u64 > limits.max_settlements {
             return Err(ApiError::invalid(
                 "to",
                 format!(
@@ -141,33 +153,37 @@ async fn run(store: &Store, tz: Tz, req: &PreviewRequest, limits: PreviewLimits)
                 ),
             ));
         }
-        if needs_tags {
-            let mut unknown: Vec<&str> = page
-                .iter()
-                .filter(|e| e.tags.is_none() && !tags.contains_key(&e.card_id))
-                .map(|e| e.card_id.as_str())
-                .collect();
-            unknown.sort_unstable();
-            unknown.dedup();
-            let found = store.cards_tags(&unknown).await?;
-            let fresh: Vec<(String, Vec<String>)> = unknown.into_iter().map(String::from).zip(found).collect();
-            tags.extend(fresh);
-        }
-        (replay, tags) = tokio::task::spawn_blocking(move || replay_page(replay, tags, &page))
-            .await
-            .map_err(|e| ApiError::Internal(format!("preview replay: {e}")))??;
+        replaying = Some(tokio::task::spawn_blocking(move || replay_page(r, &page)));
     }
-    Ok(replay.finish())
+    Ok(replay.expect("the replay is back from its last page").finish())
 }
 
-/// Pushes one page into the replay (on a blocking thread: hence the values moved in and out).
-fn replay_page(
-    mut replay: Replay,
-    tags: HashMap<String, Vec<String>>,
-    page: &[SettledEntry],
-) -> ApiResult<(Replay, HashMap<String, Vec<String>>)> {
+/// Gives each entry of `page` that did not record its card's tags the card's current ones, looked up once per card
+/// (`cache`: every card seen so far).
+async fn with_tags(
+    store: &Store,
+    mut page: Vec<SettledEntry>,
+    cache: &mut HashMap<String, Vec<String>>,
+) -> ApiResult<Vec<SettledEntry>> {
+    let mut unknown: Vec<&str> = page
+        .iter()
+        .filter(|e| e.tags.is_none() && !cache.contains_key(&e.card_id))
+        .map(|e| e.card_id.as_str())
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    let found = store.cards_tags(&unknown).await?;
+    let fresh: Vec<(String, Vec<String>)> = unknown.into_iter().map(String::from).zip(found).collect();
+    cache.extend(fresh);
+    for e in page.iter_mut().filter(|e| e.tags.is_none()) {
+        e.tags = cache.get(&e.card_id).cloned();
+    }
+    Ok(page)
+}
+
+/// Pushes one page into the replay (on a blocking thread: hence the replay moved in and out).
+fn replay_page(mut replay: Replay, page: &[SettledEntry]) -> ApiResult<Replay> {
     for e in page {
-        let draft_tags = e.tags.as_deref().or_else(|| tags.get(&e.card_id).map(Vec::as_slice)).unwrap_or(&[]);
         let item = ReplayItem {
             card_id: &e.card_id,
             category: &e.category,
@@ -176,7 +192,7 @@ fn replay_page(
             residual_fen: e.residual_fen,
             ruleset_version: e.ruleset_version,
             covered: &e.covered,
-            draft_tags,
+            draft_tags: e.tags.as_deref().unwrap_or(&[]),
             settled_day: e.settled_day,
         };
         replay.push(&item).map_err(|e| {
@@ -184,7 +200,7 @@ fn replay_page(
             ApiError::Internal(format!("a settlement event cannot be replayed: {e}"))
         })?;
     }
-    Ok((replay, tags))
+    Ok(replay)
 }
 
 /// Where the scan starts, Unix ms: local midnight two days before `from` (a visit is at most a day after its

@@ -23,6 +23,7 @@
 //! number of settlements.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -153,13 +154,40 @@ pub enum ReplayError {
 const BASELINE: usize = 0;
 const DRAFT: usize = 1;
 
+/// FxHash (rustc's): the replay's maps are looked up several times per settlement with keys from the store, not
+/// from the network, so a fast hash beats SipHash's flood resistance here.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A ruleset as replayed: pools raised by one year's contributions, and each program's index.
+struct Book {
+    ruleset: Ruleset,
+    /// The index of `ruleset.programs[i]`.
+    ids: Vec<u16>,
+}
+
 /// One replay's counters: per (card, program, year) and per (program, year).
 #[derive(Default)]
 struct Ledger {
     /// `(paid_fen, deductible_met_fen)` per (card index, program index, year).
-    card: HashMap<(u32, u16, i32), (i64, i64)>,
+    card: FxMap<(u32, u16, i32), (i64, i64)>,
     /// The program's year total, all cards.
-    program: HashMap<(u16, i32), i64>,
+    program: FxMap<(u16, i32), i64>,
 }
 
 /// The running replay: push the period's standing settlements in settlement order, then [`Replay::finish`].
@@ -168,17 +196,15 @@ pub struct Replay {
     to: NaiveDate,
     draft_from: NaiveDate,
     /// Published rulesets by (version, year), pools raised by that year's contributions.
-    published: HashMap<(u64, i32), Ruleset>,
+    published: HashMap<(u64, i32), Book>,
     /// The draft by year, pools raised likewise.
-    draft: HashMap<i32, Ruleset>,
-    /// Every program id of every ruleset and the draft → a small index.
-    programs: HashMap<String, u16>,
+    draft: HashMap<i32, Book>,
     /// Program ids by index.
     program_names: Vec<String>,
     /// The draft's program ids, in its order.
     draft_programs: Vec<u16>,
     /// Card id → index (one entry per card seen).
-    cards: HashMap<String, u32>,
+    cards: FxMap<String, u32>,
     /// Per card index: bit 0 = capped by `annual_cap` in the baseline, bit 1 = in the draft.
     capped: Vec<u8>,
     ledgers: [Ledger; 2],
@@ -191,6 +217,8 @@ pub struct Replay {
     pools: BTreeMap<(usize, i32), (i64, Option<NaiveDate>)>,
     /// Scratch card handed to `split` (no allocation per item once warm).
     card: Cardholder,
+    /// Scratch: the program index of each payment line of the last split, per replay.
+    paid_ids: [Vec<u16>; 2],
 }
 
 /// `ruleset` with each pool's budget for `year`: `annual_pool_fen` plus the net contributions (not below 0).
@@ -225,9 +253,13 @@ impl Replay {
         let mut published = HashMap::new();
         let mut draft = HashMap::new();
         let mut pools = BTreeMap::new();
+        let book = |ruleset: Ruleset| {
+            let ids = ruleset.programs.iter().map(|p| programs[&p.id]).collect();
+            Book { ruleset, ids }
+        };
         for &year in &years {
             for r in &setup.published {
-                published.insert((r.version, year), with_contributions(r, year, &setup.contributions_fen));
+                published.insert((r.version, year), book(with_contributions(r, year, &setup.contributions_fen)));
             }
             let d = with_contributions(&setup.draft, year, &setup.contributions_fen);
             // the draft's pools of a year in which it is in force on some day of the period
@@ -239,7 +271,7 @@ impl Replay {
                     }
                 }
             }
-            draft.insert(year, d);
+            draft.insert(year, book(d));
         }
         let n = program_names.len();
         Replay {
@@ -248,10 +280,9 @@ impl Replay {
             draft_from: setup.draft.effective_from,
             published,
             draft,
-            programs,
             program_names,
             draft_programs,
-            cards: HashMap::new(),
+            cards: FxMap::default(),
             capped: Vec::new(),
             ledgers: [Ledger::default(), Ledger::default()],
             settlements: 0,
@@ -269,6 +300,7 @@ impl Replay {
                 street: None,
                 community: None,
             },
+            paid_ids: [Vec::new(), Vec::new()],
         }
     }
 
@@ -284,7 +316,7 @@ impl Replay {
 
     /// Whether the draft's coverage depends on tags (else the caller need not look them up).
     pub fn draft_needs_tags(&self) -> bool {
-        self.draft.values().next().is_some_and(|d| d.programs.iter().any(|p| !p.required_tags().is_empty()))
+        self.draft.values().next().is_some_and(|d| d.ruleset.programs.iter().any(|p| !p.required_tags().is_empty()))
     }
 
     /// Replays one standing settlement under both.
@@ -315,10 +347,11 @@ impl Replay {
 
         // the baseline: the recorded version, the recorded coverage
         self.card.tags.clear();
-        for p in recorded.programs.iter().filter(|p| item.covered.contains(&p.id)) {
+        for p in recorded.ruleset.programs.iter().filter(|p| item.covered.contains(&p.id)) {
             self.card.tags.extend(p.required_tags().iter().cloned());
         }
-        let base = run(recorded, &self.card, item, &self.programs, &mut self.ledgers[BASELINE], card_idx, year);
+        let [base_ids, draft_ids] = &mut self.paid_ids;
+        let base = run(recorded, &self.card, item, &mut self.ledgers[BASELINE], card_idx, year, base_ids);
         // the draft from its effective date; before it, the recorded version again (on the draft's own counters)
         let under_draft = item.visit.date >= self.draft_from;
         let draft = if under_draft {
@@ -328,7 +361,7 @@ impl Replay {
         } else {
             recorded
         };
-        let drafted = run(draft, &self.card, item, &self.programs, &mut self.ledgers[DRAFT], card_idx, year);
+        let drafted = run(draft, &self.card, item, &mut self.ledgers[DRAFT], card_idx, year, draft_ids);
 
         self.settlements += 1;
         let category = match self.by_category.get_mut(item.category) {
@@ -339,8 +372,8 @@ impl Replay {
             self.totals[k].relief_fen += s.relief_fen;
             self.totals[k].patient_fen += s.patient_fen;
             category[k] += s.relief_fen;
-            for p in &s.payments {
-                let row = &mut self.by_program[usize::from(self.programs[&p.program])];
+            for (p, &id) in s.payments.iter().zip(&self.paid_ids[k]) {
+                let row = &mut self.by_program[usize::from(id)];
                 row.0[k] += p.paid_fen;
                 row.1 = true;
                 if p.capped_by == Some(CappedBy::AnnualCap) {
@@ -354,7 +387,7 @@ impl Replay {
                     continue;
                 }
                 let id = self.draft_programs[i];
-                let covered = drafted.payments.iter().any(|p| self.programs[&p.program] == id);
+                let covered = self.paid_ids[DRAFT].contains(&id);
                 let paid = self.ledgers[DRAFT].program.get(&(id, year)).copied().unwrap_or(0);
                 if covered && paid >= *budget {
                     *exhausted = Some(item.settled_day);
@@ -414,26 +447,38 @@ impl Replay {
     }
 }
 
-/// One split of `item` under `ruleset` on `ledger`'s counters, which it then advances (RULES.md step 8).
+/// One split of `item` under `book` on `ledger`'s counters, which it then advances (RULES.md step 8). `paid_ids`
+/// gets the program index of each payment line.
 fn run(
-    ruleset: &Ruleset,
+    book: &Book,
     card: &Cardholder,
     item: &ReplayItem<'_>,
-    programs: &HashMap<String, u16>,
     ledger: &mut Ledger,
     card_idx: u32,
     year: i32,
+    paid_ids: &mut Vec<u16>,
 ) -> Split {
+    let ruleset = &book.ruleset;
+    // `split` hands back the ruleset's own programs: their position gives their index, no string hashing
+    let index = |p: &Program| ruleset.programs.iter().position(|q| std::ptr::eq(q, p)).map(|i| book.ids[i]);
     let usage = |p: &Program| {
-        let id = programs[&p.id];
+        let id = index(p).expect("split passes the ruleset's own programs");
         let (paid_fen, deductible_met_fen) = ledger.card.get(&(card_idx, id, year)).copied().unwrap_or_default();
         let program_paid_fen = ledger.program.get(&(id, year)).copied().unwrap_or(0);
         // the contributions are already in the pools of `ruleset` (`with_contributions`)
         ProgramUsage { paid_fen, deductible_met_fen, program_paid_fen, pool_contributions_fen: 0 }
     };
     let s = split(ruleset, card, item.visit.visit_type, item.total_fen, item.residual_fen, usage);
+    paid_ids.clear();
+    // the payment lines are in ruleset order: one walk over the programs finds each line's program
+    let mut at = 0;
     for p in &s.payments {
-        let id = programs[&p.program];
+        while ruleset.programs[at].id != p.program {
+            at += 1;
+        }
+        let id = book.ids[at];
+        at += 1;
+        paid_ids.push(id);
         let c = ledger.card.entry((card_idx, id, year)).or_default();
         c.0 += p.paid_fen;
         c.1 += p.deductible_applied_fen;

@@ -309,7 +309,7 @@ proptest! {
             contributions_fen: contributions.clone(),
         };
         let report = replay(&setup, items(&settled)).unwrap();
-        prop_assert_eq!(report.settlements as usize, bills.len());
+        prop_assert_eq!(report.settlements, bills.len() as u64);
         prop_assert_eq!(report.baseline.relief_fen, settled.iter().map(|s| s.split.relief_fen).sum::<i64>());
         prop_assert_eq!(report.baseline.patient_fen, settled.iter().map(|s| s.split.patient_fen).sum::<i64>());
         let expected = settle_all(&[draft], &bills, &contributions);

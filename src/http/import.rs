@@ -108,11 +108,16 @@ pub fn parse_cardholder_line(line: &[u8]) -> Result<Option<Cardholder>, String> 
 
 /// The cards of an import not yet stored, and what was imported and rejected so far.
 #[derive(Debug, Default)]
-struct Batcher {
+struct Batcher<'a> {
     /// The line limit, for the rejection message.
     max_line_bytes: usize,
+    /// A street office's import: its street. A line of another street is rejected, and so is a card stored under
+    /// another street (checked in the store's write).
+    street: Option<&'a str>,
     /// Parsed cards waiting for the next store write (at most about [`IMPORT_BATCH`]).
     batch: Vec<Cardholder>,
+    /// The line number of each card of `batch`, to name the lines the store refuses.
+    batch_lines: Vec<u64>,
     /// Cards stored so far.
     imported: u64,
     /// Lines rejected so far.
@@ -121,37 +126,53 @@ struct Batcher {
     rejected: Vec<serde_json::Value>,
 }
 
-impl Batcher {
+impl Batcher<'_> {
     fn take(&mut self, line: Line<'_>) {
         let (line_no, parsed) = match line {
             Line::TooLong { line_no } => (line_no, Err(format!("line longer than {} bytes", self.max_line_bytes))),
             Line::Text { line_no, bytes } => (line_no, parse_cardholder_line(bytes)),
         };
         match parsed {
-            Ok(Some(card)) => self.batch.push(card),
-            Ok(None) => {}
-            Err(error) => {
-                self.rejected_total += 1;
-                if self.rejected.len() < MAX_LISTED_REJECTS {
-                    self.rejected.push(serde_json::json!({"line": line_no, "error": error}));
-                }
+            Ok(Some(card)) if self.street.is_some_and(|own| card.street.as_deref() != Some(own)) => {
+                let own = self.street.unwrap_or_default();
+                self.reject(line_no, &format!("street: a street office imports only cards of its street, {own:?}"));
             }
+            Ok(Some(card)) => {
+                self.batch.push(card);
+                self.batch_lines.push(line_no);
+            }
+            Ok(None) => {}
+            Err(error) => self.reject(line_no, &error),
+        }
+    }
+
+    fn reject(&mut self, line_no: u64, error: &str) {
+        self.rejected_total += 1;
+        if self.rejected.len() < MAX_LISTED_REJECTS {
+            self.rejected.push(serde_json::json!({"line": line_no, "error": error}));
         }
     }
 
     async fn flush(&mut self, ctx: &Ctx, by: &Actor) -> Result<(), ApiError> {
         let at = ctx.app.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-        ctx.app.store.put_cardholders(&self.batch, &crate::store::CardholderEvent::Import { at: &at }, by).await?;
-        self.imported += self.batch.len() as u64;
+        let event = crate::store::CardholderEvent::Import { at: &at };
+        let refused = ctx.app.store.put_cardholders(&self.batch, &event, by, self.street).await?;
+        self.imported += (self.batch.len() - refused.len()) as u64;
+        for i in refused {
+            let line_no = self.batch_lines[i];
+            self.reject(line_no, "street: the card is stored under another street");
+        }
         self.batch.clear();
+        self.batch_lines.clear();
         Ok(())
     }
 }
 
 /// Streams the body into the store. A line over `limits.max_import_line_bytes` is skipped and listed as rejected.
 /// When the body fails (too large, too slow, broken), the lines received before are still stored and the error
-/// says how many.
-pub async fn import(ctx: &Ctx, by: &Actor, req: Request<Incoming>) -> Handled {
+/// says how many. `street`: a street office's import (API.md "Three levels"): a line of another street, or of a
+/// card stored under another street, is rejected with its line number.
+pub async fn import(ctx: &Ctx, by: &Actor, req: Request<Incoming>, street: Option<&str>) -> Handled {
     let media = body::media_type(&req);
     if !matches!(media.as_str(), "application/x-ndjson" | "application/ndjson" | "application/jsonl") {
         return Err(ApiError::UnsupportedMediaType(format!("expected application/x-ndjson, got {media:?}")));
@@ -163,6 +184,7 @@ pub async fn import(ctx: &Ctx, by: &Actor, req: Request<Incoming>) -> Handled {
     let mut framer = LineFramer::new(ctx.limits.max_import_line_bytes);
     let mut batcher = Batcher {
         max_line_bytes: ctx.limits.max_import_line_bytes,
+        street,
         batch: Vec::with_capacity(IMPORT_BATCH),
         ..Batcher::default()
     };

@@ -58,6 +58,8 @@ pub struct Ctx {
     pub limiter: HospitalLimiter,
     /// Certificate CNs with the relief office's role (`admin.identities`).
     pub admins: Vec<String>,
+    /// Certificate CNs of the street offices and the street each serves (`[streets] identities`).
+    pub streets: crate::config::StreetsConfig,
     /// Requests being served now, at most `limits.max_in_flight`; past it, 503 at once (load shedding).
     pub in_flight: tokio::sync::Semaphore,
 }
@@ -138,11 +140,13 @@ async fn dispatch(ctx: &Ctx, who: &Identity, request_id: &str, req: Request<Inco
     let own = match who.kind() {
         CallerKind::Hospital => Some(Role::Hospital),
         CallerKind::Admin => Some(Role::Admin),
+        CallerKind::Street => Some(Role::Street),
         CallerKind::Unusable => None,
     };
     // a path under another role's prefix is forbidden whether or not it exists (API.md: 403), unless a route the
-    // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405)
-    // (worked out only when no route matched, off the path of every request served)
+    // caller may call has that path (the reconciliation checks, which both roles call: a wrong method is 405; a
+    // street office's cardholder paths) (worked out only when no route matched, off the path of every request
+    // served)
     let foreign = || {
         let reachable = own.is_some_and(|o| !matches!(routes::find("", &path, |r| r.admits(o)), Match::NotFound));
         !reachable && [Role::Hospital, Role::Admin].into_iter().any(|r| Some(r) != own && path.starts_with(r.prefix()))
@@ -155,25 +159,26 @@ async fn dispatch(ctx: &Ctx, who: &Identity, request_id: &str, req: Request<Inco
         Match::WrongMethod { allowed } => return (None, Err(ApiError::MethodNotAllowed(allowed))),
         Match::NotFound => return (None, Err(ApiError::NotFound("no such path".into()))),
     };
-    // Who may call what: hospitals /v1, the relief office /admin, both the reconciliation checks (API.md
-    // "Transport and identity", "Two-sided reconciliation").
-    let caller = match (who.kind(), route.role()) {
-        (CallerKind::Hospital, Role::Hospital | Role::HospitalOrAdmin) => Caller::Hospital(who.name()),
-        (CallerKind::Admin, Role::Admin | Role::HospitalOrAdmin) => Caller::Admin,
-        (CallerKind::Admin, _) => {
-            return (Some(route), Err(ApiError::Forbidden("the relief office cannot call /v1".into())))
-        }
-        (CallerKind::Hospital, _) => {
-            return (Some(route), Err(ApiError::Forbidden("hospitals cannot call /admin".into())))
-        }
-        (CallerKind::Unusable, _) => {
-            let e = ApiError::Forbidden("this certificate is not a valid caller (one CN, a valid id)".into());
-            return (Some(route), Err(e));
-        }
+    // Who may call what is the route table's role column, and only it (API.md "Transport and identity", "Two-sided
+    // reconciliation", "Three levels"); the handler then scopes by the caller (its hospital, its street).
+    let Some(own) = own.filter(|o| route.role().admits(*o)) else {
+        let why = match who.kind() {
+            CallerKind::Admin => "the relief office cannot call /v1",
+            CallerKind::Hospital => "hospitals cannot call /admin",
+            CallerKind::Street => "a street office may call only its street's cardholders, their import and history",
+            CallerKind::Unusable => "this certificate is not a valid caller (one CN, a valid id)",
+        };
+        return (Some(route), Err(ApiError::Forbidden(why.into())));
+    };
+    let caller = match own {
+        Role::Hospital => Caller::Hospital(who.name()),
+        Role::Street => Caller::Street(who.street().unwrap_or_default()),
+        _ => Caller::Admin,
     };
     let query = Query::parse(req.uri().query());
     // who an office write's audit entry names
-    let by = Actor { name: who.name().to_string(), role: AuditRole::Admin, request_id: request_id.to_string() };
+    let role = if matches!(caller, Caller::Street(_)) { AuditRole::Street } else { AuditRole::Admin };
+    let by = Actor { name: who.name().to_string(), role, request_id: request_id.to_string() };
     let result = serve(ctx, route, params, &query, caller, &by, req).await;
     if let Err(e) = &result {
         // the code only: a detail may name the card (`card C100001 not found`) or echo what the client sent
@@ -257,10 +262,12 @@ async fn serve(
         Route::Clearings => ok(wire::clearings(&app.list_clearings(q.get("period"), Some(hospital_id), None).await?)),
         Route::PutCardholder => {
             let card: Cardholder = read_json(&ctx.limits, req).await?;
-            ok(wire::to_vec(&app.put_cardholder(params.get(0), card, by).await?))
+            ok(wire::to_vec(&app.put_cardholder(params.get(0), card, by, caller.street()).await?))
         }
-        Route::GetCardholder => ok(wire::cardholder_with_usage(&app.get_cardholder(params.get(0), q.year()?).await?)),
-        Route::ImportCardholders => import::import(ctx, by, req).await,
+        Route::GetCardholder => {
+            ok(wire::cardholder_with_usage(&app.get_cardholder(params.get(0), q.year()?, caller.street()).await?))
+        }
+        Route::ImportCardholders => import::import(ctx, by, req, caller.street()).await,
         Route::PublishRuleset => {
             let input: RulesetInput = read_json(&ctx.limits, req).await?;
             Ok(json_response(StatusCode::CREATED, wire::to_vec(&app.publish_ruleset(&input, by).await?)))
@@ -310,7 +317,8 @@ async fn serve(
             ok(wire::to_vec(&serde_json::json!({"date": day, "hospitals": list})))
         }
         Route::CardHistory => {
-            let (year, list) = app.card_history(params.get(0), q.year()?, ctx.limits.max_history_items).await?;
+            let max = ctx.limits.max_history_items;
+            let (year, list) = app.card_history(params.get(0), q.year()?, max, caller.street()).await?;
             ok(events::office_history(params.get(0), year, &list))
         }
         Route::Events => {
@@ -331,7 +339,7 @@ async fn serve(
             let r: PaidRequest = read_json(&ctx.limits, req).await?;
             ok(app.pay_clearing(params.get(0), &r, by).await?.render())
         }
-        Route::Reports => report::relief(ctx, q, None).await,
+        Route::Reports => report::relief(ctx, q, caller.street()).await,
         // served by the ops listener (`crate::ops`); `dispatch` never selects them
         Route::Healthz | Route::Readyz | Route::Metrics => {
             Err(ApiError::Internal(format!("{} is served on the ops listener", route.name())))

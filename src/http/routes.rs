@@ -15,6 +15,12 @@ pub enum Role {
     /// A hospital or the relief office, on a few `/v1/*` paths (the reconciliation checks): the handler decides
     /// which hospital the call is about (`app::Caller`).
     HospitalOrAdmin,
+    /// A street office (a CN listed in `[streets] identities`), as a caller: no route is for it alone.
+    Street,
+    /// The relief office or a street office, on the `/admin/*` paths a street office may call (its own street's
+    /// cards, their import and history, the relief report): the handler scopes by the caller's street
+    /// (`app::Caller::street`).
+    AdminOrStreet,
     /// Anyone who reaches the plain-HTTP ops listener (no certificate).
     Ops,
 }
@@ -24,14 +30,17 @@ impl Role {
     pub const fn prefix(self) -> &'static str {
         match self {
             Role::Hospital | Role::HospitalOrAdmin => "/v1/",
-            Role::Admin => "/admin/",
+            Role::Admin | Role::Street | Role::AdminOrStreet => "/admin/",
             Role::Ops => "/",
         }
     }
 
-    /// Whether a caller of role `caller` (`Hospital` or `Admin`) may call a route of this role.
+    /// Whether a caller of role `caller` (`Hospital`, `Admin` or `Street`) may call a route of this role. The one
+    /// place that decides who may call what: dispatch and the matrix test (tests/http_streets.rs) derive from it.
     pub fn admits(self, caller: Role) -> bool {
-        self == caller || (self == Role::HospitalOrAdmin && matches!(caller, Role::Hospital | Role::Admin))
+        self == caller
+            || (self == Role::HospitalOrAdmin && matches!(caller, Role::Hospital | Role::Admin))
+            || (self == Role::AdminOrStreet && matches!(caller, Role::Admin | Role::Street))
     }
 }
 
@@ -81,9 +90,9 @@ routes! {
     ReconciliationCheck => POST "/v1/reconciliation/check", HospitalOrAdmin, "reconciliation_check";
     ReconciliationCheckDetails => POST "/v1/reconciliation/check/details", HospitalOrAdmin, "reconciliation_check_details";
     Clearings => GET "/v1/clearings", Hospital, "clearings";
-    PutCardholder => PUT "/admin/v1/cardholders/{card_id}", Admin, "admin_put_cardholder";
-    GetCardholder => GET "/admin/v1/cardholders/{card_id}", Admin, "admin_get_cardholder";
-    ImportCardholders => POST "/admin/v1/cardholders/import", Admin, "admin_import";
+    PutCardholder => PUT "/admin/v1/cardholders/{card_id}", AdminOrStreet, "admin_put_cardholder";
+    GetCardholder => GET "/admin/v1/cardholders/{card_id}", AdminOrStreet, "admin_get_cardholder";
+    ImportCardholders => POST "/admin/v1/cardholders/import", AdminOrStreet, "admin_import";
     PublishRuleset => POST "/admin/v1/rulesets", Admin, "admin_publish_ruleset";
     ListRulesets => GET "/admin/v1/rulesets", Admin, "admin_list_rulesets";
     GetRuleset => GET "/admin/v1/rulesets/{version}", Admin, "admin_get_ruleset";
@@ -92,13 +101,13 @@ routes! {
     Contribute => POST "/admin/v1/pools/{program}/contributions", Admin, "admin_contribute";
     Audit => GET "/admin/v1/audit", Admin, "admin_audit";
     AdminReconciliation => GET "/admin/v1/reconciliation", Admin, "admin_reconciliation";
-    CardHistory => GET "/admin/v1/cardholders/{card_id}/settlements", Admin, "admin_card_history";
+    CardHistory => GET "/admin/v1/cardholders/{card_id}/settlements", AdminOrStreet, "admin_card_history";
     Events => GET "/admin/v1/events", Admin, "admin_events";
     CreateClearing => POST "/admin/v1/clearings", Admin, "admin_create_clearing";
     ListClearings => GET "/admin/v1/clearings", Admin, "admin_list_clearings";
     ConfirmClearing => POST "/admin/v1/clearings/{clearing_id}/confirm", Admin, "admin_confirm_clearing";
     PayClearing => POST "/admin/v1/clearings/{clearing_id}/paid", Admin, "admin_pay_clearing";
-    Reports => GET "/admin/v1/reports/relief", Admin, "admin_reports";
+    Reports => GET "/admin/v1/reports/relief", AdminOrStreet, "admin_reports";
     Healthz => GET "/healthz", Ops, "healthz";
     Readyz => GET "/readyz", Ops, "readyz";
     Metrics => GET "/metrics", Ops, "metrics";
@@ -254,6 +263,16 @@ mod tests {
             assert_eq!(r.role() == Role::HospitalOrAdmin, both, "{r:?}");
             assert_eq!(r.role().admits(Role::Hospital) && r.role().admits(Role::Admin), both, "{r:?}");
             assert!(!r.role().admits(Role::Ops) || r.role() == Role::Ops, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn street_offices_reach_only_their_four_routes() {
+        let street: Vec<Route> = Route::ALL.iter().copied().filter(|r| r.role().admits(Role::Street)).collect();
+        let want = [Route::PutCardholder, Route::GetCardholder, Route::ImportCardholders, Route::CardHistory];
+        assert_eq!(street, want);
+        for r in want {
+            assert!(r.role().admits(Role::Admin) && !r.role().admits(Role::Hospital), "{r:?}");
         }
     }
 

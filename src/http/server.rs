@@ -136,7 +136,7 @@ impl Connection {
             metrics::counter!("settlegate_connections_refused_total", "reason" => "connections").increment(1);
             return;
         };
-        let who = Arc::new(identity(stream.get_ref().1.peer_certificates(), &self.ctx.admins));
+        let who = Arc::new(identity(stream.get_ref().1.peer_certificates(), &self.ctx.admins, &self.ctx.streets));
         let activity = Arc::new(Activity::new());
         let (ctx, act) = (self.ctx.clone(), activity.clone());
         let service = service_fn(move |req| {

@@ -22,6 +22,8 @@ pub enum CallerKind {
     Admin,
     /// A hospital; its id is the CN.
     Hospital,
+    /// A street office (a CN listed in `[streets] identities`); [`Identity::street`] is the street it serves.
+    Street,
     /// A certificate this gateway will not serve (CN missing or not a valid hospital id): 403 on every path.
     Unusable,
 }
@@ -35,12 +37,24 @@ pub struct Identity {
     kind: CallerKind,
     name: String,
     log_name: String,
+    /// The street a street office serves (`[streets] identities`); `None` for every other kind.
+    street: Option<String>,
 }
 
 impl Identity {
     pub fn new(kind: CallerKind, name: String) -> Identity {
         let log_name = crate::redact::log_safe(&name).into_owned();
-        Identity { kind, name, log_name }
+        Identity { kind, name, log_name, street: None }
+    }
+
+    /// A street office's identity: CN `name`, serving `street`.
+    pub fn street_office(name: String, street: String) -> Identity {
+        Identity { street: Some(street), ..Identity::new(CallerKind::Street, name) }
+    }
+
+    /// The street of a street office; `None` for every other caller.
+    pub fn street(&self) -> Option<&str> {
+        self.street.as_deref()
     }
 
     pub fn kind(&self) -> CallerKind {
@@ -212,8 +226,14 @@ impl TlsReloader {
     }
 }
 
-/// The identity of a verified client certificate chain (leaf first).
-pub fn identity(chain: Option<&[CertificateDer<'_>]>, admins: &[String]) -> Identity {
+/// The identity of a verified client certificate chain (leaf first): the relief office when its CN is in `admins`,
+/// a street office when it is a key of `streets` (CN → street; config validation keeps the two lists apart), else
+/// a hospital when the CN is a valid id.
+pub fn identity(
+    chain: Option<&[CertificateDer<'_>]>,
+    admins: &[String],
+    streets: &crate::config::StreetsConfig,
+) -> Identity {
     let unusable = || Identity::new(CallerKind::Unusable, String::new());
     let Some(leaf) = chain.and_then(|c| c.first()) else { return unusable() };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
@@ -231,6 +251,8 @@ pub fn identity(chain: Option<&[CertificateDer<'_>]>, admins: &[String]) -> Iden
         CallerKind::Unusable
     } else if admins.iter().any(|a| a == cn) {
         CallerKind::Admin
+    } else if let Some(street) = streets.street_of(cn) {
+        return Identity::street_office(cn.to_string(), street.to_string());
     } else if crate::domain::is_valid_id(cn) {
         CallerKind::Hospital
     } else {

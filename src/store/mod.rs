@@ -4,6 +4,8 @@
 //!   in one atomic step (one round trip).
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
+//! * [`cards`] — cardholder writes with a condition in the same atomic step (`scripts/put_cards.lua`: a street
+//!   office's cards, the sync's suspensions) and the card-key scan of the sync.
 //! * [`recon`] — reconciliation days and program totals: reads.
 //! * [`check`] — the scratch hash of a two-sided reconciliation check (the only write a check makes).
 //! * [`report`] — relief-report aggregates: the day lists consumed into compact per-day entries under a
@@ -26,6 +28,7 @@
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
 pub mod audit;
+pub mod cards;
 pub mod check;
 pub mod clearing;
 pub mod codec;
@@ -78,8 +81,8 @@ pub struct Store {
     publish_script: Script,
     /// `scripts/clearing.lua`: a clearing statement, its event and audit entry.
     clearing_script: Script,
-    /// `scripts/cardholders.lua`: a batch of cardholders, its event and audit entry.
-    cardholders_script: Script,
+    /// `scripts/put_cards.lua`: a batch of cardholders (under a guard), its events and audit entry.
+    put_cards_script: Script,
     /// `scripts/contribution.lua`: a contribution to a pool, its event and audit entry.
     contribution_script: Script,
     /// How long a call may wait for Redis's answer (`redis.response_timeout_ms`); past it, a write is 504.
@@ -102,9 +105,9 @@ impl Store {
                 include_str!("scripts/audit.lua"),
                 include_str!("scripts/clearing.lua")
             )),
-            cardholders_script: Script::new(concat!(
+            put_cards_script: Script::new(concat!(
                 include_str!("scripts/audit.lua"),
-                include_str!("scripts/cardholders.lua")
+                include_str!("scripts/put_cards.lua")
             )),
             contribution_script: Script::new(concat!(
                 include_str!("scripts/audit.lua"),

@@ -129,7 +129,7 @@ impl Store {
         let Some(until) = scan.until else { return Ok(None) };
         let mut conn = self.conn(OP)?;
         let start = scan.start.clone();
-        let entries: Vec<(String, Vec<String>)> = self
+        let reply: redis::Value = self
             .call(OP, false, async move {
                 redis::cmd("XRANGE")
                     .arg(keys::EVENTS)
@@ -141,25 +141,43 @@ impl Store {
                     .await
             })
             .await?;
-        let Some((last_id, _)) = entries.last() else {
+        // read off the reply as it came: only the fields a replay needs become text
+        let redis::Value::Array(entries) = reply else {
+            return Err(StoreError::corrupt(OP, "XRANGE did not answer an array"));
+        };
+        let mut last = None;
+        let mut candidates = Vec::new();
+        for entry in &entries {
+            let (id, fields) = match entry {
+                redis::Value::Array(parts) => match &parts[..] {
+                    [redis::Value::BulkString(id), redis::Value::Array(fields)] => (id.as_slice(), fields.as_slice()),
+                    _ => return Err(StoreError::corrupt(OP, "an XRANGE entry of another shape")),
+                },
+                _ => return Err(StoreError::corrupt(OP, "an XRANGE entry of another shape")),
+            };
+            let id = std::str::from_utf8(id).ok().and_then(StreamPos::parse);
+            let id = id.ok_or_else(|| StoreError::corrupt(OP, "an unreadable entry id"))?;
+            last = Some(id);
+            let pairs = fields.chunks_exact(2).map(|kv| match kv {
+                [redis::Value::BulkString(k), redis::Value::BulkString(v)] => (k.as_slice(), v.as_slice()),
+                _ => (&b""[..], &b""[..]),
+            });
+            let corrupt = |e: String| StoreError::corrupt(OP, format!("event {id}: {e}"));
+            if let Some(c) = parse_settled(pairs).map_err(corrupt)? {
+                if (scan.from..=scan.to).contains(&c.entry.visit.date) {
+                    candidates.push(c);
+                }
+            }
+        }
+        let Some(last) = last else {
             scan.until = None;
             return Ok(None);
         };
-        let last = StreamPos::parse(last_id).ok_or_else(|| StoreError::corrupt(OP, format!("entry id {last_id:?}")))?;
         scan.entries_read += entries.len() as u64;
         if last >= until || entries.len() < PREVIEW_PAGE {
             scan.until = None; // this page reached the end: the next call ends the scan
         } else {
             scan.start = format!("({last}");
-        }
-        let mut candidates = Vec::new();
-        for (id, fields) in &entries {
-            let corrupt = |e: String| StoreError::corrupt(OP, format!("event {id}: {e}"));
-            if let Some(c) = parse_settled(fields).map_err(corrupt)? {
-                if (scan.from..=scan.to).contains(&c.entry.visit.date) {
-                    candidates.push(c);
-                }
-            }
         }
         if candidates.is_empty() {
             return Ok(Some(Vec::new()));
@@ -197,25 +215,29 @@ impl Store {
 }
 
 /// A `settlement.settled` entry's fields (the settle script's fixed set), or `None` for any other type.
-fn parse_settled(fields: &[String]) -> Result<Option<Candidate>, String> {
-    let mut get: [Option<&str>; 8] = [None; 8];
-    const NAMES: [&str; 8] = ["type", "at", "req", "category", "ruleset_version", "payments", "hospital", "hsid"];
+fn parse_settled<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Option<Candidate>, String> {
+    const NAMES: [&[u8]; 8] =
+        [b"type", b"at", b"req", b"category", b"ruleset_version", b"payments", b"hospital", b"hsid"];
+    let mut get: [Option<&[u8]>; 8] = [None; 8];
     let mut tags = None;
-    for kv in fields.chunks_exact(2) {
-        if let Some(i) = NAMES.iter().position(|n| *n == kv[0]) {
-            get[i] = Some(kv[1].as_str());
-        } else if kv[0] == "tags" {
-            tags = Some(parse_tags(&kv[1]));
+    for (k, v) in fields {
+        if let Some(i) = NAMES.iter().position(|n| *n == k) {
+            get[i] = Some(v);
+        } else if k == b"tags" {
+            tags = Some(parse_tags(std::str::from_utf8(v).map_err(|_| "tags: not UTF-8".to_string())?));
         }
     }
-    if get[0] != Some("settlement.settled") {
+    if get[0] != Some(&b"settlement.settled"[..]) {
         return Ok(None);
     }
-    let field = |i: usize| get[i].ok_or_else(|| format!("no {}", NAMES[i]));
+    let field = |i: usize| -> Result<&str, String> {
+        let name = String::from_utf8_lossy(NAMES[i]);
+        let v = get[i].ok_or_else(|| format!("no {name}"))?;
+        std::str::from_utf8(v).map_err(|_| format!("{name}: not UTF-8"))
+    };
     let req = parse_canonical(field(2)?)?;
     let at = field(1)?;
-    let settled_day =
-        at.get(..10).and_then(crate::domain::date::parse).ok_or_else(|| format!("time {at:?} has no local day"))?;
+    let settled_day = at.get(..10).and_then(local_day).ok_or_else(|| format!("time {at:?} has no local day"))?;
     let ruleset_version = field(4)?.parse::<u64>().map_err(|e| format!("ruleset_version: {e}"))?;
     let covered = parse_payments(field(5)?)?.into_iter().map(|p| p.program).collect();
     let residual_fen =
@@ -237,12 +259,29 @@ fn parse_settled(fields: &[String]) -> Result<Option<Candidate>, String> {
     }))
 }
 
+/// `YYYY-MM-DD` (the first ten characters of an RFC 3339 local time) as a date, without chrono's format parser:
+/// it runs once per event.
+fn local_day(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        s.get(r).filter(|d| d.bytes().all(|c| c.is_ascii_digit()))?.parse().ok()
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(pairs: &[(&str, &str)]) -> Vec<String> {
         pairs.iter().flat_map(|(k, v)| [k.to_string(), v.to_string()]).collect()
+    }
+
+    fn pairs(f: &[String]) -> Vec<(&[u8], &[u8])> {
+        f.chunks_exact(2).map(|kv| (kv[0].as_bytes(), kv[1].as_bytes())).collect()
     }
 
     #[test]
@@ -258,7 +297,7 @@ mod tests {
             ("hospital", "H1"),
             ("hsid", "H1-42"),
         ]);
-        let c = parse_settled(&fields).unwrap().unwrap();
+        let c = parse_settled(pairs(&fields).into_iter()).unwrap().unwrap();
         assert_eq!(c.record_key, keys::settlement("C1", "H1", "H1-42"));
         let e = c.entry;
         assert_eq!((e.card_id.as_str(), e.category.as_str(), e.ruleset_version), ("C1", "dibao", 3));
@@ -267,8 +306,12 @@ mod tests {
         assert_eq!((e.settled_day.to_string(), e.visit.date.to_string()), ("2026-11-29".into(), "2026-11-28".into()));
         assert_eq!(e.tags, None);
         let reversed = entry(&[("type", "settlement.reversed"), ("at", "x")]);
-        assert!(parse_settled(&reversed).unwrap().is_none());
+        assert!(parse_settled(pairs(&reversed).into_iter()).unwrap().is_none());
         let broken = entry(&[("type", "settlement.settled"), ("at", "2026-11-29T10:15:02.123+08:00")]);
-        assert!(parse_settled(&broken).is_err());
+        assert!(parse_settled(pairs(&broken).into_iter()).is_err());
+        assert_eq!(local_day("2026-02-28"), NaiveDate::from_ymd_opt(2026, 2, 28));
+        for bad in ["2026-02-30", "2026-2-28", "+026-02-28", "2026-02-2x", ""] {
+            assert_eq!(local_day(bad), None, "{bad}");
+        }
     }
 }

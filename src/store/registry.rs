@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use super::audit;
-use super::codec::{card_fields, parse_card};
+use super::cards::Guard;
+use super::codec::parse_card;
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::Store;
@@ -29,62 +30,30 @@ pub struct ProgramYearUsage {
 /// Which office write a [`Store::put_cardholders`] batch is, for its event.
 #[derive(Debug, Clone, Copy)]
 pub enum CardholderEvent<'a> {
-    /// `PUT /admin/v1/cardholders/{card_id}`: one card, evented whole. `at`: RFC 3339, local time.
+    /// `PUT /admin/v1/cardholders/{card_id}` (and each suspension of the sync): every card evented whole. `at`: RFC
+    /// 3339, local time.
     Put { at: &'a str },
     /// A batch of an import (HTTP or `settlegate cardholders import`), evented with its count.
     Import { at: &'a str },
 }
 
 impl Store {
-    /// Stores a batch of cardholders (create or replace) with its event (`cardholder.put` for one card, with the
-    /// card as data, or `cardholder.import` with the batch's count) and its audit entry, in one script call: the
-    /// batch, its event and its entry are stored whole or not at all, so "unavailable" really means nothing changed.
+    /// Stores a batch of cardholders (create or replace) with its events (`cardholder.put` per card, with the card
+    /// as data, or `cardholder.import` with the batch's count) and its audit entry, in one atomic step: stored whole
+    /// or not at all, so "unavailable" really means nothing changed.
+    ///
+    /// `expected_street`: a street office's write. Each card is then written only if the stored card is absent or
+    /// of that street and the new card is of it too, checked in the same atomic step (`store::cards`); the answer
+    /// lists the indices of the cards refused (always empty without it).
     pub async fn put_cardholders(
         &self,
         cards: &[Cardholder],
         event: &CardholderEvent<'_>,
         by: &Actor,
-    ) -> StoreResult<()> {
-        const OP: &str = "put_cardholders";
-        if cards.is_empty() {
-            return Ok(());
-        }
-        let (kind, data, target, detail) = match event {
-            CardholderEvent::Put { .. } => {
-                let card = serde_json::to_value(&cards[0]).expect("a cardholder serialises");
-                ("cardholder.put", card.to_string(), cards[0].card_id.as_str(), card)
-            }
-            CardholderEvent::Import { .. } => {
-                let counts = serde_json::json!({"cards": cards.len()});
-                ("cardholder.import", counts.to_string(), "import", counts)
-            }
-        };
-        let at = match event {
-            CardholderEvent::Put { at } | CardholderEvent::Import { at } => *at,
-        };
-        let draft = by.draft(at, kind, target, detail);
-        for _ in 0..audit::AUDIT_ATTEMPTS {
-            let sealed = self.seal(&draft).await?;
-            let mut inv = self.cardholders_script.prepare_invoke();
-            sealed.push(&mut inv);
-            for c in cards {
-                inv.key(keys::card(&c.card_id));
-            }
-            inv.arg(kind).arg(&data);
-            for c in cards {
-                let fields = card_fields(c);
-                inv.arg(fields.len() * 2);
-                for (f, v) in fields {
-                    inv.arg(f).arg(v);
-                }
-            }
-            let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
-            if !audit::is_stale(&reply) {
-                return Ok(());
-            }
-        }
-        Err(audit::busy(OP))
+        expected_street: Option<&str>,
+    ) -> StoreResult<Vec<usize>> {
+        let guard = expected_street.map_or(Guard::None, Guard::Street);
+        self.put_cards_guarded(cards, event, guard, by).await
     }
 
     /// The cardholder and, for `year`, the usage counters of every program it has any, by program id.

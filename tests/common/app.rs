@@ -51,6 +51,7 @@ pub async fn put_cards(app: &App, cards: &[Cardholder]) {
                 chunk,
                 &settlegate::store::CardholderEvent::Import { at: "2026-01-01T08:00:00.000+08:00" },
                 &settlegate::app::cli_actor(),
+                None,
             )
             .await
             .expect("put cardholders");

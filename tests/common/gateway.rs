@@ -11,6 +11,13 @@ use super::redis_server::{free_ports, Redis};
 
 pub const HOSPITALS: [&str; 4] = ["H0001", "H0002", "H0003", "H0004"];
 pub const ADMIN: &str = "relief-office";
+/// Two street offices (certificate CN, street label); a gateway serves them when started with [`STREETS_TOML`].
+pub const STREETS: [(&str, &str); 2] = [("xc-jinrongjie", "jinrongjie"), ("xc-yuetan", "yuetan")];
+/// A certificate of the test CA whose CN is listed nowhere (API.md: served as a hospital of that id).
+pub const STRANGER: &str = "xc-nowhere";
+/// The `[streets]` section naming [`STREETS`].
+pub const STREETS_TOML: &str =
+    "[streets]\nidentities = { \"xc-jinrongjie\" = \"jinrongjie\", \"xc-yuetan\" = \"yuetan\" }\n";
 
 /// Certificates for the gateway, four hospitals and the relief office; plus a stranger CA's hospital.
 pub struct Certs {
@@ -23,6 +30,8 @@ impl Certs {
         let mut clients: Vec<String> = HOSPITALS.iter().map(|h| h.to_string()).collect();
         clients.push(ADMIN.into());
         clients.push("bad cn!".into());
+        clients.extend(STREETS.iter().map(|(cn, _)| cn.to_string()));
+        clients.push(STRANGER.into());
         settlegate::certs::generate(dir.path(), &["localhost".into(), "127.0.0.1".into()], &clients).unwrap();
         settlegate::certs::generate(&dir.path().join("other"), &["localhost".into()], &["H0001".into()]).unwrap();
         Certs { dir }

@@ -21,21 +21,32 @@ use crate::store::DayTotals;
 /// Hospital lines written to the scratch hash per MULTI/EXEC.
 pub const CHECK_BATCH: usize = 500;
 
-/// The caller of a route both roles may call (`Role::HospitalOrAdmin`).
+/// Who is calling, as the route table admitted it (`http::routes::Role`): the handlers scope by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller<'a> {
     /// A hospital, by its id (certificate CN).
     Hospital(&'a str),
-    /// The relief office.
+    /// The relief office: the whole district.
     Admin,
+    /// A street office, by the street it serves (`[streets] identities`): only that street's cards.
+    Street(&'a str),
 }
 
 impl<'a> Caller<'a> {
-    /// The calling hospital's id; "" for the relief office.
+    /// The calling hospital's id; "" for the relief office and a street office.
     pub fn hospital_id(self) -> &'a str {
         match self {
             Caller::Hospital(h) => h,
-            Caller::Admin => "",
+            Caller::Admin | Caller::Street(_) => "",
+        }
+    }
+
+    /// The street a call is restricted to: the street office's own; `None` (the whole district) otherwise. What
+    /// the `/admin/*` operations a street office may call take as `street: Option<&str>`.
+    pub fn street(self) -> Option<&'a str> {
+        match self {
+            Caller::Street(s) => Some(s),
+            Caller::Hospital(_) | Caller::Admin => None,
         }
     }
 
@@ -53,6 +64,8 @@ impl<'a> Caller<'a> {
             }
             (Caller::Admin, Some(h)) if is_valid_id(h) => Ok(h.to_string()),
             (Caller::Admin, Some(_)) => Err(ApiError::invalid("hospital_id", "must be 1-64 chars of A-Za-z0-9._:-")),
+            // the route table never admits a street office to a check; refused here too, in case one ever does
+            (Caller::Street(_), _) => Err(ApiError::Forbidden("a street office cannot check reconciliation".into())),
         }
     }
 }
