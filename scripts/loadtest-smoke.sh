@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Smoke load test: a private redis-server (free port, no persistence), the gateway's release binary, dev
-# certificates, then loadtest/scenarios/smoke.toml (every operation, insurance refs and operators, ~12 s of load,
-# then the money audit, the event stream audit and, when served, the reconciliation check).
+# certificates, then loadtest/scenarios/smoke.toml (every operation, insurance refs and operators, the relief
+# office's contributions, ~12 s of load, then the money audit, the event stream audit, the audit trail's hash chain
+# and, when served, the reconciliation check).
 # Writes target/loadtest/smoke/{report.json,report.html,summary.txt} and exits with the tester's verdict
 # (0 pass, 1 SLO or audit failed, 2 could not run). Extra arguments go to `settlegate-loadtest run`
-# (e.g. --tamper to prove the audit catches a fault, --duration 5).
+# (e.g. --tamper to prove the audit catches a fault, --tamper-audit for the audit trail, --duration 5).
 #
 # Environment: SETTLEGATE_BIN, LOADTEST_BIN (default ${CARGO_TARGET_DIR:-target}/release/…), SKIP_BUILD=1 to use
 # them as they are, SMOKE_OUT (default target/loadtest/smoke). loadtest/tests/smoke.rs runs this script in

@@ -122,10 +122,17 @@ pub(crate) struct RunArgs {
     /// events audit must then fail).
     #[arg(long, requires = "redis_url")]
     pub(crate) tamper_events: bool,
+    /// After the load, add 1 fen to the amount of one audit entry of the run's contributions directly in Redis,
+    /// without resealing it (the audit trail check must then fail).
+    #[arg(long, requires = "redis_url")]
+    pub(crate) tamper_audit: bool,
+    /// The audit trail's hash key for --tamper-audit.
+    #[arg(long, default_value = "sg:audit")]
+    pub(crate) tamper_audit_key: String,
     /// The event stream's key for --tamper-events.
     #[arg(long, default_value = "sg:events")]
     pub(crate) tamper_events_key: String,
-    /// Redis of the gateway (for --tamper and --tamper-events).
+    /// Redis of the gateway (for --tamper, --tamper-events and --tamper-audit).
     #[arg(long)]
     pub(crate) redis_url: Option<String>,
     /// Usage hash key template for --tamper ($CARD, $YEAR, $PROGRAM are replaced).
@@ -146,7 +153,8 @@ pub(crate) struct RunArgs {
     /// Override one weight of the scenario's [operations] mix: OP=WEIGHT, repeatable. Operations: eligibility,
     /// quote, settle, retry, reversal, cancel, history (GET /v1/settlements?card_id= of a card the hospital
     /// settled; its own latency histogram), ref_reuse (a settlement with another standing settlement's
-    /// insurance.settlement_ref: 409 insurance_ref_reused expected, counted as an expected refusal).
+    /// insurance.settlement_ref: 409 insurance_ref_reused expected, counted as an expected refusal), contribution
+    /// (the relief office's donations, withdrawals and replays to the charity pool, by [contributions]).
     #[arg(long = "mix", value_name = "OP=WEIGHT")]
     pub(crate) mix: Vec<String>,
     /// Percent of new settlements carrying a unique insurance.settlement_ref (scenario: fields.insurance_ref_pct).

@@ -11,16 +11,19 @@
 //! tls.rs         PEM loading and ring-only rustls client/server configs (mTLS, one client cert per identity)
 //! client.rs      hyper client connections over tokio-rustls, one bounded keep-alive pool per identity; typed answers
 //! workload/      what one simulated request is: card population, bills, request bodies (with the version 2
-//!                insurance refs and operators), the operations (history reads and ref reuses included), and
-//!                the ledger of answered settlements the audit later checks against the gateway
+//!                insurance refs and operators), the operations (history reads, ref reuses and the relief
+//!                office's contributions included), and the ledger of answered settlements and the book of
+//!                contributions the audit later checks against the gateway
 //! stats.rs       HdrHistograms (µs) overall / per operation / per second, errors by code, progress lines (pure)
 //! driver/        load generators: open model (constant arrival rate, latency from the intended start),
 //!                closed model (fixed concurrency), ramp (rate steps until the p99 SLO breaks); bounded everywhere
 //! seed.rs        creates the run's cardholders (bulk NDJSON import) and publishes the scenario's ruleset
 //! audit/         post-run money audit, one file per check family: unknown outcomes resolved, settlements exist
 //!                once with the answered amounts, reversals reversed, card usage = sum of answers and under the
-//!                caps, pools under budget, reconciliation deltas (and the reconciliation check endpoint),
-//!                cancelled ids stay cancelled, the event stream (one event per acknowledged change), card history
+//!                caps, contributions resolved and refused as documented, pools under budget (base + net
+//!                contributions), reconciliation deltas (and the reconciliation check endpoint), cancelled ids
+//!                stay cancelled, the event stream (one event per acknowledged change), card history, the audit
+//!                trail's hash chain (`GET /admin/v1/audit`, SHA-256 by ring)
 //! report/        report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure):
 //!                model (the JSON), verdict, text, html, charts
 //! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling) and `evalsha` (one EVALSHA)

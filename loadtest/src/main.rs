@@ -209,14 +209,13 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     let mix = scenario.operations;
     let keep_ledger =
         !args.floor && (audit_enabled || mix.retry > 0 || mix.reversal > 0 || mix.history > 0 || mix.ref_reuse > 0);
-    let workload = Arc::new(Workload::new(
-        scenario.clone(),
-        run_id.clone(),
-        today.clone(),
-        hospitals.clone(),
-        args.floor,
-        keep_ledger,
-    ));
+    let mut workload =
+        Workload::new(scenario.clone(), run_id.clone(), today.clone(), hospitals.clone(), args.floor, keep_ledger);
+    if mix.contribution > 0 {
+        // the relief office's contributions go out on the audit's admin pool, during the load
+        workload.admin = admin.clone();
+    }
+    let workload = Arc::new(workload);
     if scenario.fields.insurance_ref_pct > 0
         && insurance_ref(&"x".repeat(workload.longest_hsid())).len() > MAX_REF_CHARS
     {
@@ -324,6 +323,17 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
         Some(t) => Some(t.await?),
         None => None,
     };
+    let tamper_audit = if args.tamper_audit && !args.floor {
+        let key = &args.tamper_audit_key;
+        let t = audit::tamper_audit(args.redis_url.as_deref().unwrap_or_default(), key, &format!("{run_id}-C-")).await;
+        match (t.seq, &t.error) {
+            (Some(seq), None) => eprintln!("tamper-audit: HSET {key} {seq} (amount_fen + 1, not resealed)"),
+            (_, e) => eprintln!("tamper-audit: failed: {e:?}"),
+        }
+        Some(t)
+    } else {
+        None
+    };
     let connections_opened: BTreeMap<String, u64> =
         hospitals.iter().map(|h| (h.name.clone(), h.connections_opened())).collect();
 
@@ -352,6 +362,7 @@ async fn run(args: RunArgs) -> Result<i32, BoxError> {
     };
     let mut audit_report = audit_report;
     audit_report.tamper_events = tamper_events;
+    audit_report.tamper_audit = tamper_audit;
 
     let facts = RunFacts {
         run: RunInfo {

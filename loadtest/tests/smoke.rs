@@ -1,7 +1,8 @@
 //! The smoke load test in `cargo test`: `scripts/loadtest-smoke.sh` (a private redis-server, the gateway, dev
 //! certificates, loadtest/scenarios/smoke.toml) with the debug binaries of this build and 4 s of load instead of
 //! 12, so that the money audit, the event stream audit, the office history check and the reconciliation check run
-//! in CI on every operation of the scenario (insurance refs, operators, history reads, ref reuse included).
+//! in CI on every operation of the scenario (insurance refs, operators, history reads, ref reuse and the relief
+//! office's contributions included), and the audit trail's hash chain is verified.
 //!
 //! Needs `redis-server`, `redis-cli` and `curl` (as the rest of the workspace's tests do) and the gateway's debug
 //! binary next to this crate's: `cargo test --workspace` builds both; after `cargo test -p settlegate-loadtest`
@@ -82,6 +83,14 @@ fn smoke_run_passes_the_money_and_event_audits() {
         "event_ids_unique",
         "card_history_lists_the_answers",
         "insurance_ref_held_once",
+        "contribution_events_match",
+        "contribution_refusals_as_documented",
+        "pools_within_budget",
+        "audit_chain_intact",
+        "audit_chain_paging",
+        "contributions_audited",
+        "audit_appended_events_match_chain",
+        "pool_threshold_events_valid",
     ] {
         let c = check(&report, name);
         assert!(c["passed"] == true && c["checked"].as_u64().unwrap_or(0) > 0, "{c}");
@@ -92,6 +101,13 @@ fn smoke_run_passes_the_money_and_event_audits() {
         report["expected_refusals"]
     );
     assert!(report["operations"]["history"]["requests"].as_u64().unwrap_or(0) > 0, "{}", report["operations"]);
+    // the relief office's contributions during the load: accepted ones in the pool, the events and the audit trail
+    assert!(report["operations"]["contribution"]["requests"].as_u64().unwrap_or(0) > 0, "{}", report["operations"]);
+    let contributions = &report["audit"]["contributions"];
+    assert!(contributions["donations"].as_u64().unwrap_or(0) > 0, "{contributions}");
+    assert!(events["of_the_run"]["pool.contribution"].as_u64().unwrap_or(0) > 0, "{events}");
+    let trail = &report["audit"]["audit_trail"];
+    assert!(trail["status"] == "checked" && trail["of_the_run"].as_u64().unwrap_or(0) > 0, "{trail}");
     let recon = report["audit"]["reconciliation_check"].as_str().unwrap_or_default();
     assert!(recon == "match" || recon == "not served", "reconciliation check: {recon}");
     assert!(report["audit"]["refused"].as_u64().unwrap_or(0) > 0, "the ref reuses are refused requests");

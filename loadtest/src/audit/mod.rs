@@ -7,8 +7,10 @@
 //!    (`GET /v1/settlements/{id}` as the same hospital); reversed ones are reversed, the others are not;
 //! 3. `cards.rs`: per card and program, usage `paid_fen` / `deductible_met_fen` equal the sums over the card's
 //!    answered, not reversed settlements (the run owns its cards), and no card is above the ruleset's annual cap;
-//! 4. `pools.rs`: no pool is above its budget (and, when the run owns the store, pool totals moved by exactly the
-//!    run's payments);
+//! 4. `contributions.rs`: the relief office's contributions of the run: unknown outcomes resolved by resending,
+//!    probes of the documented refusals (`pool_would_overdraw`, `not_a_pool`, `not_found`); then `pools.rs`: no
+//!    pool is above its budget, budget = base + net contributions (and, when the run owns the store, pool totals
+//!    moved by exactly the run's payments and contributions);
 //! 5. `reconciliation.rs`: each hospital's reconciliation totals moved by exactly the sum of its answers
 //!    (settlements +, reversals −);
 //! 6. `cancels.rs`: cancelled-before-settled ids have no settlement, and a late settle with one is refused 409
@@ -18,13 +20,17 @@
 //!    sent); none for a refused request; no `event_id` twice;
 //! 8. `history.rs`: the office's history of a sample of cards lists exactly their applied settlements;
 //!    `reconciliation.rs` also sends each hospital's day to `POST /v1/reconciliation/check` (when served), and
-//!    `settlements.rs` checks that no applied settlement reused a standing settlement's insurance ref.
+//!    `settlements.rs` checks that no applied settlement reused a standing settlement's insurance ref;
+//! 9. `trail.rs`: the audit trail (`GET /admin/v1/audit`): the whole hash chain verified (`chain.rs`), one entry
+//!    per accepted contribution of the run, the `audit.appended` events the events audit read in the chain.
 //!
-//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` fault.
+//! `check.rs` is one check's tally, `read.rs` the retried, bounded reads, `tamper.rs` the `--tamper` faults.
 
 mod cancels;
 mod cards;
+mod chain;
 mod check;
+mod contributions;
 mod events;
 mod history;
 mod pools;
@@ -33,6 +39,7 @@ mod reconciliation;
 mod resolve;
 mod settlements;
 mod tamper;
+mod trail;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,12 +53,15 @@ use crate::stats::elapsed_ms;
 use crate::workload::{RecordState, SettlementRecord, Workload};
 use crate::BoxError;
 
+pub use chain::{canonical, seal, sha256_hex, stored, ChainVerifier, Entry as AuditEntry, GENESIS_SHA256};
 pub use check::Check;
+pub use contributions::ContributionsSummary;
 pub use events::{stream_end, EventsStart, EventsSummary};
 pub use pools::Pool;
 pub use reconciliation::{HospitalDay, Recon};
 pub use resolve::Resolution;
-pub use tamper::{tamper, tamper_events, tamper_names, EventsTamper, Tamper, TamperTarget};
+pub use tamper::{tamper, tamper_audit, tamper_events, tamper_names, AuditTamper, EventsTamper, Tamper, TamperTarget};
+pub use trail::TrailSummary;
 
 /// The audit's outcome (`audit` in report.json): every check, and what it covered.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -75,6 +85,12 @@ pub struct AuditReport {
     /// What the events audit read; absent when the audit did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsSummary>,
+    /// What the run's contributions came to; absent when the run had none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<ContributionsSummary>,
+    /// What the audit trail check read; absent when it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_trail: Option<TrailSummary>,
     /// `POST /v1/reconciliation/check` at the end: `match`, `mismatch`, `not served` (404) or `skipped`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation_check: Option<String>,
@@ -86,6 +102,9 @@ pub struct AuditReport {
     /// The `--tamper-events` fault, when one was injected: the events audit is then expected to fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tamper_events: Option<EventsTamper>,
+    /// The `--tamper-audit` fault, when one was injected: the audit trail check is then expected to fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tamper_audit: Option<AuditTamper>,
     /// How long the audit took, milliseconds (it reads every answered settlement once).
     pub duration_ms: u64,
     /// Why the audit could not run at all, when it could not.
@@ -197,7 +216,9 @@ pub async fn run(input: AuditInput) -> AuditReport {
     if input.options.max_history_checks > 0 {
         checks.push(history::check(&input, &settled, &touched).await);
     }
-    checks.extend(pools::check(&input, &settled).await);
+    let (contribution_records, contribution_checks, contributions) = contributions::check(&input).await;
+    checks.extend(contribution_checks);
+    checks.extend(pools::check(&input, &settled, contributions.as_ref()).await);
     checks.push(reconciliation::check(&input, &settled).await);
     if input.options.reconciliation_check {
         let (check, outcome) = reconciliation::check_endpoint(&input, &settled).await;
@@ -208,10 +229,25 @@ pub async fn run(input: AuditInput) -> AuditReport {
     }
     checks.push(cancels::check(&input, &cancels).await);
     // Last, so that it also sees any event of the audit's own requests (the late settles must have none).
-    let (event_checks, summary) =
-        events::check(&input.admin, w, &input.before.events, &records, &cancels, &refused).await;
+    let scenario = &w.scenario;
+    let exclusive = input.options.exclusive_store;
+    let pool_programs: Vec<String> =
+        scenario.ruleset.programs.iter().filter(|p| p.annual_pool_fen.is_some()).map(|p| p.id.clone()).collect();
+    let year: i64 = input.year.parse().unwrap_or_default();
+    let pool_events = events::PoolEvents::new(&w.run_id, &contribution_records, pool_programs, year, exclusive);
+    let (event_checks, summary, appended) =
+        events::check(&input.admin, w, &input.before.events, &records, &cancels, &refused, Some(pool_events)).await;
     checks.extend(event_checks);
     report.events = Some(summary);
+    // After the events: it also finds their audit.appended entries in the chain.
+    if input.options.audit_chain {
+        let program = scenario.pool_program().unwrap_or_default();
+        let trail = trail::Trail::new(&w.run_id, &scenario.admin, program, &contribution_records, appended, exclusive);
+        let (trail_checks, trail_summary) = trail::check(&input.admin, trail).await;
+        checks.extend(trail_checks);
+        report.audit_trail = Some(trail_summary);
+    }
+    report.contributions = contributions;
     report.checks = checks;
     report.passed = Some(report.checks.iter().all(|c| c.passed));
     report.duration_ms = elapsed_ms(t0);

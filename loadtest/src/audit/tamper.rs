@@ -1,6 +1,7 @@
 //! `--tamper`: a deliberate fault (1 fen added to one card's usage directly in Redis, bypassing the gateway), so
 //! that a run can prove the audit catches it; `--tamper-events`: one `settlement.settled` event of the run deleted
-//! from the event stream (the events audit must then miss it).
+//! from the event stream (the events audit must then miss it); `--tamper-audit`: one audit entry of the run's
+//! contributions rewritten in place, its hash left as it was (the audit trail check must then fail).
 
 use serde::Serialize;
 
@@ -43,6 +44,62 @@ pub struct EventsTamper {
     /// Why not, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The deliberate fault of `--tamper-audit`, reported with the audit that should catch it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditTamper {
+    /// The audit trail's hash (`sg:audit`: `head` = "<seq>|<sha256>", `<seq>` = the stored entry).
+    pub key: String,
+    /// The entry rewritten (the newest `pool.contribution` entry of the run among the last 1000), if one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// HSET wrote it: `audit_chain_intact` and `contributions_audited` must then fail at that seq.
+    pub applied: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `--tamper-audit`: adds 1 fen to the `amount_fen` of the newest audit entry of a contribution of the run (its
+/// stored JSON contains `"contribution_id":"<id_prefix>`) among the last 1000, directly in Redis, without resealing.
+pub async fn tamper_audit(redis_url: &str, key: &str, id_prefix: &str) -> AuditTamper {
+    let mut t = AuditTamper { key: key.to_string(), seq: None, applied: false, error: None };
+    let result = async {
+        let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+        let mut conn = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        let head: Option<String> =
+            redis::cmd("HGET").arg(key).arg("head").query_async(&mut conn).await.map_err(|e| e.to_string())?;
+        let head = head.ok_or("the audit trail is empty")?;
+        let last: u64 = head.split('|').next().and_then(|s| s.parse().ok()).ok_or("unreadable head")?;
+        let marker = format!("\"contribution_id\":\"{id_prefix}");
+        for seq in (last.saturating_sub(1000).max(1)..=last).rev() {
+            let stored: Option<String> =
+                redis::cmd("HGET").arg(key).arg(seq).query_async(&mut conn).await.map_err(|e| e.to_string())?;
+            let Some(stored) = stored.filter(|s| s.contains(&marker)) else { continue };
+            let v: serde_json::Value = serde_json::from_str(&stored).map_err(|e| e.to_string())?;
+            let amount = v["detail"]["amount_fen"].as_i64().ok_or("an entry without detail.amount_fen")?;
+            let forged =
+                stored.replacen(&format!("\"amount_fen\":{amount}"), &format!("\"amount_fen\":{}", amount + 1), 1);
+            t.seq = Some(seq);
+            redis::cmd("HSET")
+                .arg(key)
+                .arg(seq)
+                .arg(&forged)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        Err(format!(
+            "no audit entry of a contribution of the run among seq {}..={last}",
+            last.saturating_sub(1000).max(1)
+        ))
+    }
+    .await;
+    t.applied = result.is_ok() && t.seq.is_some();
+    t.error = result.err();
+    t
 }
 
 /// `--tamper-events`: deletes the newest `settlement.settled` entry of the run (its `hsid` field starts with

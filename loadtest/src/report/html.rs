@@ -173,6 +173,9 @@ Latencies are measured from each request's intended start{}.</p>"#,
             if let Some(e) = &r.audit.events {
                 let _ = write!(page, "<p>Event stream: {}.</p>", esc(&super::text::events_line(e, &r.audit.checks)));
             }
+            if let Some(t) = &r.audit.audit_trail {
+                let _ = write!(page, "<p>Audit trail: {}.</p>", esc(&super::text::trail_line(t, &r.audit.checks)));
+            }
             if let Some(outcome) = &r.audit.reconciliation_check {
                 let _ = write!(
                     page,

@@ -111,6 +111,26 @@ pub fn summary(r: &Report) -> String {
             if let Some(e) = &r.audit.events {
                 let _ = writeln!(s, "  events: {}", events_line(e, &r.audit.checks));
             }
+            if let Some(c) = &r.audit.contributions {
+                let _ = writeln!(
+                    s,
+                    "  contributions to {}: {} sent, {} donation(s) and {} withdrawal(s) accepted (net {} fen), {} \
+                     refused, {} without an answer ({} resolved by resending); {} replay(s), {} conflicting reuse(s)",
+                    c.program,
+                    c.sent,
+                    c.donations,
+                    c.withdrawals,
+                    c.net_fen,
+                    c.refused,
+                    c.unknown,
+                    c.resolved,
+                    c.replays,
+                    c.conflicts
+                );
+            }
+            if let Some(t) = &r.audit.audit_trail {
+                let _ = writeln!(s, "  audit trail: {}", trail_line(t, &r.audit.checks));
+            }
             if let Some(t) = &r.audit.tamper_events {
                 let _ = writeln!(
                     s,
@@ -118,6 +138,15 @@ pub fn summary(r: &Report) -> String {
                     t.key,
                     t.entry_id.as_deref().unwrap_or("-"),
                     t.hsid.as_deref().unwrap_or("-"),
+                    t.applied
+                );
+            }
+            if let Some(t) = &r.audit.tamper_audit {
+                let _ = writeln!(
+                    s,
+                    "  tampered on purpose: audit entry {} in {} (amount_fen + 1, not resealed), applied: {}",
+                    t.seq.map_or("-".to_string(), |n| n.to_string()),
+                    t.key,
                     t.applied
                 );
             }
@@ -160,6 +189,26 @@ pub(super) fn events_line(e: &crate::audit::EventsSummary, checks: &[crate::audi
         e.duration_ms,
         if of_run.is_empty() { "none".to_string() } else { of_run.join(", ") },
         e.others,
+        pass_fail(passed)
+    )
+}
+
+/// The audit trail check in one line.
+pub(super) fn trail_line(t: &crate::audit::TrailSummary, checks: &[crate::audit::Check]) -> String {
+    if t.status != "checked" {
+        return t.status.clone();
+    }
+    let names =
+        ["audit_chain_intact", "audit_chain_paging", "contributions_audited", "audit_appended_events_match_chain"];
+    let passed = checks.iter().filter(|c| names.contains(&c.name.as_str())).all(|c| c.passed);
+    format!(
+        "{} entries to seq {} in {} page(s) ({} ms), {} verified, {} of this run's contributions: {}",
+        t.entries,
+        t.last_seq,
+        t.pages,
+        t.duration_ms,
+        t.verified,
+        t.of_the_run,
         pass_fail(passed)
     )
 }

@@ -78,11 +78,23 @@ pub enum Op {
     History,
     /// `POST /v1/settlements` with another standing settlement's `insurance.settlement_ref`: must be refused.
     RefReuse,
+    /// `POST /admin/v1/pools/{program}/contributions` as the relief office: a donation, a withdrawal, or a replay
+    /// (or a conflicting reuse) of an earlier contribution's id.
+    Contribution,
 }
 
 impl Op {
-    pub const ALL: [Op; 8] =
-        [Op::Eligibility, Op::Quote, Op::Settle, Op::Retry, Op::Reversal, Op::Cancel, Op::History, Op::RefReuse];
+    pub const ALL: [Op; 9] = [
+        Op::Eligibility,
+        Op::Quote,
+        Op::Settle,
+        Op::Retry,
+        Op::Reversal,
+        Op::Cancel,
+        Op::History,
+        Op::RefReuse,
+        Op::Contribution,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -94,6 +106,7 @@ impl Op {
             Op::Cancel => "cancel",
             Op::History => "history",
             Op::RefReuse => "ref_reuse",
+            Op::Contribution => "contribution",
         }
     }
 
@@ -113,6 +126,7 @@ impl OperationMix {
             Op::Cancel => self.cancel,
             Op::History => self.history,
             Op::RefReuse => self.ref_reuse,
+            Op::Contribution => self.contribution,
         }
     }
 
@@ -131,6 +145,7 @@ impl OperationMix {
             Op::Cancel => &mut self.cancel,
             Op::History => &mut self.history,
             Op::RefReuse => &mut self.ref_reuse,
+            Op::Contribution => &mut self.contribution,
         };
         *slot = weight;
         Ok(())
@@ -171,6 +186,8 @@ mod tests {
         assert_eq!(mix.pick(4), Op::History);
         assert_eq!(mix.pick(5), Op::History);
         assert_eq!(mix.pick(6), Op::RefReuse);
+        mix.set("contribution", 1).unwrap();
+        assert_eq!(mix.pick(7), Op::Contribution);
         assert!(mix.set("nap", 1).unwrap_err().contains("ref_reuse"));
     }
 

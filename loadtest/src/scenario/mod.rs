@@ -51,6 +51,9 @@ pub struct Scenario {
     /// The optional request fields of the gateway's API version 2 (insurance refs, operators).
     #[serde(default)]
     pub fields: Fields,
+    /// What the `contribution` operation sends (used only when its weight is positive).
+    #[serde(default)]
+    pub contributions: Contributions,
     /// How the post-run money audit runs.
     #[serde(default)]
     pub audit: AuditOptions,
@@ -157,6 +160,83 @@ pub struct OperationMix {
     /// `fields.insurance_ref_pct > 0`.
     #[serde(default)]
     pub ref_reuse: u32,
+    /// `POST /admin/v1/pools/{program}/contributions` from the relief office's identity, during the load:
+    /// donations, withdrawals and replays by the `[contributions]` table.
+    #[serde(default)]
+    pub contribution: u32,
+}
+
+/// The `[contributions]` table: what the `contribution` operation sends to the charity fund (API.md "The charity
+/// fund"). Amounts are drawn uniformly; the shares are percent of the operation's requests.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contributions {
+    /// The program whose pool receives them; absent = the first program of the ruleset with an `annual_pool_fen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// A donation's amount.
+    #[serde(default = "default_donation")]
+    pub donation_fen: Range,
+    /// A withdrawal's amount (one larger than what the pool has left is refused 409 `pool_would_overdraw`, an
+    /// expected refusal).
+    #[serde(default = "default_withdrawal")]
+    pub withdrawal_fen: Range,
+    /// Percent (0..=100) of new contributions that are withdrawals.
+    #[serde(default = "default_withdrawal_pct")]
+    pub withdrawal_pct: u32,
+    /// Percent of the operation's requests that resend an earlier accepted contribution exactly: 200 and the
+    /// identical contribution expected.
+    #[serde(default = "default_replay_pct")]
+    pub replay_pct: u32,
+    /// Percent that reuse an earlier accepted contribution's id with another amount: 409 `idempotency_conflict`
+    /// expected (an expected refusal).
+    #[serde(default = "default_conflict_pct")]
+    pub conflict_pct: u32,
+    /// Percent of new contributions that carry a `note` (with quotes, a backslash and Chinese text, so the audit
+    /// trail's canonical encoding is exercised).
+    #[serde(default = "default_note_pct")]
+    pub note_pct: u32,
+    /// New contributions a run sends at most (the book the audit checks keeps each, about 400 bytes); past it the
+    /// operation only replays earlier ones.
+    #[serde(default = "default_max_contributions")]
+    pub max_contributions: usize,
+}
+
+impl Default for Contributions {
+    fn default() -> Self {
+        Contributions {
+            program: None,
+            donation_fen: default_donation(),
+            withdrawal_fen: default_withdrawal(),
+            withdrawal_pct: default_withdrawal_pct(),
+            replay_pct: default_replay_pct(),
+            conflict_pct: default_conflict_pct(),
+            note_pct: default_note_pct(),
+            max_contributions: default_max_contributions(),
+        }
+    }
+}
+
+fn default_donation() -> Range {
+    Range { min: 10_000, max: 200_000 }
+}
+fn default_withdrawal() -> Range {
+    Range { min: 10_000, max: 100_000 }
+}
+fn default_withdrawal_pct() -> u32 {
+    25
+}
+fn default_replay_pct() -> u32 {
+    15
+}
+fn default_conflict_pct() -> u32 {
+    5
+}
+fn default_note_pct() -> u32 {
+    50
+}
+fn default_max_contributions() -> usize {
+    100_000
 }
 
 /// The `[fields]` table: which requests carry the optional fields of API version 2.
@@ -303,6 +383,10 @@ pub struct AuditOptions {
     /// (`GET /admin/v1/cardholders/{card_id}/settlements`; 0 = none).
     #[serde(default = "default_history_checks")]
     pub max_history_checks: usize,
+    /// Verify the whole audit trail (`GET /admin/v1/audit`): the hash chain, one entry per accepted contribution of
+    /// the run, the `audit.appended` events in the chain. A gateway that answers 404 fails `audit_chain_served`.
+    #[serde(default = "yes")]
+    pub audit_chain: bool,
 }
 
 impl Default for AuditOptions {
@@ -315,6 +399,7 @@ impl Default for AuditOptions {
             events: true,
             reconciliation_check: true,
             max_history_checks: default_history_checks(),
+            audit_chain: true,
         }
     }
 }
@@ -354,6 +439,15 @@ impl Scenario {
     /// The category rule a program applies to a card category, if the program covers it.
     pub fn rule(&self, program: &str, category: &str) -> Option<&CategoryRule> {
         self.ruleset.programs.iter().find(|p| p.id == program)?.categories.get(category)
+    }
+
+    /// The program the `contribution` operation pays into: `[contributions] program`, else the first program with
+    /// an `annual_pool_fen`; `None` when the ruleset has no pool.
+    pub fn pool_program(&self) -> Option<&str> {
+        match &self.contributions.program {
+            Some(p) => Some(p.as_str()),
+            None => self.ruleset.programs.iter().find(|p| p.annual_pool_fen.is_some()).map(|p| p.id.as_str()),
+        }
     }
 
     /// The ruleset as the JSON body of `POST /admin/v1/rulesets`.

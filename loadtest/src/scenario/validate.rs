@@ -120,6 +120,9 @@ impl Scenario {
                 "operations.ref_reuse needs fields.insurance_ref_pct > 0 (no settlement would hold a ref)".into(),
             );
         }
+        if self.operations.contribution > 0 {
+            self.validate_contributions(&mut errors);
+        }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             errors.push(format!("timezone {:?}: unknown IANA zone", self.timezone));
         }
@@ -127,6 +130,37 @@ impl Scenario {
             Ok(())
         } else {
             Err(errors.join("; "))
+        }
+    }
+}
+
+impl Scenario {
+    /// The `[contributions]` table, when the `contribution` operation runs.
+    fn validate_contributions(&self, errors: &mut Vec<String>) {
+        let c = &self.contributions;
+        match self.pool_program() {
+            None => errors.push("operations.contribution needs a program with an annual_pool_fen".into()),
+            Some(id) => {
+                if !self.ruleset.programs.iter().any(|p| p.id == id && p.annual_pool_fen.is_some()) {
+                    errors.push(format!("contributions.program {id:?}: not a program with an annual_pool_fen"));
+                }
+            }
+        }
+        for (name, r) in [("donation_fen", c.donation_fen), ("withdrawal_fen", c.withdrawal_fen)] {
+            if r.min == 0 || r.min > r.max || r.max > (1u64 << 53) - 1 {
+                errors.push(format!("contributions.{name}: need 1 <= min <= max <= 2^53-1"));
+            }
+        }
+        for (name, pct) in [("withdrawal_pct", c.withdrawal_pct), ("note_pct", c.note_pct)] {
+            if pct > 100 {
+                errors.push(format!("contributions.{name} = {pct}: at most 100"));
+            }
+        }
+        if !(1..=10_000_000).contains(&c.max_contributions) {
+            errors.push("contributions.max_contributions: need 1..=10000000".into());
+        }
+        if c.replay_pct + c.conflict_pct > 100 {
+            errors.push("contributions: replay_pct + conflict_pct above 100".into());
         }
     }
 }
@@ -148,5 +182,13 @@ mod tests {
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("ref_reuse"));
         let bad = SMOKE.replace("operator_pct = 70", "operator_pct = 170");
         assert!(Scenario::from_toml(&bad).unwrap_err().contains("operator_pct"));
+        let bad = SMOKE.replace("[contributions]", "[contributions]\nprogram = \"medical_assistance\"");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("contributions.program"));
+        let bad = SMOKE.replace("[contributions]", "[contributions]\nreplay_pct = 99");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("replay_pct"));
+        let bad = SMOKE.replace("[contributions]", "[contributions]\nmax_contributions = 0");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("max_contributions"));
+        let bad = SMOKE.replace("annual_pool_fen = 1000000", "");
+        assert!(Scenario::from_toml(&bad).unwrap_err().contains("operations.contribution needs a program"));
     }
 }

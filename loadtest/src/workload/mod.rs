@@ -7,11 +7,14 @@
 //!   answer and records it in the [`Ledger`] (`ledger.rs`: answered settlements, reversals, cancellations, unknown
 //!   outcomes); `answers.rs` holds the fields of a settlement answer the tool checks; `fields.rs` the optional
 //!   version 2 fields (insurance refs, operators), derived from a record rather than stored in it.
+//! - `contributions.rs`: the relief office's `contribution` operation (donations, withdrawals, replays, conflicts
+//!   to the charity fund, as the admin identity) and the [`ContributionBook`] of what it was answered.
 
 mod answers;
 mod bills;
 mod bodies;
 mod cards;
+mod contributions;
 mod fields;
 mod ledger;
 mod ops;
@@ -26,6 +29,10 @@ pub use answers::{Echo, Operator, Payment, SettlementAnswer};
 pub use bills::{Bill, BillMaker};
 pub use bodies::{settle_body, settle_body_with, Extras};
 pub use cards::{mix64, CardBook, CardholderLine};
+pub use contributions::{
+    contribution_body, contribution_id, judge_answer, parse_contribution_id, without_pool, ContributionBook,
+    ContributionKind, ContributionRecord, ContributionState, DONORS, NOTE,
+};
 pub use fields::{insurance_ref, operator, MAX_REF_CHARS};
 pub use ledger::{CancelRecord, CancelState, Ledger, RecordState, RefSent, SettlementRecord};
 pub use ops::{CANCEL_REASON, HISTORY_LIMIT, REVERSAL_REASON};
@@ -46,6 +53,10 @@ pub struct Workload {
     pub hospitals: Vec<Arc<Endpoint>>,
     /// What the hospitals were answered; locked briefly per completion, never across an `.await`.
     pub ledger: Mutex<Ledger>,
+    /// The relief office's identity, for the `contribution` operation (`None`: floor runs, the seed step alone).
+    pub admin: Option<Arc<Endpoint>>,
+    /// What the relief office's contributions were answered; locked like the ledger.
+    pub contributions: Mutex<ContributionBook>,
     /// The target is a floor server: any 2xx is success, answers are not parsed or remembered.
     pub floor: bool,
     /// Remember answered settlements (needed by the audit, retries and reversals).
@@ -106,6 +117,8 @@ impl Workload {
             bills,
             hospitals,
             ledger,
+            admin: None,
+            contributions: Mutex::new(ContributionBook::default()),
             floor,
             keep_ledger,
             seq: AtomicU64::new(0),

@@ -52,6 +52,7 @@ impl Workload {
             Op::Cancel => self.cancel(hospital, card, rng).await,
             Op::History => self.history(hospital, card, rng).await,
             Op::RefReuse => self.ref_reuse(hospital, card, rng).await,
+            Op::Contribution => self.contribution(hospital, card, rng).await,
         }
     }
 
@@ -133,7 +134,7 @@ impl Workload {
         Outcome::of(Op::Quote, error)
     }
 
-    async fn settle(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
+    pub(super) async fn settle(&self, hospital: usize, card: u32, rng: &mut SmallRng) -> Outcome {
         let with_ref = Self::chance(rng, self.scenario.fields.insurance_ref_pct);
         let insurance = if with_ref { RefSent::Own } else { RefSent::None };
         self.settle_as(Op::Settle, hospital, card, rng, insurance, None).await.0

@@ -8,7 +8,9 @@
 //! - every acknowledged cancel-before-settle exactly one `settlement.cancelled_before_arrival`;
 //! - a refused request (or a settle resolved as never applied) has no event, and no event of the run belongs to an
 //!   id the run was not acknowledged for;
-//! - no `event_id` appears twice, and `Next-Cursor` pages as API.md says.
+//! - no `event_id` appears twice, and `Next-Cursor` pages as API.md says;
+//! - the relief office's events (`pool.rs`): one `pool.contribution` per accepted contribution of the run, sane
+//!   `pool.threshold` events, and the `audit.appended` entries for the audit trail's check.
 //!
 //! Events of other clients (ids without the run's prefix) and of other types are counted, not checked. Memory: one
 //! 12-byte slot per id the run handed out, 8 bytes per event id seen (a 64-bit hash), one page (≤ 10 000 lines)
@@ -35,8 +37,12 @@ use crate::workload::{
 const MAX_MESSAGES: usize = 64;
 
 mod page;
+mod pool;
 pub use page::stream_end;
 use page::{lines, read_page, Page, MAX_PAGES};
+pub(super) use pool::PoolEvents;
+use pool::Seen;
+pub use pool::{line_hash, Appended};
 #[cfg(test)]
 use {bytes::Bytes, page::cursor_of, page::query_value};
 
@@ -73,6 +79,9 @@ pub struct EventsSummary {
     pub of_the_run: BTreeMap<String, u64>,
     /// Events of other clients or of other types (not checked).
     pub others: u64,
+    /// The relief office's events the audit read apart from the run's contributions (`pool.threshold`,
+    /// `audit.appended`, other clients' `pool.contribution`), by type.
+    pub office: BTreeMap<String, u64>,
     /// How long the read took, milliseconds.
     pub duration_ms: u64,
 }
@@ -171,6 +180,8 @@ pub(super) struct Matcher<'a> {
     unique: Check,
     paging: Check,
     summary: EventsSummary,
+    /// The office's events (contributions, thresholds, audit entries), when the audit reads them.
+    pool: Option<PoolEvents<'a>>,
 }
 
 fn hash_id(id: &str) -> u64 {
@@ -226,7 +237,14 @@ impl<'a> Matcher<'a> {
             unique: Check::new("event_ids_unique"),
             paging: Check::new("event_stream_paging"),
             summary: EventsSummary { status: "checked".into(), ..Default::default() },
+            pool: None,
         }
+    }
+
+    /// Also reads the relief office's events (contributions, thresholds, audit entries) with `pool`.
+    pub(super) fn with_pool_events(mut self, pool: PoolEvents<'a>) -> Matcher<'a> {
+        self.pool = Some(pool);
+        self
     }
 
     /// One page read after `after`: `Next-Cursor` must be its last line's cursor, or `after` when it is empty.
@@ -261,6 +279,19 @@ impl<'a> Matcher<'a> {
             }
         };
         self.unique.expect(self.ids.insert(hash_id(&line.event_id)), || format!("event_id {} twice", line.event_id));
+        if let Some(pool) = self.pool.as_mut() {
+            match pool.line(&line.kind, &line.event_id, line.data) {
+                Seen::OfTheRun => {
+                    *self.summary.of_the_run.entry(line.kind.clone()).or_insert(0) += 1;
+                    return Some(line.cursor);
+                }
+                Seen::Office => {
+                    *self.summary.office.entry(line.kind.clone()).or_insert(0) += 1;
+                    return Some(line.cursor);
+                }
+                Seen::NotMine => {}
+            }
+        }
         if ![SETTLED, REVERSED, CANCELLED].contains(&line.kind.as_str()) {
             self.summary.others += 1;
             return Some(line.cursor);
@@ -363,7 +394,18 @@ impl<'a> Matcher<'a> {
     }
 
     /// The checks, one result per settlement, reversal, cancel and refused request of the run.
+    #[cfg(test)]
     pub(super) fn finish(self) -> (Vec<Check>, EventsSummary) {
+        let (checks, summary, _) = self.finish_all();
+        (checks, summary)
+    }
+
+    /// [`finish`](Matcher::finish), with the office's checks and the `audit.appended` entries read.
+    pub(super) fn finish_all(mut self) -> (Vec<Check>, EventsSummary, Appended) {
+        let (pool_checks, appended) = match self.pool.take() {
+            Some(p) => p.finish(),
+            None => (Vec::new(), Appended::default()),
+        };
         let mut settled = Check::new("settled_events_match_answers");
         let mut reversed = Check::new("reversed_events_match_reversals");
         let mut cancelled = Check::new("cancel_events_match_cancels");
@@ -425,11 +467,14 @@ impl<'a> Matcher<'a> {
                 }
             }
         }
-        (vec![settled, reversed, cancelled, stray, self.unique, self.paging], self.summary)
+        let mut checks = vec![settled, reversed, cancelled, stray, self.unique, self.paging];
+        checks.extend(pool_checks);
+        (checks, self.summary, appended)
     }
 }
 
-/// The events audit: pages from `start` to the end of the stream through the matcher.
+/// The events audit: pages from `start` to the end of the stream through the matcher (and, with `pool`, the
+/// office's events); also returns the `audit.appended` entries read.
 pub(super) async fn check(
     admin: &Endpoint,
     w: &Workload,
@@ -437,21 +482,25 @@ pub(super) async fn check(
     records: &[SettlementRecord],
     cancels: &[CancelRecord],
     refused: &[u64],
-) -> (Vec<Check>, EventsSummary) {
+    pool: Option<PoolEvents<'_>>,
+) -> (Vec<Check>, EventsSummary, Appended) {
     let t0 = Instant::now();
     let after = match start {
         EventsStart::NotRead => {
-            return (Vec::new(), EventsSummary { status: "skipped".into(), ..Default::default() });
+            return (Vec::new(), EventsSummary { status: "skipped".into(), ..Default::default() }, Appended::default());
         }
         EventsStart::NotServed => {
             let mut c = Check::new("event_stream_served");
             c.fail("GET /admin/v1/events answered 404: this gateway does not serve the event stream (set audit.events = false to skip this audit)".into());
-            return (vec![c], EventsSummary { status: "not served".into(), ..Default::default() });
+            return (vec![c], EventsSummary { status: "not served".into(), ..Default::default() }, Appended::default());
         }
         EventsStart::After(c) => c.clone(),
     };
     let hospitals = w.hospitals.iter().map(|h| h.name.clone()).collect();
     let mut m = Matcher::new(&w.run_id, hospitals, &w.cards, records, cancels, refused, w.hsids_issued());
+    if let Some(p) = pool {
+        m = m.with_pool_events(p);
+    }
     m.summary.after = Some(after.clone());
     let mut cursor = after;
     for _ in 0..MAX_PAGES {
@@ -473,9 +522,9 @@ pub(super) async fn check(
             }
         }
     }
-    let (checks, mut summary) = m.finish();
+    let (checks, mut summary, appended) = m.finish_all();
     summary.duration_ms = elapsed_ms(t0);
-    (checks, summary)
+    (checks, summary, appended)
 }
 
 #[cfg(test)]
