@@ -73,10 +73,12 @@ admin_curl() {
   curl -sS --fail-with-body --max-time 10 --cacert "$CERTS/ca.pem" \
     --cert "$CERTS/relief-office.pem" --key "$CERTS/relief-office.key" "$@"
 }
-# In force for every date the document allows, so a valid visit of a seeded card is never 422 for want of rules.
+# In force for every date the document allows, so a valid visit of a seeded card is never 422 for want of rules;
+# every program has a pool, so a contribution to a program the document's examples name is never 422 `not_a_pool`
+# (a refusal by the stored rules, tested in tests/http_pools.rs).
 admin_curl -o /dev/null -H 'content-type: application/json' -X POST "$GW_URL/admin/v1/rulesets" --data-binary @- <<'JSON'
 {"effective_from": "0001-01-01", "programs": [
-  {"id": "medical_assistance", "name": "Medical assistance", "covers": ["in_scope"],
+  {"id": "medical_assistance", "name": "Medical assistance", "covers": ["in_scope"], "annual_pool_fen": 9000000000000,
    "categories": {"tekun": {"ratio_bp": 10000, "annual_cap_fen": 15000000},
                   "dibao": {"ratio_bp": 9000, "annual_cap_fen": 300000}}},
   {"id": "charity", "name": "Charity fund", "covers": ["in_scope", "pre_self_pay", "over_limit", "self_pay"],

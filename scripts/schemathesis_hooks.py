@@ -35,6 +35,10 @@ CHECK_DETAILS = ("POST", "/v1/reconciliation/check/details")
 # scripts/schemathesis.sh runs the /v1/ paths with this hospital's certificate
 HOSPITAL = "H0001"
 CREATE_CLEARING = ("POST", "/admin/v1/clearings")
+CONTRIBUTE = ("POST", "/admin/v1/pools/{program}/contributions")
+REPORT = ("GET", "/admin/v1/reports/relief")
+PREVIEW = ("POST", "/admin/v1/rulesets/preview")
+MAX_RANGE_DAYS = 366
 PAY_CLEARING = ("POST", "/admin/v1/clearings/{clearing_id}/paid")
 
 schemathesis.serializer.alias(["application/x-ndjson", "application/ndjson", "application/jsonl"], "text/plain")
@@ -111,6 +115,26 @@ def paid_at_at_most_tomorrow(body: dict) -> None:
         body["paid_at"] = today.isoformat()
 
 
+def budget_within_2_pow_53(body: dict) -> None:
+    """`budget-within-2-pow-53`: the run's donations together stay far below 2^53 fen."""
+    if isinstance(body.get("amount_fen"), int) and body["amount_fen"] > 10**9:
+        body["amount_fen"] = body["amount_fen"] % 10**9 + 1
+
+
+def range_in_order(values: dict) -> None:
+    """`report-range-in-order`, `period-in-order`: `from <= to`, at most 366 days counting both."""
+    try:
+        start = datetime.date.fromisoformat(values["from"])
+        end = datetime.date.fromisoformat(values["to"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if end < start:
+        start, end = end, start
+    if (end - start).days >= MAX_RANGE_DAYS:
+        end = start + datetime.timedelta(days=MAX_RANGE_DAYS - 1)
+    values["from"], values["to"] = start.isoformat(), end.isoformat()
+
+
 def card_id_matches_path(body: dict, path_parameters: dict) -> None:
     if isinstance(path_parameters.get("card_id"), str) and "card_id" in body:
         body["card_id"] = path_parameters["card_id"]
@@ -165,6 +189,9 @@ def map_case(context, case):
     if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
         return case
     operation = (case.operation.method.upper(), case.operation.path)
+    if operation == REPORT and isinstance(case.query, dict):
+        range_in_order(case.query)
+        return case
     if operation == CHECK_DETAILS:
         hospital_id_of_the_caller(case.query)
         ndjson_check_lines(case)
@@ -183,11 +210,19 @@ def map_case(context, case):
             validity_in_order(body)
         if operation == PUBLISH_RULESET:
             unique_program_ids(body)
+
         if operation == CHECK_TOTALS:
             hospital_id_of_the_caller(body)
         if operation == CREATE_CLEARING:
             period_not_after_this_month(body)
         if operation == PAY_CLEARING:
             paid_at_at_most_tomorrow(body)
+        if operation == CONTRIBUTE:
+            budget_within_2_pow_53(body)
+
+        if operation == PREVIEW:
+            range_in_order(body)
+            if isinstance(body.get("ruleset"), dict):
+                unique_program_ids(body["ruleset"])
     case.body = body  # always: `2291.0 == 2291` in Python, so a comparison would miss the literal fix
     return case

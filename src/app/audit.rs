@@ -9,6 +9,18 @@ use crate::domain::audit::{Actor, AuditRole, Entry};
 use crate::store::audit::AUDIT_PAGE;
 /// Most entries one `GET /admin/v1/audit` returns.
 pub const MAX_AUDIT_LIMIT: usize = 10_000;
+/// Every audit entry's `action`.
+pub const ACTIONS: [&str; 7] = [
+    "ruleset.publish",
+    "cardholder.put",
+    "cardholder.import",
+    "pool.contribution",
+    "clearing.create",
+    "clearing.confirm",
+    "clearing.paid",
+];
+/// The largest `after` (the API's integers stay within 2^53 - 1).
+const MAX_SEQ: u64 = 9_007_199_254_740_991;
 /// Entries one `GET /admin/v1/audit` examines at most; the `Next-Cursor` header says where to go on.
 const MAX_AUDIT_SCAN: u64 = 100_000;
 
@@ -75,7 +87,11 @@ impl App {
         let to = q.to.map(|r| Bound::parse("to", r)).transpose()?;
         let after = match q.after {
             None => 0,
-            Some(raw) => raw.parse::<u64>().map_err(|_| ApiError::invalid("after", "must be an audit seq"))?,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= MAX_SEQ)
+                .ok_or_else(|| ApiError::invalid("after", "must be an audit seq, 0..=9007199254740991"))?,
         };
         let limit = match q.limit {
             None => 1000,
@@ -85,6 +101,12 @@ impl App {
                 .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::invalid("limit", format!("must be an integer in 1..={MAX_AUDIT_LIMIT}")))?,
         };
+        if q.actor.is_some_and(|a| !(1..=128).contains(&a.chars().count())) {
+            return Err(ApiError::invalid("actor", "must be 1-128 characters"));
+        }
+        if q.action.is_some_and(|a| !ACTIONS.contains(&a)) {
+            return Err(ApiError::invalid("action", format!("must be one of {}", ACTIONS.join(", "))));
+        }
         let head = self.store.audit_head().await?.seq;
         let end = head.min(after.saturating_add(MAX_AUDIT_SCAN));
         let mut page = AuditPage { entries: Vec::new(), next_after: after };
