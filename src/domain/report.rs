@@ -7,7 +7,7 @@
 //! report more than sums: the number of distinct cards with a `settled` line among the lines of the row (whether
 //! or not reversed since), exact over the whole range.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A fast non-cryptographic hasher (FxHash's mix, 8 bytes at a time) for the card sets of one report: a month is a
@@ -32,7 +32,9 @@ impl Hasher for CardHasher {
     }
 }
 
-type CardSet<'a> = HashSet<&'a [u8], BuildHasherDefault<CardHasher>>;
+/// Each distinct card of a report, numbered in the order first seen: one hash per settled line, after which the
+/// rows keep plain numbers (deduplicated once, at the end) instead of hashing the card's bytes again per row.
+type CardNumbers<'a> = HashMap<&'a [u8], u32, BuildHasherDefault<CardHasher>>;
 
 /// What a report groups by (`by=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,17 +133,22 @@ struct Acc<'a> {
     reversed_count: i64,
     relief_fen: i64,
     by_program: BTreeMap<&'a str, i64>,
-    cards: CardSet<'a>,
+    /// The numbers ([`CardNumbers`]) of the cards of its settled lines, with repeats until [`Acc::finish`].
+    cards: Vec<u32>,
 }
 
 impl<'a> Acc<'a> {
     /// Counts a line into the row; `only`: the program of a `by=program` row (its money alone). `None` on overflow.
-    fn add(&mut self, line: &ReportLine<'a, '_>, only: Option<(&'a str, i64)>) -> Option<()> {
+    /// `card`: the line's card number, kept for the row's distinct count (`None` for the total, which counts the
+    /// numbers handed out, and for a reversal).
+    fn add(&mut self, line: &ReportLine<'a, '_>, card: Option<u32>, only: Option<(&'a str, i64)>) -> Option<()> {
         if line.reversal {
             self.reversed_count += 1;
         } else {
             self.settled_count += 1;
-            self.cards.insert(line.card_id);
+        }
+        if let Some(card) = card {
+            self.cards.push(card);
         }
         match only {
             Some((program, fen)) => {
@@ -160,7 +167,9 @@ impl<'a> Acc<'a> {
         Some(())
     }
 
-    fn finish(self, key: &str) -> ReportRow {
+    fn finish(mut self, key: &str) -> ReportRow {
+        self.cards.sort_unstable();
+        self.cards.dedup();
         ReportRow {
             key: key.to_string(),
             settled_count: self.settled_count,
@@ -180,6 +189,8 @@ pub struct Tally<'a> {
     street: Option<&'a str>,
     rows: HashMap<&'a str, Acc<'a>>,
     total: Acc<'a>,
+    /// Every card of a settled line counted so far.
+    card_numbers: CardNumbers<'a>,
 }
 
 /// A sum passed 2^63 fen: the store holds something no real settlement can make.
@@ -189,7 +200,7 @@ pub struct Overflow;
 
 impl<'a> Tally<'a> {
     pub fn new(by: ReportBy, street: Option<&'a str>) -> Tally<'a> {
-        Tally { by, street, rows: HashMap::new(), total: Acc::default() }
+        Tally { by, street, rows: HashMap::new(), total: Acc::default(), card_numbers: CardNumbers::default() }
     }
 
     /// Counts one line (nothing when it is of another street than the tally's).
@@ -197,7 +208,14 @@ impl<'a> Tally<'a> {
         if self.street.is_some_and(|s| s != line.street) {
             return Ok(());
         }
-        self.total.add(line, None).ok_or(Overflow)?;
+        // a reversal's card is not counted (`cards` counts settled lines): it gets no number
+        let card = if line.reversal {
+            None
+        } else {
+            let next = u32::try_from(self.card_numbers.len()).map_err(|_| Overflow)?;
+            Some(*self.card_numbers.entry(line.card_id).or_insert(next))
+        };
+        self.total.add(line, None, None).ok_or(Overflow)?;
         let key = match self.by {
             ReportBy::Street => line.street,
             ReportBy::Community => line.community,
@@ -206,12 +224,12 @@ impl<'a> Tally<'a> {
             ReportBy::Day => line.day,
             ReportBy::Program => {
                 for &(program, fen) in line.payments {
-                    self.rows.entry(program).or_default().add(line, Some((program, fen))).ok_or(Overflow)?;
+                    self.rows.entry(program).or_default().add(line, card, Some((program, fen))).ok_or(Overflow)?;
                 }
                 return Ok(());
             }
         };
-        self.rows.entry(key).or_default().add(line, None).ok_or(Overflow)?;
+        self.rows.entry(key).or_default().add(line, card, None).ok_or(Overflow)?;
         Ok(())
     }
 
@@ -219,7 +237,9 @@ impl<'a> Tally<'a> {
     pub fn finish(self) -> ReliefReport {
         let mut rows: Vec<ReportRow> = self.rows.into_iter().map(|(key, acc)| acc.finish(key)).collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
-        ReliefReport { by: self.by, rows, total: self.total.finish("") }
+        let mut report = ReliefReport { by: self.by, rows, total: self.total.finish("") };
+        report.total.cards = i64::try_from(self.card_numbers.len()).unwrap_or(i64::MAX);
+        report
     }
 }
 
