@@ -213,6 +213,15 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        // a failing test shows what the gateway said (the log lives in a temporary directory)
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- the last lines of the gateway's log ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
