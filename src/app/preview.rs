@@ -121,8 +121,8 @@ async fn run(store: &Store, tz: Tz, req: &PreviewRequest, limits: PreviewLimits)
     programs.dedup();
     let mut contributions_fen = BTreeMap::new();
     for year in req.from.year()..=req.to.year() {
-        for (program, fen) in store.pool_contributions(year, &programs).await? {
-            contributions_fen.insert((year, program), fen);
+        for (program, totals) in programs.iter().zip(store.pool_totals(year, &programs).await?) {
+            contributions_fen.insert((year, program.clone()), totals.contributions_fen);
         }
     }
     let setup = ReplaySetup { from: req.from, to: req.to, published, draft, contributions_fen };

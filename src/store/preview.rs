@@ -14,10 +14,8 @@
 //! * **Tags.** The settle events do not record the card's tags; the draft's `require_tags` are checked against the
 //!   card's current tags (`HGET sg:{card}:card tags`, pipelined, once per card). An event that carries a `tags`
 //!   field (`",a,b,"`, as the card hash stores them) is used as recorded instead.
-//! * **Contributions.** The net contributions of (year, program) are the integer in `keys::PROGRAM_PAID`, field
-//!   `<year>:<program>:contrib` (absent = 0), written by the contribution script.
-
-use std::collections::BTreeMap;
+//! * **Contributions.** The net contributions of (year, program) are read with the pools' totals
+//!   (`Store::pool_totals`, `store::contributions`).
 
 use chrono::NaiveDate;
 
@@ -72,31 +70,6 @@ struct Candidate {
 }
 
 impl Store {
-    /// The net contributions for `year` of each of `programs` (absent = 0), in one `HMGET` of
-    /// `keys::PROGRAM_PAID` fields `<year>:<program>:contrib`.
-    pub async fn pool_contributions(&self, year: i32, programs: &[String]) -> StoreResult<BTreeMap<String, i64>> {
-        const OP: &str = "pool_contributions";
-        if programs.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let mut conn = self.conn(OP)?;
-        let fields: Vec<String> = programs.iter().map(|p| keys::pool_contributions_field(year, p)).collect();
-        let values: Vec<Option<String>> = self
-            .call(OP, false, async move {
-                redis::cmd("HMGET").arg(keys::PROGRAM_PAID).arg(&fields).query_async(&mut conn).await
-            })
-            .await?;
-        let mut out = BTreeMap::new();
-        for (program, value) in programs.iter().zip(values) {
-            let fen = match value {
-                None => 0,
-                Some(v) => v.parse::<i64>().map_err(|e| StoreError::corrupt(OP, format!("{year}:{program}: {e}")))?,
-            };
-            out.insert(program.clone(), fen);
-        }
-        Ok(out)
-    }
-
     /// Starts a scan of the settlements with a visit in `from..=to`, reading the stream from Unix ms
     /// `first_ms` (the caller's "two days before `from`, local midnight") to its current last entry.
     pub async fn settled_scan(&self, from: NaiveDate, to: NaiveDate, first_ms: u64) -> StoreResult<SettledScan> {
