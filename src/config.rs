@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod console;
 mod streets;
+pub use console::ConsoleConfig;
 pub use streets::{StreetsConfig, MAX_STREET_IDENTITIES};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +46,9 @@ pub struct Config {
     /// Street offices: certificate CN → street label (`[streets] identities`); none by default.
     #[serde(default)]
     pub streets: StreetsConfig,
+    /// The relief office's web console (`[console]`); off unless `listen` is set.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,7 +381,7 @@ mod defaults {
     }
 }
 
-const SECTIONS: [&str; 8] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events", "streets"];
+const SECTIONS: [&str; 9] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events", "streets", "console"];
 pub const ENV_PREFIX: &str = "SETTLEGATE_";
 
 #[derive(Debug, thiserror::Error)]
@@ -443,6 +448,10 @@ impl Config {
             return bad("admin.identities must name at least one certificate CN".into());
         }
         self.streets.validate(&self.admin.identities).map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
+        if self.console.listen.is_some_and(|c| c == self.listen || c == self.ops_listen) {
+            return bad("console.listen must differ from listen and ops_listen".into());
+        }
         for (name, v, lo, hi) in [
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms, 1, 60_000),
             ("redis.response_timeout_ms", self.redis.response_timeout_ms, 1, 60_000),

@@ -101,6 +101,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     });
     tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %crate::config::mask_url_password(&config.redis.url), "settlegate serving");
     tokio::spawn(tls.clone().keep_fresh());
+    if let Some(addr) = config.console.listen {
+        let console_listener = TcpListener::bind(addr).await.map_err(|e| format!("console.listen {addr}: {e}"))?;
+        let console_tls = tls::TlsReloader::console(config.tls.clone())?;
+        tokio::spawn(console_tls.clone().keep_fresh());
+        let console = Arc::new(crate::console::Console { api: ctx.clone(), config: config.console.clone() });
+        tracing::info!(console = %addr, "web console serving");
+        tokio::spawn(server::serve(console, console_listener, console_tls, shutdown_signal()));
+    }
     server::serve(ctx, listener, tls, shutdown_signal()).await;
     tracing::info!("settlegate stopped");
     Ok(())

@@ -20,6 +20,9 @@
 //! * [`http`] — TLS and identity, hyper serving with limits and timeouts, the route table (method, path, role),
 //!   request reading, JSON ⇄ domain, problem+json, streamed import and NDJSON detail, per-hospital rate limits.
 //! * [`ops`] — `/healthz`, `/readyz`, `/metrics` on the plain-HTTP ops listener.
+//! * [`console`] — the relief office's web console on `[console] listen`: password logins (argon2id), sessions
+//!   in Redis, CSRF tokens, server-rendered page shells and built-in assets; every action goes through the admin
+//!   API's own dispatch as the signed-in account.
 //! * [`gateway`] — start-up wiring of `settlegate serve`: logging, metrics, the Redis link and its supervisor, the
 //!   refreshers, both listeners, and graceful shutdown.
 //! * [`config`] — TOML + environment overrides, validated, with explicit defaults for every limit.
@@ -32,6 +35,7 @@
 pub mod app;
 pub mod certs;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod export;

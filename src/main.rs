@@ -72,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: CardholdersCommand,
     },
+    /// The web console's accounts (stored in the configured Redis; every change is audited).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// The audit trail of the relief office's writes.
     Audit {
         #[command(subcommand)]
@@ -127,6 +132,39 @@ enum RulesCommand {
     Show {
         #[arg(long)]
         version: Option<u64>,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a console account. The password is asked for on the terminal (twice), or read from the first line of
+    /// standard input with --password-stdin; only its argon2id hash (salted) is stored.
+    Add {
+        /// Account name: 1-64 letters, digits, . _ - @.
+        name: String,
+        /// `admin` (the relief office: every page) or `street:<label>` (one street's cardholders and report, like
+        /// that street's certificate).
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+        /// Read the password from standard input (one line) instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Replace an existing account of this name (new password and role; enabled again).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Disable a console account: it cannot log in, and its open sessions end at their next request.
+    Disable {
+        name: String,
+        #[arg(long, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// List the console accounts (name, role, street, enabled); never the hashes.
+    List {
         #[arg(long, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
@@ -242,6 +280,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Ok(())
             }
         },
+        Command::Users { command } => users(command).await,
         Command::Audit { command: AuditCommand::Verify { config } } => {
             let config = load(&config)?;
             let (_, store) = settlegate::gateway::open_store(&config).await?;
@@ -307,6 +346,81 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `settlegate users ...`.
+async fn users(command: UsersCommand) -> Result<(), String> {
+    use settlegate::store::console::{ConsoleOutcome, ConsoleWrite};
+    let by = settlegate::app::cli_actor();
+    match command {
+        UsersCommand::Add { name, role, config, password_stdin, replace } => {
+            let config = load(&config)?;
+            let password = read_password(password_stdin)?;
+            let now = chrono::Utc::now().with_timezone(&config.tz()).to_rfc3339();
+            let account = settlegate::console::auth::new_account(&name, &role, &password, &now)?;
+            if let Some(street) = &account.street {
+                if !config.streets.identities.values().any(|s| s == street) {
+                    eprintln!(
+                        "settlegate: note: no [streets] identity serves {street:?}; the account sees its cards only"
+                    );
+                }
+            }
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            let detail = serde_json::json!({"role": account.role, "street": account.street, "replace": replace});
+            let w = ConsoleWrite::Add { account: &account, replace };
+            match store.console_write(&w, &now, &by, detail).await.map_err(|e| e.to_string())? {
+                ConsoleOutcome::Applied => {
+                    println!("added console account {name} ({role})");
+                    Ok(())
+                }
+                _ => Err(format!("an account {name:?} exists; use --replace to give it a new password and role")),
+            }
+        }
+        UsersCommand::Disable { name, config } => {
+            let config = load(&config)?;
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            let now = chrono::Utc::now().with_timezone(&config.tz()).to_rfc3339();
+            let w = ConsoleWrite::Disable { name: &name };
+            match store.console_write(&w, &now, &by, serde_json::json!({})).await.map_err(|e| e.to_string())? {
+                ConsoleOutcome::Applied => {
+                    println!("disabled console account {name}");
+                    Ok(())
+                }
+                ConsoleOutcome::Unchanged => {
+                    println!("console account {name} was already disabled");
+                    Ok(())
+                }
+                _ => Err(format!("no console account {name:?}")),
+            }
+        }
+        UsersCommand::List { config } => {
+            let config = load(&config)?;
+            let (_, store) = settlegate::gateway::open_store(&config).await?;
+            for a in store.accounts().await.map_err(|e| e.to_string())? {
+                let role = serde_json::to_value(&a.role).unwrap_or_default();
+                let street = a.street.as_deref().unwrap_or("-");
+                let state = if a.disabled { "disabled" } else { "enabled" };
+                println!("{}\t{}\t{street}\t{state}", a.name, role.as_str().unwrap_or("?"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The new account's password: the first line of standard input, or asked twice on the terminal (not echoed).
+fn read_password(from_stdin: bool) -> Result<String, String> {
+    use std::io::BufRead;
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("standard input: {e}"))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("password: ").map_err(|e| format!("password: {e}"))?;
+    let again = rpassword::prompt_password("again: ").map_err(|e| format!("password: {e}"))?;
+    if first != again {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
 }
 
 fn main() -> ExitCode {

@@ -10,7 +10,7 @@ use crate::store::audit::AUDIT_PAGE;
 /// Most entries one `GET /admin/v1/audit` returns.
 pub const MAX_AUDIT_LIMIT: usize = 10_000;
 /// Every audit entry's `action`.
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 12] = [
     "ruleset.publish",
     "cardholder.put",
     "cardholder.import",
@@ -18,6 +18,11 @@ pub const ACTIONS: [&str; 7] = [
     "clearing.create",
     "clearing.confirm",
     "clearing.paid",
+    "user.add",
+    "user.disable",
+    "console.login",
+    "console.login_failed",
+    "console.logout",
 ];
 /// The largest `after` (the API's integers stay within 2^53 - 1).
 const MAX_SEQ: u64 = 9_007_199_254_740_991;

@@ -131,7 +131,7 @@ type Handled = Result<Response<Body>, ApiError>;
 /// metrics label and the log line; `None` when none matched).
 async fn dispatch(ctx: &Ctx, who: &Identity, request_id: &str, req: Request<Incoming>) -> (Option<Route>, Handled) {
     // Every request of a non-admin caller counts against its quota, refused ones (403, 404, 405) too.
-    if who.kind() != CallerKind::Admin {
+    if who.kind() != CallerKind::Admin && !who.is_console() {
         if let Err(retry_after_s) = ctx.limiter.check(who.name()) {
             return (None, Err(ApiError::RateLimited { retry_after_s }));
         }
@@ -177,7 +177,11 @@ async fn dispatch(ctx: &Ctx, who: &Identity, request_id: &str, req: Request<Inco
     };
     let query = Query::parse(req.uri().query());
     // who an office write's audit entry names
-    let role = if matches!(caller, Caller::Street(_)) { AuditRole::Street } else { AuditRole::Admin };
+    let role = match caller {
+        _ if who.is_console() => AuditRole::Console,
+        Caller::Street(_) => AuditRole::Street,
+        _ => AuditRole::Admin,
+    };
     let by = Actor { name: who.name().to_string(), role, request_id: request_id.to_string() };
     let result = serve(ctx, route, params, &query, caller, &by, req).await;
     if let Err(e) = &result {

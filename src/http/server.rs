@@ -23,15 +23,53 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::tls::{identity, TlsReloader};
-use super::{handle, Ctx};
+use super::tls::{identity, Identity, TlsReloader};
+use super::{handle, Body, Ctx};
 use crate::config::LimitsConfig;
+
+/// What a listener serves: the mTLS API ([`Ctx`]) or the web console (`console::Console`). The accept loop, the
+/// limits and the connection's life are the same for both.
+pub trait Site: Send + Sync + 'static {
+    /// The limits of connections and requests.
+    fn limits(&self) -> &LimitsConfig;
+    /// Who a connection's client certificate chain (if any) says the caller is.
+    fn identify(&self, chain: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Identity;
+    /// Serves one request.
+    fn handle(
+        self: Arc<Self>,
+        who: Arc<Identity>,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send;
+}
+
+impl Site for Ctx {
+    fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
+    fn identify(&self, chain: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Identity {
+        identity(chain, &self.admins, &self.streets)
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        who: Arc<Identity>,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send {
+        handle(self, who, req)
+    }
+}
 
 /// How often an established connection checks whether it has been idle too long.
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
-pub async fn serve(ctx: Arc<Ctx>, listener: TcpListener, tls: Arc<TlsReloader>, shutdown: impl Future<Output = ()>) {
-    let limits = ctx.limits.clone();
+pub async fn serve<S: Site>(
+    ctx: Arc<S>,
+    listener: TcpListener,
+    tls: Arc<TlsReloader>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = ctx.limits().clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
     let per_ip = Arc::new(PerIp::default());
@@ -101,8 +139,8 @@ fn builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
 }
 
 /// What one connection task needs.
-struct Connection {
-    ctx: Arc<Ctx>,
+struct Connection<S> {
+    ctx: Arc<S>,
     /// The current acceptor, and the generation that closes connections made under older TLS files.
     tls: Arc<TlsReloader>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -112,9 +150,9 @@ struct Connection {
     stop: watch::Receiver<bool>,
 }
 
-impl Connection {
+impl<S: Site> Connection<S> {
     async fn run(self, tcp: TcpStream, peer: std::net::SocketAddr, handshake: OwnedSemaphorePermit, ip: IpSlot) {
-        let limits = &self.ctx.limits;
+        let limits = self.ctx.limits();
         let handshake_timeout = Duration::from_millis(limits.tls_handshake_timeout_ms);
         let mut generation = self.tls.generation();
         let stream = match tokio::time::timeout(handshake_timeout, self.tls.acceptor().accept(tcp)).await {
@@ -136,14 +174,14 @@ impl Connection {
             metrics::counter!("settlegate_connections_refused_total", "reason" => "connections").increment(1);
             return;
         };
-        let who = Arc::new(identity(stream.get_ref().1.peer_certificates(), &self.ctx.admins, &self.ctx.streets));
+        let who = Arc::new(self.ctx.identify(stream.get_ref().1.peer_certificates()));
         let activity = Arc::new(Activity::new());
         let (ctx, act) = (self.ctx.clone(), activity.clone());
         let service = service_fn(move |req| {
             let (ctx, who, act) = (ctx.clone(), who.clone(), act.clone());
             async move {
                 let _busy = act.begin();
-                handle(ctx, who, req).await
+                ctx.handle(who, req).await
             }
         });
         let conn = self.builder.serve_connection(TokioIo::new(stream), service);

@@ -39,12 +39,27 @@ pub struct Identity {
     log_name: String,
     /// The street a street office serves (`[streets] identities`); `None` for every other kind.
     street: Option<String>,
+    /// Signed in to the web console (a person, not a certificate): audited with role `console`, and not counted
+    /// against a hospital's quota.
+    console: bool,
 }
 
 impl Identity {
     pub fn new(kind: CallerKind, name: String) -> Identity {
         let log_name = crate::redact::log_safe(&name).into_owned();
-        Identity { kind, name, log_name, street: None }
+        Identity { kind, name, log_name, street: None, console: false }
+    }
+
+    /// A web-console account: the relief office's view, or (with `street`) one street's, as a street certificate.
+    pub fn console_user(name: &str, street: Option<&str>) -> Identity {
+        let kind = if street.is_some() { CallerKind::Street } else { CallerKind::Admin };
+        let log_name = format!("console:{}", crate::redact::log_safe(name));
+        Identity { kind, name: name.to_string(), log_name, street: street.map(String::from), console: true }
+    }
+
+    /// Whether this is a web-console account.
+    pub fn is_console(&self) -> bool {
+        self.console
     }
 
     /// A street office's identity: CN `name`, serving `street`.
@@ -106,7 +121,9 @@ impl TlsFiles {
     }
 }
 
-fn build(tls: &TlsConfig, files: &TlsFiles) -> Result<ServerConfig, String> {
+/// The server config of the API (`client_auth`: a client certificate of `tls.client_ca` is required) or of the
+/// web console (no client certificate: officials sign in with a password).
+fn build(tls: &TlsConfig, files: &TlsFiles, client_auth: bool) -> Result<ServerConfig, String> {
     let provider = provider();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert)
         .collect::<Result<_, _>>()
@@ -115,6 +132,16 @@ fn build(tls: &TlsConfig, files: &TlsFiles) -> Result<ServerConfig, String> {
         return Err(format!("{}: no certificate", tls.cert.display()));
     }
     let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| format!("{}: {e}", tls.key.display()))?;
+    if !client_auth {
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("server certificate: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        return Ok(config);
+    }
     let mut roots = RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(&files.client_ca) {
         let ca = ca.map_err(|e| format!("{}: {e}", tls.client_ca.display()))?;
@@ -150,17 +177,30 @@ pub struct TlsReloader {
     fingerprint: Mutex<u64>,
     /// Bumped after every reload; a connection watches it and ends gracefully when it moves.
     generation: watch::Sender<u64>,
+    /// Whether clients must present a certificate (the API) or not (the web console).
+    client_auth: bool,
 }
 
 impl TlsReloader {
+    /// The API's TLS: a client certificate is required.
     pub fn new(config: TlsConfig) -> Result<Arc<TlsReloader>, String> {
+        TlsReloader::with_client_auth(config, true)
+    }
+
+    /// The web console's TLS: the same server certificate, no client certificate.
+    pub fn console(config: TlsConfig) -> Result<Arc<TlsReloader>, String> {
+        TlsReloader::with_client_auth(config, false)
+    }
+
+    fn with_client_auth(config: TlsConfig, client_auth: bool) -> Result<Arc<TlsReloader>, String> {
         let files = TlsFiles::read(&config)?;
-        let acceptor = TlsAcceptor::from(Arc::new(build(&config, &files)?));
+        let acceptor = TlsAcceptor::from(Arc::new(build(&config, &files, client_auth)?));
         Ok(Arc::new(TlsReloader {
             config,
             acceptor: RwLock::new(acceptor),
             fingerprint: Mutex::new(files.fingerprint()),
             generation: watch::Sender::new(0),
+            client_auth,
         }))
     }
 
@@ -181,7 +221,7 @@ impl TlsReloader {
         if fingerprint == *self.fingerprint.lock().expect("tls lock") {
             return Ok(false);
         }
-        let acceptor = TlsAcceptor::from(Arc::new(build(&self.config, &files)?));
+        let acceptor = TlsAcceptor::from(Arc::new(build(&self.config, &files, self.client_auth)?));
         *self.acceptor.write().expect("tls lock") = acceptor;
         *self.fingerprint.lock().expect("tls lock") = fingerprint;
         self.generation.send_modify(|g| *g += 1);

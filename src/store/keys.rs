@@ -154,6 +154,21 @@ impl SettlementRef {
     }
 }
 
+/// The web console's accounts (`store::console`): hash, field = account name, value = the account JSON (role,
+/// street, argon2id hash, disabled). Office data: `{office}` on a cluster (docs/CLUSTER.md).
+pub const USERS: &str = "sg:users";
+
+/// Failed console logins in a row of one account (expires `console.lockout_minutes` after the last one).
+pub fn login_failures(name: &str) -> String {
+    format!("sg:console:failures:{name}")
+}
+
+/// One console session, by the SHA-256 (hex) of its cookie token: the token itself is never stored, so a copy of
+/// Redis gives no usable session. Expires after `console.session_idle_minutes` without a request.
+pub fn console_session(token_sha256: &str) -> String {
+    format!("sg:console:session:{token_sha256}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,7 @@ pub mod cards;
 pub mod check;
 pub mod clearing;
 pub mod codec;
+pub mod console;
 pub mod contributions;
 pub mod dayline;
 pub mod error;

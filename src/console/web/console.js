@@ -1,0 +1,254 @@
+// console.js: the helpers every page script uses (one global, SG). No framework and no build step: the DOM is
+// built with SG.el (text is always set as text, never parsed as HTML), the API is called with SG.api (the session
+// cookie goes along; a non-GET call carries the page's CSRF token), money is integer fen everywhere and turned
+// into yuan text and back with string arithmetic only (no floating point).
+"use strict";
+(function () {
+  var ctxNode = document.getElementById("sg-context");
+  var ctx = ctxNode ? JSON.parse(ctxNode.textContent) : { lang: "zh", strings: {} };
+  var strings = Object.assign({}, ctx.strings || {});
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+
+  var SG = {
+    ctx: ctx,
+    lang: ctx.lang || "zh",
+    user: ctx.user || null,
+    csrf: csrfMeta ? csrfMeta.getAttribute("content") : "",
+  };
+
+  // A page's own strings: {zh: {...}, en: {...}}.
+  SG.strings = function (dict) {
+    Object.assign(strings, dict[SG.lang] || dict.zh || {});
+  };
+
+  // The string `key` in the page's language, with {name} placeholders filled from `vars`.
+  SG.t = function (key, vars) {
+    var s = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+    if (vars) {
+      Object.keys(vars).forEach(function (k) { s = s.split("{" + k + "}").join(String(vars[k])); });
+    }
+    return s;
+  };
+
+  // An element: SG.el("td", {class: "num", "data-field": "x"}, "text", childNode, ...). `on*` attributes given
+  // as functions become listeners.
+  SG.el = function (tag, attrs) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (typeof v === "function" && k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v === true ? "" : String(v));
+    });
+    for (var i = 2; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  };
+  function append(node, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { append(node, c); }); return; }
+    node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+  }
+  SG.clear = function (node) { while (node.firstChild) node.removeChild(node.firstChild); return node; };
+
+  // ---- money: fen (integer) <-> yuan text, exactly ----
+  // 123456 -> "1,234.56"; -5 -> "-0.05". Accepts a Number (a safe integer) or a BigInt.
+  SG.yuan = function (fen) {
+    if (fen === null || fen === undefined || fen === "") return "";
+    var n = BigInt(fen);
+    var neg = n < 0n;
+    if (neg) n = -n;
+    var whole = (n / 100n).toString();
+    var cents = (n % 100n).toString().padStart(2, "0");
+    whole = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return (neg ? "-" : "") + whole + "." + cents;
+  };
+  // "1,234.5" -> 123450; "" or anything else -> null. At most two decimals; the result is a safe integer.
+  SG.parseYuan = function (text) {
+    var s = String(text).trim().replace(/[,，\s]/g, "");
+    var m = /^(-?)(\d{1,14})(?:\.(\d{1,2}))?$/.exec(s);
+    if (!m) return null;
+    var fen = BigInt(m[2]) * 100n + BigInt((m[3] || "").padEnd(2, "0"));
+    if (m[1] === "-") fen = -fen;
+    if (fen > BigInt(Number.MAX_SAFE_INTEGER) || fen < -BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    return Number(fen);
+  };
+  // part/whole as a percentage with one decimal ("81.3"), integer arithmetic; "" when whole is 0.
+  SG.percent = function (part, whole) {
+    if (!whole) return "";
+    var permille = (BigInt(part) * 1000n) / BigInt(whole);
+    return (permille / 10n).toString() + "." + (permille % 10n).toString().replace("-", "");
+  };
+  // The warning level of a share: "ok", "warn80", "warn90" or "full" (>= 100 %).
+  SG.level = function (part, whole) {
+    if (!whole) return "ok";
+    var p = BigInt(part) * 100n;
+    var w = BigInt(whole);
+    if (p >= w * 100n) return "full";
+    if (p >= w * 90n) return "warn90";
+    if (p >= w * 80n) return "warn80";
+    return "ok";
+  };
+  SG.int = function (n) { return n === null || n === undefined ? "" : String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); };
+
+  // ---- dates ----
+  SG.today = function () { return ctx.today || new Date().toISOString().slice(0, 10); };
+  SG.monthStart = function (day) { return day.slice(0, 8) + "01"; };
+
+  // ---- the API ----
+  // SG.api("GET", "/admin/v1/pools") -> Promise of {status, ok, data, text, headers}. A 401 (the session expired)
+  // goes back to the login page.
+  SG.api = function (method, path, body, opts) {
+    opts = opts || {};
+    var headers = { "accept": opts.accept || "application/json" };
+    if (method !== "GET" && method !== "HEAD") headers["x-csrf-token"] = SG.csrf;
+    var init = { method: method, headers: headers, credentials: "same-origin" };
+    if (body !== undefined && body !== null) {
+      if (typeof body === "string" || body instanceof Blob) {
+        init.body = body;
+        headers["content-type"] = opts.contentType || "application/x-ndjson";
+      } else {
+        init.body = JSON.stringify(body);
+        headers["content-type"] = "application/json";
+      }
+    }
+    return fetch("/api" + path, init).then(function (resp) {
+      if (resp.status === 401) { window.location.assign("/login?expired=1"); }
+      return resp.text().then(function (text) {
+        var data = null;
+        var type = resp.headers.get("content-type") || "";
+        if (type.indexOf("json") >= 0 && type.indexOf("ndjson") < 0 && text) {
+          try { data = JSON.parse(text); } catch (e) { data = null; }
+        }
+        return { status: resp.status, ok: resp.ok, data: data, text: text, headers: resp.headers };
+      });
+    });
+  };
+  // NDJSON text -> array of objects.
+  SG.ndjson = function (text) {
+    return text.split("\n").filter(function (l) { return l.trim() !== ""; }).map(function (l) { return JSON.parse(l); });
+  };
+  // A query string from an object, skipping empty values.
+  SG.query = function (o) {
+    var parts = Object.keys(o).filter(function (k) { return o[k] !== "" && o[k] !== null && o[k] !== undefined; })
+      .map(function (k) { return encodeURIComponent(k) + "=" + encodeURIComponent(o[k]); });
+    return parts.length ? "?" + parts.join("&") : "";
+  };
+
+  // ---- errors ----
+  // A problem+json answer as a message element (role=alert, data-code = the API's code).
+  SG.problem = function (r) {
+    var p = r.data || {};
+    var msg = r.status === 503 ? SG.t("common.unavailable") : (p.detail || p.title || (SG.t("common.error") + " (" + r.status + ")"));
+    return SG.el("p", { class: "error", role: "alert", "data-code": p.code || String(r.status) }, msg);
+  };
+  // Marks the inputs of a form named by a 400's `errors` ([{field, message}]): an input whose data-field equals the
+  // error's field (or starts it) gets aria-invalid and the message next to it. Returns the errors no input took.
+  SG.fieldErrors = function (root, errors) {
+    root.querySelectorAll(".field-error").forEach(function (n) { n.remove(); });
+    root.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
+    var rest = [];
+    (errors || []).forEach(function (e) {
+      var input = root.querySelector('[data-field="' + CSS.escape(e.field) + '"]');
+      if (!input) { rest.push(e); return; }
+      input.setAttribute("aria-invalid", "true");
+      var id = "err-" + e.field.replace(/[^a-zA-Z0-9_-]/g, "_");
+      input.setAttribute("aria-describedby", id);
+      input.insertAdjacentElement("afterend", SG.el("span", { class: "field-error", id: id, role: "alert", "data-for": e.field }, e.message));
+    });
+    var first = root.querySelector("[aria-invalid]");
+    if (first) first.focus();
+    return rest;
+  };
+
+  // ---- tables ----
+  // columns: [{key, label, fen: true (shown in yuan, right-aligned), num: true, render: function(row) -> node|text}]
+  SG.table = function (columns, rows, attrs) {
+    var head = SG.el("tr", {}, columns.map(function (c) {
+      return SG.el("th", { scope: "col", class: c.fen || c.num ? "num" : null }, c.fen ? c.label + "（" + SG.t("common.yuan") + "）" : c.label);
+    }));
+    var body = rows.map(function (row) {
+      return SG.el("tr", {}, columns.map(function (c) {
+        var v = c.render ? c.render(row) : row[c.key];
+        if (c.fen && !c.render) v = SG.yuan(v);
+        else if (c.num && !c.render) v = SG.int(v);
+        return SG.el("td", { class: c.fen || c.num ? "num" : null }, v);
+      }));
+    });
+    return SG.el("table", attrs || {}, SG.el("thead", {}, head), SG.el("tbody", {}, body));
+  };
+
+  // ---- charts (uPlot, vendored) ----
+  var palette = ["#2f6fb3", "#d9822b", "#3c9d5d", "#b5443d", "#7a5ab8", "#8a8a8a"];
+  SG.chartWidth = function (node) { return Math.max(320, Math.min(node.clientWidth || 900, 1600)); };
+  // Grouped bars: labels on x, one series per entry of `series` ([{label, values}]; values in yuan units, numbers
+  // for drawing only; tables show the exact figures).
+  SG.bars = function (node, labels, series, opts) {
+    opts = opts || {};
+    var xs = labels.map(function (_, i) { return i; });
+    var n = series.length;
+    var data = [xs].concat(series.map(function (s) { return s.values; }));
+    var bars = uPlot.paths.bars({ size: [0.8 / Math.max(n, 1), 60], align: 0 });
+    var o = {
+      width: SG.chartWidth(node), height: opts.height || 260,
+      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+      axes: [
+        { values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) && labels[v] !== undefined ? labels[v] : ""; }); }, gap: 6 },
+        { size: 70 },
+      ],
+      series: [{}].concat(series.map(function (s, i) {
+        return {
+          label: s.label, stroke: palette[i % palette.length], fill: palette[i % palette.length] + "cc",
+          width: 1, paths: bars,
+          points: { show: false },
+        };
+      })),
+      legend: { show: true },
+    };
+    // offset each series' bar inside its group
+    o.series.forEach(function (s, i) {
+      if (i === 0) return;
+      s.paths = uPlot.paths.bars({ size: [0.8 / Math.max(n, 1), 60], align: 0, disp: { x0: { unit: 2, values: function (u) { return u.data[0].map(function (x) { return x - 0.4 + (0.8 / n) * (i - 0.5); }); } } } });
+    });
+    SG.clear(node);
+    return new uPlot(o, data, node);
+  };
+  // A time series: xs in Unix seconds, series [{label, values, scale}].
+  SG.line = function (node, xs, series, opts) {
+    opts = opts || {};
+    var o = {
+      width: SG.chartWidth(node), height: opts.height || 220,
+      scales: opts.scales || {},
+      axes: opts.axes || [{}, { size: 60 }],
+      series: [{}].concat(series.map(function (s, i) {
+        return { label: s.label, stroke: palette[i % palette.length], width: 2, scale: s.scale, spanGaps: false };
+      })),
+    };
+    SG.clear(node);
+    return new uPlot(o, [xs].concat(series.map(function (s) { return s.values; })), node);
+  };
+
+  // ---- page start ----
+  SG.page = function (draw) {
+    var run = function () {
+      var app = document.getElementById("app");
+      if (app) draw(app);
+    };
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
+    else run();
+  };
+
+  // The language switch: zh <-> en, kept in a cookie, the page reloaded in it.
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("lang-toggle");
+    if (toggle) {
+      toggle.addEventListener("click", function () {
+        var next = SG.lang === "zh" ? "en" : "zh";
+        document.cookie = "sg_lang=" + next + "; Path=/; Max-Age=31536000; SameSite=Strict; Secure";
+        window.location.reload();
+      });
+    }
+  });
+
+  window.SG = SG;
+})();
