@@ -246,7 +246,7 @@ impl Console {
             if !auth::same_token(&session.csrf, header) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "missing or wrong X-CSRF-Token header");
             }
-            if !same_origin(req.headers()) {
+            if !same_origin(req.headers(), req.uri()) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "the request's Origin is not this console");
             }
         }
@@ -295,11 +295,16 @@ impl Console {
     }
 }
 
-/// Whether a request's `Origin` (when it has one) is the console's own `https://<Host>`.
-fn same_origin(headers: &http::HeaderMap) -> bool {
+/// Whether a request's `Origin` (when it has one) is the console's own `https://<Host>`. Over HTTP/2 (what a
+/// browser negotiates) there is no `Host` header: the host is the `:authority`, which hyper puts in the URI.
+fn same_origin(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin == format!("https://{host}")
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    !host.is_empty() && origin == format!("https://{host}")
 }
 
 fn secure_headers(h: &mut http::HeaderMap) {
@@ -360,4 +365,29 @@ fn redirect(to: &'static str) -> Reply {
     *resp.status_mut() = StatusCode::SEE_OTHER;
     resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> http::HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn the_origin_is_checked_against_the_host_header_or_the_http2_authority() {
+        let path: http::Uri = "/api/admin/v1/cardholders/C1".parse().unwrap();
+        let h2: http::Uri = "https://127.0.0.1:8444/api/admin/v1/cardholders/C1".parse().unwrap();
+        let origin = (header::ORIGIN, "https://127.0.0.1:8444");
+        // HTTP/1.1: the Host header
+        assert!(same_origin(&headers(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
+        assert!(!same_origin(&headers(&[origin.clone(), (header::HOST, "evil.example")]), &path));
+        // HTTP/2: no Host header, the :authority in the URI
+        assert!(same_origin(&headers(&[origin.clone()]), &h2));
+        assert!(!same_origin(&headers(&[(header::ORIGIN, "https://evil.example")]), &h2));
+        // neither: refused; no Origin at all: not a cross-site browser request
+        assert!(!same_origin(&headers(&[origin]), &path));
+        assert!(same_origin(&headers(&[]), &path));
+    }
 }
