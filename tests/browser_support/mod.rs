@@ -395,3 +395,37 @@ pub fn local_http(port: u16, method: &str, path: &str) -> (u16, String) {
     let body = out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
     (status, body)
 }
+
+// ---- console-fe2 ----
+// Helpers of tests/browser_pages_office.rs (branch console-fe2).
+
+impl Browser {
+    /// Puts the file at `path` into the displayed `<input type="file">` `css` (WebDriver types the path into it).
+    pub async fn upload(&self, css: &str, path: &Path) {
+        let el = self.wait_for(css, WAIT).await;
+        el.send_keys(&path.display().to_string()).await.unwrap_or_else(|e| panic!("a file into `{css}`: {e}"));
+    }
+
+    /// Like [`Browser::screenshot`], of the whole page at the window's width: the window is made as tall as the
+    /// page (at least as tall as it was, at most 6000 px) for the shot, then set back.
+    pub async fn screenshot_full(&self, name: &str) -> PathBuf {
+        let size = self
+            .execute(
+                "return [window.outerWidth, window.outerHeight, window.innerHeight, \
+                 document.documentElement.scrollHeight]",
+            )
+            .await;
+        let n = |i: usize| size[i].as_u64().unwrap_or(800) as u32;
+        let (width, height, inner, page) = (n(0), n(1), n(2), n(3));
+        let tall = (page + height.saturating_sub(inner)).clamp(height, 6000);
+        if tall > height {
+            self.set_window(width, tall).await;
+            tokio::time::sleep(Duration::from_millis(300)).await; // charts and layout follow the resize
+        }
+        let path = self.screenshot(name).await;
+        if tall > height {
+            self.set_window(width, height).await;
+        }
+        path
+    }
+}

@@ -252,3 +252,121 @@
 
   window.SG = SG;
 })();
+
+// ---- console-fe2 ----
+// Helpers of the Cardholders, Clearing, Reports and Audit pages (branch console-fe2): a confirmation dialog, a
+// download made in the browser, CSV text, a timestamp shown as local wall time, and a small uPlot bar/line chart.
+(function (SG) {
+  "use strict";
+  SG.strings({
+    zh: {
+      "fe2.confirm.title": "请确认", "fe2.empty_key": "（未标注）", "fe2.sep": "、",
+      // the categories RULES.md names (free labels: another one is shown as it is)
+      "cat.tekun": "特困", "cat.dibao": "低保", "cat.dibao_edge": "低保边缘", "cat.low_income": "低收入",
+      "cat.illness_poverty": "因病致贫",
+    },
+    en: {
+      "fe2.confirm.title": "Please confirm", "fe2.empty_key": "(none)", "fe2.sep": ", ",
+      "cat.tekun": "Extreme poverty", "cat.dibao": "Minimum living allowance", "cat.dibao_edge": "Near minimum allowance",
+      "cat.low_income": "Low income", "cat.illness_poverty": "Poverty due to illness",
+    },
+  });
+
+  // A modal confirmation (<dialog>, keyboard: Tab between the two buttons, Esc cancels; Cancel has the focus).
+  // opts: {title, body (text or node), ok (label), danger (a red OK button)}. Resolves true when confirmed.
+  SG.confirm = function (opts) {
+    return new Promise(function (resolve) {
+      var old = document.getElementById("confirm-dialog");
+      if (old) old.remove();
+      var cancel = SG.el("button", { type: "submit", value: "cancel", class: "secondary", id: "confirm-cancel" }, SG.t("common.cancel"));
+      var ok = SG.el("button", { type: "submit", value: "ok", id: "confirm-ok", class: opts.danger ? "danger" : null }, opts.ok || SG.t("common.confirm"));
+      var dlg = SG.el("dialog", { id: "confirm-dialog", "aria-labelledby": "confirm-title", "aria-describedby": "confirm-body" },
+        SG.el("form", { method: "dialog" },
+          SG.el("h2", { id: "confirm-title" }, opts.title || SG.t("fe2.confirm.title")),
+          SG.el("div", { id: "confirm-body" }, opts.body),
+          SG.el("p", { class: "dialog-buttons" }, ok, " ", cancel)));
+      dlg.addEventListener("close", function () {
+        var yes = dlg.returnValue === "ok";
+        dlg.remove();
+        resolve(yes);
+      });
+      document.body.appendChild(dlg);
+      dlg.showModal();
+      cancel.focus();
+    });
+  };
+
+  // Offers `text` as a file named `name` (a Blob link with `download`, clicked and then released).
+  SG.download = function (name, text, type) {
+    var blob = new Blob([text], { type: type || "text/plain;charset=utf-8" });
+    var url = URL.createObjectURL(blob);
+    var a = SG.el("a", { href: url, download: name, class: "hidden-link" });
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(url); a.remove(); }, 1000);
+    return blob;
+  };
+
+  // RFC 4180 text from rows of cells (a BOM first, so spreadsheet programs read the UTF-8 Chinese right).
+  SG.csv = function (rows) {
+    return "\ufeff" + rows.map(function (r) {
+      return r.map(function (c) {
+        var s = c === null || c === undefined ? "" : String(c);
+        return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+      }).join(",");
+    }).join("\r\n") + "\r\n";
+  };
+
+  // fen as a plain decimal yuan text without separators ("1234.56"), for CSV cells.
+  SG.yuanPlain = function (fen) { return SG.yuan(fen).replace(/,/g, ""); };
+
+  // An RFC 3339 time of the gateway ("2026-12-02T10:15:02.123+08:00") as its wall time "2026-12-02 10:15:02".
+  SG.at = function (s) { return s ? String(s).slice(0, 19).replace("T", " ") : ""; };
+
+  // YYYY-MM-DD plus n days (n may be negative), in calendar arithmetic (UTC, so no time zone moves the day).
+  SG.addDays = function (day, n) {
+    var d = new Date(day + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  };
+  // The month before "YYYY-MM".
+  SG.prevMonth = function (period) {
+    var y = Number(period.slice(0, 4)), m = Number(period.slice(5, 7)) - 1;
+    if (m === 0) { y -= 1; m = 12; }
+    return String(y).padStart(4, "0") + "-" + String(m).padStart(2, "0");
+  };
+
+  // fen -> yuan as a Number, for drawing a chart only (tables show the exact text).
+  SG.fenToNumber = function (fen) { return Number(fen) / 100; };
+
+  // A chart in `node`: bars (one per label) or, with opts.line, a line over the labels; `values` in yuan, for
+  // drawing. opts: {height, label (the series' name), line}. Returns the uPlot.
+  var colour = "#2f6fb3";
+  SG.chart = function (node, labels, values, opts) {
+    opts = opts || {};
+    SG.clear(node);
+    var xs = labels.map(function (_, i) { return i; });
+    var width = Math.max(320, Math.min((node.clientWidth || 900) - 16, 1700));
+    var series = {
+      label: opts.label || "", stroke: colour, width: opts.line ? 2 : 1, fill: opts.line ? colour + "22" : colour + "d0",
+      points: { show: !!opts.line, size: 6, fill: colour },
+      value: function (u, v) { return v === null || v === undefined ? "" : v.toFixed(2); },
+    };
+    if (!opts.line) series.paths = uPlot.paths.bars({ size: [0.6, 80], align: 0 });
+    var every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor(width / 90))));
+    var o = {
+      width: width, height: opts.height || 280,
+      scales: { x: { time: false, range: [-0.5, Math.max(labels.length - 0.5, 0.5)] }, y: { range: function (u, lo, hi) { return [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1]; } } },
+      axes: [
+        { splits: function () { return xs.filter(function (i) { return i % every === 0; }); },
+          values: function (u, vals) { return vals.map(function (v) { return labels[v] === undefined ? "" : labels[v]; }); },
+          grid: { show: false } },
+        { size: 80, values: function (u, vals) { return vals.map(function (v) { return SG.yuan(Math.round(v * 100)).replace(/\.00$/, ""); }); } },
+      ],
+      series: [{ label: opts.xLabel || "", value: function (u, i) { return labels[i] === undefined ? "" : labels[i]; } }, series],
+      legend: { show: true },
+      cursor: { points: { show: false } },
+    };
+    return new uPlot(o, [xs, values], node);
+  };
+})(window.SG);
