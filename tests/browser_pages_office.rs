@@ -103,9 +103,15 @@ fn card_json(i: usize) -> Value {
 struct Lcg(u64);
 
 impl Lcg {
+    /// The next value in `lo..=hi`.
     fn next(&mut self, lo: i64, hi: i64) -> i64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        lo + ((self.0 >> 33) as i64).rem_euclid(hi - lo + 1)
+        lo + i64::try_from(self.0 >> 33).unwrap().rem_euclid(hi - lo + 1)
+    }
+
+    /// The next value in `0..n`.
+    fn index(&mut self, n: usize) -> usize {
+        usize::try_from(self.next(0, i64::try_from(n).unwrap() - 1)).unwrap()
     }
 }
 
@@ -176,11 +182,11 @@ fn write_past_days(redis: &Redis) {
             continue;
         }
         for hospital in HOSPITALS {
-            let count = rng.next(2, 6) as usize;
+            let count = 2 + rng.index(5);
             let lines: Vec<String> = (0..count)
                 .map(|_| {
                     n += 1;
-                    let card = rng.next(0, CARDS.len() as i64 - 1) as usize;
+                    let card = rng.index(CARDS.len());
                     let assistance = rng.next(8_000, 180_000);
                     let charity = if rng.next(0, 2) == 0 { rng.next(2_000, 50_000) } else { 0 };
                     let mut payments = vec![("medical_assistance", assistance)];
@@ -275,8 +281,8 @@ async fn working_day(gw: &Gateway) -> Facts {
     let r = r.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["imported"], 16, "{}", r.body);
-    for i in 0..8 {
-        let r = admin.put(&format!("/admin/v1/cardholders/{}", CARDS[i].0), &card_json(i)).await;
+    for (i, card) in CARDS.iter().enumerate().take(8) {
+        let r = admin.put(&format!("/admin/v1/cardholders/{}", card.0), &card_json(i)).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
     let donation = json!({"contribution_id": format!("RC-{}-0012", this_year()), "year": this_year(),
@@ -301,7 +307,16 @@ async fn working_day(gw: &Gateway) -> Facts {
         let card = CARDS[1 + (i * 7) % (CARDS.len() - 1)].0;
         let kind = ["outpatient", "outpatient", "chronic", "outpatient", "inpatient"][i % 5];
         let in_scope = if kind == "inpatient" { rng.next(600_000, 2_400_000) } else { rng.next(12_000, 160_000) };
-        let b = bill(hsid, card, kind, day((i % 3) as u64), in_scope, rng.next(0, 20_000), rng.next(0, 8_000), rng.next(1_000, 30_000));
+        let b = bill(
+            hsid,
+            card,
+            kind,
+            day((i % 3) as u64),
+            in_scope,
+            rng.next(0, 20_000),
+            rng.next(0, 8_000),
+            rng.next(1_000, 30_000),
+        );
         bills.push((hospital, b));
     }
     let mut settlements = Vec::new();
@@ -320,9 +335,13 @@ async fn working_day(gw: &Gateway) -> Facts {
     let this_month = format!("{:04}-{:02}", t.year(), t.month());
     let last = t.with_day(1).unwrap().pred_opt().unwrap();
     let last_month = format!("{:04}-{:02}", last.year(), last.month());
-    for (hospital, period) in
-        [("H0001", &last_month), ("H0002", &last_month), ("H0003", &last_month), ("H0001", &this_month), ("H0002", &this_month)]
-    {
+    for (hospital, period) in [
+        ("H0001", &last_month),
+        ("H0002", &last_month),
+        ("H0003", &last_month),
+        ("H0001", &this_month),
+        ("H0002", &this_month),
+    ] {
         let r = admin.post("/admin/v1/clearings", &json!({"hospital_id": hospital, "period": period})).await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
@@ -361,6 +380,7 @@ fn last_month() -> String {
 async fn signed_in(office: &Office, name: &str, password: &str) -> Browser {
     let b = Browser::start(&office.driver).await;
     b.goto(&office.url("/login")).await;
+    b.set_viewport(1280, 800).await;
     b.fill("#login-name", name).await;
     b.fill("#login-password", password).await;
     b.click("#login-submit").await;
@@ -507,7 +527,7 @@ async fn cards_page_edits_and_suspends_a_card_as_the_api_then_shows() {
     b.click("#card-edit").await;
     b.wait_for("#card-form", WAIT).await;
     // a validity ending before it starts: the gateway's 400 names valid_until, shown at its input
-    b.execute("var i = document.getElementById('card-f-valid_until'); i.value = '2020-01-01'; return true;").await;
+    b.fill("#card-f-valid_until", "2020-01-01").await;
     b.click("#card-save").await;
     b.wait_for("#card-form .field-error[data-for=\"valid_until\"]", WAIT).await;
     assert_eq!(b.attr("#card-f-valid_until", "aria-invalid").await.as_deref(), Some("true"));
@@ -515,7 +535,7 @@ async fn cards_page_edits_and_suspends_a_card_as_the_api_then_shows() {
     assert_eq!(unchanged.body["valid_until"], format!("{}-12-31", this_year() + 1));
 
     let until = format!("{}-06-30", this_year() + 1);
-    b.execute(&format!("document.getElementById('card-f-valid_until').value = '{until}'; return true;")).await;
+    b.fill("#card-f-valid_until", &until).await;
     b.fill("#card-f-community", "二龙路社区").await;
     b.fill("#card-f-tags", "elderly_80, disabled").await;
     b.click("#card-save").await;
@@ -557,8 +577,9 @@ async fn cards_import_lists_the_rejected_lines_by_number() {
              \"status\":\"{status}\",\"tags\":[],\"street\":\"{STREET_B}\",\"community\":\"月坛社区\"}}\n"
         )
     };
-    let text = [line("C200001", "active"), line("C200002", "active"), line("C200003", "closed"), line("C200004", "active")]
-        .concat();
+    let text =
+        [line("C200001", "active"), line("C200002", "active"), line("C200003", "closed"), line("C200004", "active")]
+            .concat();
     std::fs::write(&ndjson, text).unwrap();
 
     let b = signed_in(&office, ADMIN_USER, ADMIN_PASSWORD).await;
@@ -568,7 +589,9 @@ async fn cards_import_lists_the_rejected_lines_by_number() {
     b.wait_for("#import-summary", Duration::from_secs(20)).await;
     assert_eq!(b.attr("#import-summary", "data-imported").await.as_deref(), Some("3"));
     assert_eq!(b.attr("#import-summary", "data-rejected").await.as_deref(), Some("1"));
-    let rejected = js(&b, "return Array.from(document.querySelectorAll('#import-rejected tbody tr')).map(tr => tr.dataset.line)").await;
+    let rejected =
+        js(&b, "return Array.from(document.querySelectorAll('#import-rejected tbody tr')).map(tr => tr.dataset.line)")
+            .await;
     assert_eq!(rejected, json!(["3"]));
     assert!(b.text("#import-rejected").await.contains("closed"));
     assert_eq!(js(&b, "return document.getElementById('import-progress').value").await, json!(100));
@@ -593,7 +616,9 @@ async fn cards_import_lists_the_rejected_lines_by_number() {
     b.click("#import-start").await;
     b.wait_text("#import-summary", "2", Duration::from_secs(20)).await;
     assert_eq!(b.attr("#import-summary", "data-imported").await.as_deref(), Some("2"));
-    let rejected = js(&b, "return Array.from(document.querySelectorAll('#import-rejected tbody tr')).map(tr => tr.dataset.line)").await;
+    let rejected =
+        js(&b, "return Array.from(document.querySelectorAll('#import-rejected tbody tr')).map(tr => tr.dataset.line)")
+            .await;
     assert_eq!(rejected, json!(["3", "5"]));
     let stored = admin.get("/admin/v1/cardholders/C200013").await;
     assert_eq!(stored.body["tags"], json!(["elderly_80", "disabled"]), "{}", stored.body);
@@ -639,7 +664,8 @@ async fn street_account_sees_its_street_only() {
     let api = office.stack.gw.client("xc-jinrongjie").get(&format!("/admin/v1/reports/relief?{q}")).await;
     assert_eq!(api.status, 200, "{}", api.body);
     assert_eq!(b.attr("#rep-total-relief", "data-fen").await, Some(api.body["total"]["relief_fen"].to_string()));
-    let keys = js(&b, "return Array.from(document.querySelectorAll('#rep-table tbody tr')).map(tr => tr.dataset.key)").await;
+    let keys =
+        js(&b, "return Array.from(document.querySelectorAll('#rep-table tbody tr')).map(tr => tr.dataset.key)").await;
     assert_eq!(keys, json!([STREET_A]));
 
     b.goto(&office.url("/today")).await;
@@ -670,7 +696,13 @@ async fn clearing_page_creates_confirms_and_pays_a_statement() {
     let shown: Vec<(String, String, String)> = serde_json::from_value(shown).unwrap();
     let want: Vec<(String, String, String)> = listed
         .iter()
-        .map(|c| (c["clearing_id"].as_str().unwrap().into(), c["relief_fen"].to_string(), c["status"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["clearing_id"].as_str().unwrap().into(),
+                c["relief_fen"].to_string(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(shown, want);
     let sum: i64 = listed.iter().map(|c| c["relief_fen"].as_i64().unwrap()).sum();
@@ -715,7 +747,12 @@ async fn clearing_page_creates_confirms_and_pays_a_statement() {
     let by_program = statement["by_program"].as_object().unwrap();
     assert_eq!(lines.len(), 2 + by_program.len());
     for (p, fen) in by_program {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("{id},H0004,{period},draft,{p},")) && l.contains(&format!(",{fen},"))), "{csv}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{id},H0004,{period},draft,{p},")) && l.contains(&format!(",{fen},"))),
+            "{csv}"
+        );
     }
 
     // confirm it
@@ -733,7 +770,11 @@ async fn clearing_page_creates_confirms_and_pays_a_statement() {
     b.wait_for("#confirm-dialog", WAIT).await;
     b.click("#confirm-ok").await;
     b.wait_for("#clr-pay .field-error[data-for=\"payment_ref\"]", WAIT).await;
-    assert_eq!(admin.get(&format!("/admin/v1/clearings?period={period}&hospital_id=H0004")).await.body["clearings"][0]["status"], "confirmed");
+    assert_eq!(
+        admin.get(&format!("/admin/v1/clearings?period={period}&hospital_id=H0004")).await.body["clearings"][0]
+            ["status"],
+        "confirmed"
+    );
     let reference = format!("PAY-{period}-H0004");
     b.fill("#clr-pay-ref", &reference).await;
     b.click("#clr-pay-submit").await;
@@ -780,6 +821,18 @@ async fn reports_page_total_equals_the_api() {
     b.wait_for("#rep-chart canvas", WAIT).await;
     assert_eq!(js(&b, "return document.getElementById('rep-from').value").await, json!(from.to_string()));
     assert_eq!(js(&b, "return document.getElementById('rep-to').value").await, json!(t.to_string()));
+    // a day that does not exist is named at its field before anything is asked
+    b.fill("#rep-from", &format!("{}-02-30", t.year())).await;
+    b.click("#rep-run").await;
+    b.wait_for("#rep-form .field-error[data-for=\"from\"]", WAIT).await;
+    b.fill("#rep-from", &from.to_string()).await;
+    b.click("#rep-run").await;
+    wait_js(
+        &b,
+        "the report again",
+        "return !document.querySelector('#rep-form .field-error') && !!document.getElementById('rep-total-relief')",
+    )
+    .await;
 
     let api = admin.get(&format!("/admin/v1/reports/relief?from={from}&to={t}&by=street")).await;
     assert_eq!(api.status, 200, "{}", api.body);
@@ -790,8 +843,12 @@ async fn reports_page_total_equals_the_api() {
     let today_relief: i64 = office.facts.settlements.iter().map(|s| s["relief_fen"].as_i64().unwrap()).sum::<i64>()
         - office.facts.reversed["relief_fen"].as_i64().unwrap();
     assert!(total > today_relief, "this month holds today and the day(s) before");
-    let rows = js(&b, "return Array.from(document.querySelectorAll('#rep-table tbody tr')).map(tr => \
-                       [tr.dataset.key, tr.querySelector('[data-fen]').dataset.fen])").await;
+    let rows = js(
+        &b,
+        "return Array.from(document.querySelectorAll('#rep-table tbody tr')).map(tr => \
+                       [tr.dataset.key, tr.querySelector('[data-fen]').dataset.fen])",
+    )
+    .await;
     let rows: Vec<(String, String)> = serde_json::from_value(rows).unwrap();
     let want: Vec<(String, String)> = api.body["rows"]
         .as_array()
@@ -829,7 +886,7 @@ async fn reports_page_total_equals_the_api() {
     b.screenshot_full("reports-day-zh").await;
 
     // by program, at 1920 wide
-    b.set_window(1920, 1080).await;
+    b.set_viewport(1920, 1080).await;
     b.goto(&office.url("/reports?by=program")).await;
     b.wait_for("#rep-chart canvas", WAIT).await;
     let api = admin.get(&format!("/admin/v1/reports/relief?from={from}&to={t}&by=program")).await;
@@ -862,14 +919,19 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     b.wait_for("#audit-verify[data-ok=\"true\"]", WAIT).await;
     assert!(b.text("#audit-verify").await.contains("审计链校验通过"), "{}", b.text("#audit-verify").await);
     b.wait_for("#audit-table tbody tr", WAIT).await;
-    b.screenshot("audit-zh").await;
 
     b.fill("#audit-actor", ADMIN_USER).await;
     b.click("#audit-search").await;
-    wait_js(&b, "the account's entries", "return document.querySelectorAll('#audit-table tbody tr[data-action=\"cardholder.put\"]').length > 0").await;
+    wait_js(
+        &b,
+        "the account's entries",
+        "return document.querySelectorAll('#audit-table tbody tr[data-action=\"cardholder.put\"]').length > 0",
+    )
+    .await;
     let rows = js(&b, "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(tr => \
                        [tr.dataset.seq, tr.dataset.action, tr.dataset.role, tr.cells[2].textContent, tr.cells[5].textContent])").await;
     let rows: Vec<(String, String, String, String, String)> = serde_json::from_value(rows).unwrap();
+    b.screenshot("audit-zh").await;
     assert!(rows.iter().all(|r| r.3 == ADMIN_USER && r.2 == "console"), "{rows:?}");
     assert!(rows.iter().any(|r| r.1 == "console.login" && r.4 == ADMIN_USER), "{rows:?}");
     assert!(rows.iter().any(|r| r.1 == "cardholder.put" && r.4 == card), "{rows:?}");
@@ -881,7 +943,11 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     wait_js(&b, "a first page of 20", "return document.querySelectorAll('#audit-table tbody tr').length === 20").await;
     b.click("#audit-more").await;
     wait_js(&b, "a second page", "return document.querySelectorAll('#audit-table tbody tr').length > 20").await;
-    let shown = js(&b, "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(tr => Number(tr.dataset.seq))").await;
+    let shown = js(
+        &b,
+        "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(tr => Number(tr.dataset.seq))",
+    )
+    .await;
     let shown: Vec<u64> = serde_json::from_value(shown).unwrap();
     let from = today().checked_sub_days(Days::new(6)).unwrap();
     let api = admin.get(&format!("/admin/v1/audit?from={from}&limit=10000")).await;
@@ -893,10 +959,19 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     assert!(all.len() >= shown.len() && all[..shown.len()] == shown[..], "page {shown:?}\napi {all:?}");
     let actions: BTreeMap<String, usize> =
         String::from_utf8_lossy(&api.raw).lines().fold(BTreeMap::new(), |mut m, l| {
-            *m.entry(serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_string()).or_default() += 1;
+            *m.entry(serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_string()).or_default() +=
+                1;
             m
         });
-    for a in ["ruleset.publish", "cardholder.import", "cardholder.put", "pool.contribution", "clearing.create", "user.add", "console.login"] {
+    for a in [
+        "ruleset.publish",
+        "cardholder.import",
+        "cardholder.put",
+        "pool.contribution",
+        "clearing.create",
+        "user.add",
+        "console.login",
+    ] {
         assert!(actions.contains_key(a), "{a} in {actions:?}");
     }
 
@@ -906,4 +981,41 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     b.wait_for("#audit-table tbody tr", WAIT).await;
     b.screenshot("audit-en").await;
     b.close().await;
+}
+
+// ---- the pages' strings (no browser) -----------------------------------------------------------------------------
+
+/// The `"key":` names of one language's block of an `SG.strings({zh: {...}, en: {...}})` call in `text`.
+fn string_keys(text: &str, lang: &str) -> std::collections::BTreeSet<String> {
+    let call = text.find("SG.strings({").expect("an SG.strings call");
+    let text = &text[call..];
+    let start = text.find(&format!("{lang}: {{")).unwrap_or_else(|| panic!("no {lang} block"));
+    let block = &text[start..];
+    let end = block.find("\n  },").or_else(|| block.find("},")).expect("the block's end");
+    let key = regex_automata::meta::Regex::new(r#""([A-Za-z0-9_.]+)"\s*:"#).unwrap();
+    key.captures_iter(&block[..end]).map(|c| block[c.get_group(1).unwrap().range()].to_string()).collect()
+}
+
+/// Each page of this branch names the same string keys in Chinese and English, and every key it asks `SG.t` for
+/// by its full name is one of its own, of console.js's `console-fe2` block or of the common `i18n.json`.
+#[test]
+fn every_page_string_is_there_in_both_languages() {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console/web");
+    let console = std::fs::read_to_string(web.join("console.js")).unwrap();
+    let block = &console[console.find("// ---- console-fe2 ----").expect("the console-fe2 block")..];
+    let (shared_zh, shared_en) = (string_keys(block, "zh"), string_keys(block, "en"));
+    assert_eq!(shared_zh, shared_en, "console.js's console-fe2 strings");
+    let common: Value = serde_json::from_str(&std::fs::read_to_string(web.join("i18n.json")).unwrap()).unwrap();
+    let used = regex_automata::meta::Regex::new(r#"SG\.t\("([A-Za-z0-9_.]+)"\s*[,)]"#).unwrap();
+    for page in ["cards", "clearing", "reports", "audit"] {
+        let text = std::fs::read_to_string(web.join(format!("pages/{page}.js"))).unwrap();
+        let (zh, en) = (string_keys(&text, "zh"), string_keys(&text, "en"));
+        assert!(zh.len() > 10, "{page}: {zh:?}");
+        assert_eq!(zh, en, "{page}.js: the same keys in both languages");
+        for c in used.captures_iter(&text) {
+            let key = &text[c.get_group(1).unwrap().range()];
+            let known = zh.contains(key) || shared_zh.contains(key) || common["zh"].get(key).is_some();
+            assert!(known, "{page}.js asks for the string {key:?}, which nothing defines");
+        }
+    }
 }

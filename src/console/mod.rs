@@ -384,7 +384,7 @@ mod tests {
         assert!(same_origin(&headers(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
         assert!(!same_origin(&headers(&[origin.clone(), (header::HOST, "evil.example")]), &path));
         // HTTP/2: no Host header, the :authority in the URI
-        assert!(same_origin(&headers(&[origin.clone()]), &h2));
+        assert!(same_origin(&headers(std::slice::from_ref(&origin)), &h2));
         assert!(!same_origin(&headers(&[(header::ORIGIN, "https://evil.example")]), &h2));
         // neither: refused; no Origin at all: not a cross-site browser request
         assert!(!same_origin(&headers(&[origin]), &path));

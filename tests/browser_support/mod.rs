@@ -406,6 +406,16 @@ impl Browser {
         el.send_keys(&path.display().to_string()).await.unwrap_or_else(|e| panic!("a file into `{css}`: {e}"));
     }
 
+    /// Sizes the window so that the page's viewport (what a screenshot shows) is `width`×`height`: headless
+    /// Chromium's window keeps some of its height for itself (a 1280×800 window shows a 1280×657 page).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let size = self
+            .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+            .await;
+        let extra = |i: usize| size[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        self.set_window(width + extra(0), height + extra(1)).await;
+    }
+
     /// Like [`Browser::screenshot`], of the whole page at the window's width: the window is made as tall as the
     /// page (at least as tall as it was, at most 6000 px) for the shot, then set back.
     pub async fn screenshot_full(&self, name: &str) -> PathBuf {
@@ -415,7 +425,7 @@ impl Browser {
                  document.documentElement.scrollHeight]",
             )
             .await;
-        let n = |i: usize| size[i].as_u64().unwrap_or(800) as u32;
+        let n = |i: usize| size[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(800);
         let (width, height, inner, page) = (n(0), n(1), n(2), n(3));
         let tall = (page + height.saturating_sub(inner)).clamp(height, 6000);
         if tall > height {

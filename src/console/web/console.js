@@ -261,12 +261,16 @@
   SG.strings({
     zh: {
       "fe2.confirm.title": "请确认", "fe2.empty_key": "（未标注）", "fe2.sep": "、",
+      "fe2.bad_date": "请按 YYYY-MM-DD 填写日期，例如 2026-11-30", "fe2.bad_month": "请按 YYYY-MM 填写月份，例如 2026-11",
+      "fe2.required": "此项必填",
       // the categories RULES.md names (free labels: another one is shown as it is)
       "cat.tekun": "特困", "cat.dibao": "低保", "cat.dibao_edge": "低保边缘", "cat.low_income": "低收入",
       "cat.illness_poverty": "因病致贫",
     },
     en: {
       "fe2.confirm.title": "Please confirm", "fe2.empty_key": "(none)", "fe2.sep": ", ",
+      "fe2.bad_date": "Enter a date as YYYY-MM-DD, e.g. 2026-11-30", "fe2.bad_month": "Enter a month as YYYY-MM, e.g. 2026-11",
+      "fe2.required": "Required",
       "cat.tekun": "Extreme poverty", "cat.dibao": "Minimum living allowance", "cat.dibao_edge": "Near minimum allowance",
       "cat.low_income": "Low income", "cat.illness_poverty": "Poverty due to illness",
     },
@@ -334,6 +338,35 @@
     var y = Number(period.slice(0, 4)), m = Number(period.slice(5, 7)) - 1;
     if (m === 0) { y -= 1; m = 12; }
     return String(y).padStart(4, "0") + "-" + String(m).padStart(2, "0");
+  };
+
+  // A date (YYYY-MM-DD) or, with `month`, a month (YYYY-MM) field: text in the API's one format, the same in every
+  // browser and language (a browser's own date control shows the format of its locale, not the page's).
+  SG.dateInput = function (attrs, month) {
+    return SG.el("input", Object.assign({
+      type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false", class: "date-text",
+      maxlength: month ? 7 : 10, placeholder: month ? "YYYY-MM" : "YYYY-MM-DD", "data-format": month ? "month" : "date",
+    }, attrs));
+  };
+  // The {field, message} errors of `root`'s date fields (SG.dateInput) that are not a real day or month, or empty
+  // and required: for SG.fieldErrors before anything is sent.
+  SG.dateErrors = function (root) {
+    var errors = [];
+    root.querySelectorAll("input.date-text").forEach(function (input) {
+      var v = input.value.trim();
+      input.value = v;
+      var month = input.getAttribute("data-format") === "month";
+      var field = input.getAttribute("data-field") || input.name;
+      if (v === "") {
+        if (input.required) errors.push({ field: field, message: SG.t("fe2.required") });
+        return;
+      }
+      var day = month ? v + "-01" : v;
+      var ok = (month ? /^\d{4}-\d{2}$/ : /^\d{4}-\d{2}-\d{2}$/).test(v) && !isNaN(Date.parse(day + "T00:00:00Z")) &&
+        new Date(day + "T00:00:00Z").toISOString().slice(0, 10) === day;
+      if (!ok) errors.push({ field: field, message: SG.t(month ? "fe2.bad_month" : "fe2.bad_date") });
+    });
+    return errors;
   };
 
   // fen -> yuan as a Number, for drawing a chart only (tables show the exact text).

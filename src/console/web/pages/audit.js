@@ -44,6 +44,8 @@ SG.strings({
     "act.console.login_failed": "登录失败",
     "act.console.logout": "退出管理台",
     "sum.cards": "{n} 张卡",
+    "sum.active": "正常",
+    "sum.suspended": "已暂停",
     "sum.ruleset": "第 {version} 版，{from} 起生效，{n} 个项目",
     "sum.donation": "{donor} 捐入 {amount} 元",
     "sum.withdrawal": "{donor} 支出 {amount} 元",
@@ -94,6 +96,8 @@ SG.strings({
     "act.console.login_failed": "Failed sign-in",
     "act.console.logout": "Console sign-out",
     "sum.cards": "{n} cards",
+    "sum.active": "active",
+    "sum.suspended": "suspended",
     "sum.ruleset": "version {version}, in force from {from}, {n} programs",
     "sum.donation": "{donor} gave {amount} yuan",
     "sum.withdrawal": "{donor} withdrew {amount} yuan",
@@ -142,9 +146,9 @@ SG.page(function (app) {
   }
 
   // ---- filters ----
-  var from = SG.el("input", { type: "date", id: "audit-from", value: params.has("from") ? params.get("from") : SG.addDays(today, -6), "data-field": "from" });
-  var to = SG.el("input", { type: "date", id: "audit-to", value: params.get("to") || "", "data-field": "to" });
-  var actor = SG.el("input", { id: "audit-actor", maxlength: 128, value: params.get("actor") || "", "data-field": "actor", autocomplete: "off", "aria-describedby": "audit-actor-hint" });
+  var from = SG.dateInput({ id: "audit-from", value: params.has("from") ? params.get("from") : SG.addDays(today, -6), "data-field": "from" });
+  var to = SG.dateInput({ id: "audit-to", value: params.get("to") || "", "data-field": "to" });
+  var actor = SG.el("input", { id: "audit-actor", maxlength: 128, value: params.get("actor") || "", "data-field": "actor", autocomplete: "off", placeholder: SG.t("aud.actor_hint") });
   var action = SG.el("select", { id: "audit-action", "data-field": "action" },
     SG.el("option", { value: "" }, SG.t("aud.any")),
     ACTIONS.map(function (a) { return SG.el("option", { value: a, selected: params.get("action") === a }, SG.t("act." + a) + " (" + a + ")"); }));
@@ -153,7 +157,7 @@ SG.page(function (app) {
   var form = SG.el("form", { id: "audit-filters", class: "inline", role: "search", novalidate: true },
     SG.el("label", { for: "audit-from" }, SG.t("common.from"), from),
     SG.el("label", { for: "audit-to" }, SG.t("common.to"), to),
-    SG.el("label", { for: "audit-actor" }, SG.t("aud.actor"), actor, SG.el("span", { class: "hint", id: "audit-actor-hint" }, SG.t("aud.actor_hint"))),
+    SG.el("label", { for: "audit-actor" }, SG.t("aud.actor"), actor),
     SG.el("label", { for: "audit-action" }, SG.t("aud.action"), action),
     SG.el("label", { for: "audit-limit" }, SG.t("aud.limit"), limit),
     SG.el("button", { type: "submit", id: "audit-search" }, SG.t("common.search")));
@@ -188,6 +192,9 @@ SG.page(function (app) {
   search();
 
   function search() {
+    var bad = SG.dateErrors(form);
+    SG.fieldErrors(form, bad);
+    if (bad.length) return;
     query = { from: from.value, to: to.value, actor: actor.value.trim(), action: action.value, limit: limit.value };
     window.history.replaceState(null, "", window.location.pathname + SG.query(query));
     after = null;
@@ -232,7 +239,7 @@ SG.page(function (app) {
     return SG.el("tr", { "data-seq": e.seq, "data-action": e.action, "data-role": e.role },
       SG.el("td", { class: "num" }, String(e.seq)),
       SG.el("td", { class: "mono nowrap" }, SG.at(e.at)),
-      SG.el("td", { class: "wrap-anywhere" }, e.actor),
+      SG.el("td", { class: "nowrap" }, e.actor),
       SG.el("td", {}, SG.el("span", { class: "badge " + e.role }, SG.t("role." + e.role))),
       SG.el("td", {}, act === "act." + e.action ? e.action : act, SG.el("div", { class: "key-sub mono" }, e.action)),
       SG.el("td", { class: "wrap-anywhere mono" }, e.target),
@@ -247,9 +254,12 @@ SG.page(function (app) {
     switch (e.action) {
       case "cardholder.put":
         return [SG.t("cat." + d.category) === "cat." + d.category ? d.category : SG.t("cat." + d.category),
-          d.status, (d.valid_from || "") + "—" + (d.valid_until || ""), d.street, d.community].filter(Boolean).join(" · ");
+          d.status ? SG.t("sum." + d.status) : null, (d.valid_from || "") + "—" + (d.valid_until || ""), d.street, d.community].filter(Boolean).join(" · ");
       case "cardholder.import": return SG.t("sum.cards", { n: SG.int(d.cards) });
-      case "ruleset.publish": return SG.t("sum.ruleset", { version: d.version, from: d.effective_from, n: (d.programs || []).length });
+      case "ruleset.publish":
+        return SG.t("sum.ruleset", { version: d.version, from: d.effective_from, n: Array.isArray(d.programs) ? d.programs.length : d.programs });
+      case "user.add":
+        return d.street ? SG.t("sum.login_street", { role: d.role, street: d.street }) : SG.t("sum.login", { role: d.role });
       case "pool.contribution":
         return d.program + ": " + SG.t(d.kind === "withdrawal" ? "sum.withdrawal" : "sum.donation", { donor: d.donor, amount: SG.yuan(d.amount_fen) });
       case "clearing.create": case "clearing.confirm": case "clearing.paid":

@@ -382,8 +382,8 @@ SG.page(function (app) {
     var category = SG.el("input", { value: card.category, required: true, maxlength: 64, list: "card-categories" });
     var categories = SG.el("datalist", { id: "card-categories" },
       ["tekun", "dibao", "dibao_edge", "low_income", "illness_poverty"].map(function (c) { return SG.el("option", { value: c }, SG.t("cat." + c)); }));
-    var from = SG.el("input", { type: "date", value: card.valid_from, required: true });
-    var until = SG.el("input", { type: "date", value: card.valid_until, required: true });
+    var from = SG.dateInput({ value: card.valid_from, required: true });
+    var until = SG.dateInput({ value: card.valid_until, required: true });
     var tags = SG.el("input", { value: (card.tags || []).join(", ") });
     var street = SG.el("input", { value: isAdmin ? (card.street || "") : ownStreet, maxlength: 64, readonly: !isAdmin });
     var community = SG.el("input", { value: card.community || "", maxlength: 64 });
@@ -405,6 +405,11 @@ SG.page(function (app) {
     form.setAttribute("aria-labelledby", "card-form-h");
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
+      SG.clear(message);
+      var bad = SG.dateErrors(form);
+      if (category.value.trim() === "") bad.unshift({ field: "category", message: SG.t("fe2.required") });
+      SG.fieldErrors(form, bad);
+      if (bad.length) return;
       var body = {
         card_id: card.card_id,
         category: category.value.trim(),
@@ -489,7 +494,7 @@ SG.page(function (app) {
           if (r.status !== 200 || !r.data) { out.append(SG.problem(r)); return; }
           var rejected = prepared.rejected.concat(r.data.rejected || []).sort(function (a, b) { return a.line - b.line; });
           var total = (r.data.rejected_total || 0) + prepared.rejected.length;
-          out.append(SG.el("p", { class: total ? "error" : "notice", role: "status", id: "import-summary", "data-imported": r.data.imported, "data-rejected": total },
+          out.append(SG.el("p", { class: !total ? "notice" : r.data.imported ? "warning" : "error", role: "status", id: "import-summary", "data-imported": r.data.imported, "data-rejected": total },
             SG.t("cards.import_done", { imported: SG.int(r.data.imported), rejected: SG.int(total) })));
           if (rejected.length) {
             var table = SG.table([

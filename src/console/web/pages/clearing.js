@@ -20,7 +20,7 @@ SG.strings({
     "clr.recomputed": "清算单 {id} 已按当前对账数据重新计算。",
     "clr.list": "清算单（{n} 张）",
     "clr.none": "没有符合条件的清算单。",
-    "clr.col.id": "清算单号",
+    "clr.col.id": "医院 · 月份",
     "clr.col.settled": "结算笔数",
     "clr.col.reversed": "冲正笔数",
     "clr.col.relief": "应付救助金",
@@ -69,7 +69,7 @@ SG.strings({
     "clr.recomputed": "Statement {id} recomputed from the reconciliation as it stands.",
     "clr.list": "Statements ({n})",
     "clr.none": "No statement matches.",
-    "clr.col.id": "Statement",
+    "clr.col.id": "Hospital · month",
     "clr.col.settled": "Settled",
     "clr.col.reversed": "Reversed",
     "clr.col.relief": "Relief owed",
@@ -121,7 +121,7 @@ SG.page(function (app) {
   }
 
   // ---- filters ----
-  var fPeriod = SG.el("input", { type: "month", name: "period", "data-field": "period" });
+  var fPeriod = SG.dateInput({ name: "period", "data-field": "period" }, true);
   var fHospital = SG.el("input", { name: "hospital_id", maxlength: 64, list: "clr-hospitals", "data-field": "hospital_id", autocomplete: "off" });
   var fStatus = statusSelect("clr-f-status", true);
   fStatus.setAttribute("data-field", "status");
@@ -130,11 +130,16 @@ SG.page(function (app) {
     field("clr-f-hospital", SG.t("clr.hospital"), fHospital),
     SG.el("label", { for: "clr-f-status" }, SG.t("clr.status"), fStatus),
     SG.el("button", { type: "submit", id: "clr-search" }, SG.t("common.search")));
-  filters.addEventListener("submit", function (ev) { ev.preventDefault(); load(); });
+  filters.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var bad = SG.dateErrors(filters);
+    SG.fieldErrors(filters, bad);
+    if (!bad.length) load();
+  });
 
   // ---- create ----
   var cHospital = SG.el("input", { name: "hospital_id", required: true, maxlength: 64, list: "clr-hospitals", "data-field": "hospital_id", autocomplete: "off" });
-  var cPeriod = SG.el("input", { type: "month", name: "period", required: true, value: SG.prevMonth(thisMonth), max: thisMonth, "data-field": "period" });
+  var cPeriod = SG.dateInput({ name: "period", required: true, value: SG.prevMonth(thisMonth), "data-field": "period" }, true);
   var createMessage = SG.el("div", { id: "clr-create-message" });
   var create = SG.el("form", { id: "clr-create", class: "inline", novalidate: true },
     field("clr-c-hospital", SG.t("clr.hospital"), cHospital),
@@ -143,6 +148,10 @@ SG.page(function (app) {
   create.addEventListener("submit", function (ev) {
     ev.preventDefault();
     SG.clear(createMessage);
+    var bad = SG.dateErrors(create);
+    if (cHospital.value.trim() === "") bad.unshift({ field: "hospital_id", message: SG.t("fe2.required") });
+    SG.fieldErrors(create, bad);
+    if (bad.length) return;
     var body = { hospital_id: cHospital.value.trim(), period: cPeriod.value };
     SG.confirm({ title: SG.t("clr.create_title"), body: SG.el("p", {}, SG.t("clr.create_body", { hospital: body.hospital_id, period: body.period })), ok: SG.t("clr.create") }).then(function (yes) {
       if (!yes) { cHospital.focus(); return; }
@@ -207,18 +216,19 @@ SG.page(function (app) {
       shown.length ? SG.el("button", { type: "button", class: "secondary", id: "clr-download-list", onclick: downloadList }, SG.t("clr.download_list")) : null));
     if (!shown.length) { list.append(SG.el("p", { class: "muted", id: "clr-none" }, SG.t("clr.none"))); return; }
     var cols = [
-      { label: SG.t("clr.col.id"), render: function (c) { return SG.el("span", { class: "mono" }, c.clearing_id); } },
-      { label: SG.t("clr.hospital"), key: "hospital_id" },
-      { label: SG.t("clr.period"), key: "period" },
+      { label: SG.t("clr.col.id"), render: function (c) {
+        return [SG.el("div", { class: "nowrap" }, c.hospital_id + " · " + c.period), SG.el("div", { class: "key-sub mono" }, c.clearing_id)];
+      } },
       { label: SG.t("clr.status"), render: function (c) { return SG.el("span", { class: "badge " + c.status, "data-status": c.status }, SG.t("clr.status." + c.status)); } },
       { label: SG.t("clr.col.settled"), num: true, key: "settled_count" },
       { label: SG.t("clr.col.reversed"), num: true, key: "reversed_count" },
       { label: SG.t("clr.col.relief"), fen: true, render: function (c) { return SG.el("span", { "data-fen": c.relief_fen }, SG.yuan(c.relief_fen)); } },
       { label: SG.t("clr.col.by_program"), render: function (c) { return programs(c.by_program); } },
       { label: SG.t("clr.col.progress"), render: function (c) {
-        return [SG.el("div", { class: "hint" }, SG.t("clr.created_at", { at: SG.at(c.created_at) })),
-          c.confirmed_at ? SG.el("div", { class: "hint" }, SG.t("clr.confirmed_at", { at: SG.at(c.confirmed_at) })) : null,
-          c.paid_at ? SG.el("div", { class: "hint" }, SG.t("clr.paid_at", { at: c.paid_at, ref: c.payment_ref })) : null];
+        var short = function (at) { return SG.at(at).slice(0, 16); };
+        return [SG.el("div", { class: "hint nowrap" }, SG.t("clr.created_at", { at: short(c.created_at) })),
+          c.confirmed_at ? SG.el("div", { class: "hint nowrap" }, SG.t("clr.confirmed_at", { at: short(c.confirmed_at) })) : null,
+          c.paid_at ? SG.el("div", { class: "hint nowrap" }, SG.t("clr.paid_at", { at: c.paid_at, ref: c.payment_ref })) : null];
       } },
       { label: SG.t("clr.col.actions"), render: actions },
     ];
@@ -231,7 +241,7 @@ SG.page(function (app) {
     });
     var sum = function (k) { return shown.reduce(function (a, c) { return a + BigInt(c[k]); }, 0n); };
     table.append(SG.el("tfoot", {}, SG.el("tr", {},
-      SG.el("th", { scope: "row", colspan: 4 }, SG.t("clr.total")),
+      SG.el("th", { scope: "row", colspan: 2 }, SG.t("clr.total")),
       SG.el("td", { class: "num" }, SG.int(sum("settled_count").toString())),
       SG.el("td", { class: "num" }, SG.int(sum("reversed_count").toString())),
       SG.el("td", { class: "num", id: "clr-total-relief", "data-fen": sum("relief_fen").toString() }, SG.yuan(sum("relief_fen"))),
@@ -243,17 +253,20 @@ SG.page(function (app) {
     }
   }
 
+  // the next step of the statement (confirm, record payment) above its two downloads
   function actions(c) {
     var id = c.clearing_id;
-    return SG.el("div", { class: "actions" },
-      c.status === "draft" ? SG.el("button", { type: "button", "data-action": "confirm", onclick: function () { confirmIt(c); } }, SG.t("clr.confirm")) : null,
-      c.status === "confirmed" ? SG.el("button", { type: "button", "data-action": "pay", onclick: function () { payForm(c); } }, SG.t("clr.pay")) : null,
-      SG.el("button", { type: "button", class: "secondary", "data-action": "json", "aria-label": SG.t("clr.download_json", { id: id }), onclick: function () {
-        SG.download(id + ".json", JSON.stringify(c, null, 2) + "\n", "application/json");
-      } }, SG.t("clr.json")),
-      SG.el("button", { type: "button", class: "secondary", "data-action": "csv", "aria-label": SG.t("clr.download_csv", { id: id }), onclick: function () {
-        SG.download(id + ".csv", statementCsv(c), "text/csv;charset=utf-8");
-      } }, SG.t("clr.csv")));
+    var next = null;
+    if (c.status === "draft") next = SG.el("button", { type: "button", "data-action": "confirm", onclick: function () { confirmIt(c); } }, SG.t("clr.confirm"));
+    if (c.status === "confirmed") next = SG.el("button", { type: "button", "data-action": "pay", onclick: function () { payForm(c); } }, SG.t("clr.pay"));
+    return [next ? SG.el("div", { class: "actions step" }, next) : null,
+      SG.el("div", { class: "actions" },
+        SG.el("button", { type: "button", class: "secondary", "data-action": "json", "aria-label": SG.t("clr.download_json", { id: id }), onclick: function () {
+          SG.download(id + ".json", JSON.stringify(c, null, 2) + "\n", "application/json");
+        } }, SG.t("clr.json")),
+        SG.el("button", { type: "button", class: "secondary", "data-action": "csv", "aria-label": SG.t("clr.download_csv", { id: id }), onclick: function () {
+          SG.download(id + ".csv", statementCsv(c), "text/csv;charset=utf-8");
+        } }, SG.t("clr.csv")))];
   }
 
   // one line per program of the statement, then its total (fen, and yuan as text)
@@ -292,7 +305,7 @@ SG.page(function (app) {
     SG.clear(payslot);
     SG.clear(listMessage);
     var ref = SG.el("input", { name: "payment_ref", required: true, maxlength: 64, "data-field": "payment_ref", autocomplete: "off" });
-    var date = SG.el("input", { type: "date", name: "paid_at", required: true, value: today, "data-field": "paid_at" });
+    var date = SG.dateInput({ name: "paid_at", required: true, value: today, "data-field": "paid_at" });
     var message = SG.el("div", { id: "clr-pay-message" });
     var form = SG.el("form", { id: "clr-pay", class: "card", novalidate: true, "aria-labelledby": "clr-pay-h" },
       SG.el("h2", { id: "clr-pay-h" }, SG.t("clr.pay_title", { id: c.clearing_id })),
@@ -308,6 +321,10 @@ SG.page(function (app) {
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       SG.clear(message);
+      var bad = SG.dateErrors(form);
+      if (ref.value.trim() === "") bad.unshift({ field: "payment_ref", message: SG.t("fe2.required") });
+      SG.fieldErrors(form, bad);
+      if (bad.length) return;
       var body = { payment_ref: ref.value.trim(), paid_at: date.value };
       SG.confirm({ title: SG.t("clr.pay"), body: SG.el("p", {}, SG.t("clr.pay_confirm_body", { id: c.clearing_id, date: body.paid_at, ref: body.payment_ref, amount: SG.yuan(c.relief_fen) })), ok: SG.t("clr.pay_submit") }).then(function (yes) {
         if (!yes) { ref.focus(); return; }

@@ -76,8 +76,8 @@ SG.page(function (app) {
   var BYS = ["street", "community", "category", "program", "hospital", "day"];
   var params = new URLSearchParams(window.location.search);
 
-  var from = SG.el("input", { type: "date", id: "rep-from", required: true, value: params.get("from") || SG.monthStart(today), "data-field": "from" });
-  var to = SG.el("input", { type: "date", id: "rep-to", required: true, value: params.get("to") || today, "data-field": "to" });
+  var from = SG.dateInput({ id: "rep-from", required: true, value: params.get("from") || SG.monthStart(today), "data-field": "from" });
+  var to = SG.dateInput({ id: "rep-to", required: true, value: params.get("to") || today, "data-field": "to" });
   var by = SG.el("select", { id: "rep-by", "data-field": "by" },
     BYS.map(function (b) { return SG.el("option", { value: b, selected: (params.get("by") || "street") === b }, SG.t("rep.by." + b)); }));
   var csv = SG.el("a", { id: "rep-csv", class: "button-link", href: "#" }, SG.t("rep.csv"));
@@ -96,9 +96,9 @@ SG.page(function (app) {
   by.addEventListener("change", run);
 
   var out = SG.el("div", { id: "rep-out" });
-  app.append(SG.el("section", { class: "section", "aria-labelledby": "rep-q-h" }, SG.el("h2", { id: "rep-q-h", class: "visually-hidden" }, SG.t("rep.query")), form),
-    !isAdmin && SG.user && SG.user.street ? SG.el("p", { class: "notice", id: "rep-scope" }, SG.t("rep.street_scope", { street: SG.user.street })) : null,
-    out);
+  app.append(SG.el("section", { class: "section", "aria-labelledby": "rep-q-h" }, SG.el("h2", { id: "rep-q-h", class: "visually-hidden" }, SG.t("rep.query")), form));
+  if (!isAdmin && SG.user && SG.user.street) app.append(SG.el("p", { class: "notice", id: "rep-scope" }, SG.t("rep.street_scope", { street: SG.user.street })));
+  app.append(out);
 
   (isAdmin ? SG.api("GET", "/admin/v1/rulesets") : Promise.resolve(null)).then(function (r) {
     if (r && r.ok) (r.data.rulesets || []).forEach(function (rs) { rs.programs.forEach(function (p) { names[p.id] = p.name; }); });
@@ -117,6 +117,9 @@ SG.page(function (app) {
 
   function run() {
     var mine = ++latest;
+    var bad = SG.dateErrors(form);
+    SG.fieldErrors(form, bad);
+    if (bad.length) return;
     var q = { from: from.value, to: to.value, by: by.value };
     csv.setAttribute("href", "/api/admin/v1/reports/relief" + SG.query(Object.assign({}, q, { format: "csv" })));
     csv.setAttribute("download", "relief-" + q.by + "-" + q.from + "-" + q.to + ".csv");
