@@ -389,3 +389,17 @@ async fn a_street_account_sees_its_street_only_and_a_disabled_account_is_out_at_
     let (ok, out) = users(&stack, &["add", "admin", "--role", "admin", "--password-stdin"], Some(PASSWORD));
     assert!(!ok && out.contains("--replace"), "{out}");
 }
+
+#[tokio::test]
+async fn with_redis_down_the_login_page_says_so_and_nothing_is_served() {
+    let (mut stack, port) = start();
+    add_user(&stack, "li.ming", "admin");
+    let mut v = Visitor::new(&stack, port);
+    v.login("li.ming", PASSWORD).await;
+    stack.redis.stop();
+    let r = v.login("li.ming", PASSWORD).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("data-code=\"unavailable\""), "{}", r.body);
+    let api = v.get("/api/console/me").await;
+    assert_eq!((api.status, api.code().as_str()), (503, "unavailable"), "{}", api.body);
+}

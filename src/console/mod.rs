@@ -52,8 +52,16 @@ impl crate::http::server::Site for Console {
     }
 
     async fn handle(self: Arc<Self>, _who: Arc<Identity>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+        // `/api/admin/*` calls are logged by the API's own handler; this line names only the kind of path (a page,
+        // an asset, the login form), never what a client typed
+        let kind = path_kind(req.uri().path());
+        let method = req.method().clone();
         let mut resp = self.route(req).await;
         secure_headers(resp.headers_mut());
+        let status = resp.status().as_u16();
+        metrics::counter!("settlegate_console_requests_total", "kind" => kind, "status" => status.to_string())
+            .increment(1);
+        tracing::debug!(%method, kind, status, "console served");
         Ok(resp)
     }
 }
@@ -138,7 +146,10 @@ impl Console {
         let store = &self.api.app.store;
         let begin = store.login_begin(&name, self.config.max_failed_logins, self.config.lockout_ms()).await;
         let (account, attempt) = match begin {
-            Err(e) => return crate::app::ApiError::from(e).to_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, "console login: the store did not answer");
+                return self.login_page_for(lang, pages::LoginError::Unavailable);
+            }
             Ok(LoginBegin::Locked { ms_left }) => {
                 metrics::counter!("settlegate_console_logins_total", "outcome" => "locked").increment(1);
                 return fail(pages::LoginError::Locked { minutes_left: ms_left.div_ceil(60_000) });
@@ -180,7 +191,9 @@ impl Console {
         };
         let detail = serde_json::json!({"role": account.role, "street": account.street});
         if let Err(e) = store.console_write(&w, &self.now(), &by, detail).await {
-            return crate::app::ApiError::from(e).to_response();
+            // no session without its audit entry
+            tracing::warn!(error = %e, "console login: the session was not recorded");
+            return self.login_page_for(lang, pages::LoginError::Unavailable);
         }
         metrics::counter!("settlegate_console_logins_total", "outcome" => "ok").increment(1);
         tracing::info!(user = %crate::redact::log_safe(&name), "console login");
@@ -192,7 +205,12 @@ impl Console {
 
     fn login_page_for(&self, lang: Lang, error: pages::LoginError) -> Reply {
         let token = auth::random_token();
-        let mut resp = html(StatusCode::UNAUTHORIZED, pages::login(lang, &token, Some(error)));
+        let status = if error == pages::LoginError::Unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let mut resp = html(status, pages::login(lang, &token, Some(error)));
         add_cookie(&mut resp, &auth::set_cookie(LOGIN_COOKIE, &token, 3600, true));
         resp
     }
@@ -292,6 +310,18 @@ impl Console {
         let limited = http_body_util::Limited::new(req.into_body(), self.config.max_form_bytes);
         let bytes: Bytes = limited.collect().await.ok()?.to_bytes();
         Some(form_urlencoded::parse(&bytes).into_owned().collect())
+    }
+}
+
+/// The log label of a console path.
+fn path_kind(path: &str) -> &'static str {
+    match path {
+        "/login" | "/logout" => "login",
+        p if p.starts_with("/assets/") => "asset",
+        p if p.starts_with("/api/admin/") => "api_admin",
+        p if p.starts_with("/api/console/") => "api_console",
+        p if Page::from_path(p).is_some() || p == "/" => "page",
+        _ => "other",
     }
 }
 
