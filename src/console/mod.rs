@@ -244,7 +244,13 @@ impl Console {
         let had_cookie = auth::cookie(req.headers(), SESSION_COOKIE).is_some();
         match self.session(req.headers()).await {
             Err(resp) => resp,
-            Ok(None) => redirect(if had_cookie { "/login?expired=1" } else { "/login" }),
+            Ok(None) if had_cookie => {
+                // the cookie names a session that is gone: forget it too
+                let mut resp = redirect("/login?expired=1");
+                add_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, "", 0, true));
+                resp
+            }
+            Ok(None) => redirect("/login"),
             Ok(Some((_, s))) if !page.allowed(&s.account.role) => {
                 html(StatusCode::FORBIDDEN, pages::forbidden(lang, &s, page))
             }
@@ -264,7 +270,7 @@ impl Console {
             if !auth::same_token(&session.csrf, header) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "missing or wrong X-CSRF-Token header");
             }
-            if !same_origin(req.headers()) {
+            if !same_origin(&req) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "the request's Origin is not this console");
             }
         }
@@ -325,11 +331,17 @@ fn path_kind(path: &str) -> &'static str {
     }
 }
 
-/// Whether a request's `Origin` (when it has one) is the console's own `https://<Host>`.
-fn same_origin(headers: &http::HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin == format!("https://{host}")
+/// Whether a request's `Origin` (when it has one) is the console's own `https://<host>`: the `Host` header on
+/// HTTP/1.1, the `:authority` (the URI's) on HTTP/2, which has no `Host`.
+fn same_origin<B>(req: &Request<B>) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
+        .unwrap_or("");
+    !host.is_empty() && origin == format!("https://{host}")
 }
 
 fn secure_headers(h: &mut http::HeaderMap) {
@@ -390,4 +402,34 @@ fn redirect(to: &'static str) -> Reply {
     *resp.status_mut() = StatusCode::SEE_OTHER;
     resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: http::Version, uri: &str, host: Option<&str>, origin: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().method("POST").uri(uri).version(version);
+        if let Some(h) = host {
+            b = b.header(header::HOST, h);
+        }
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_origin_must_be_the_console_itself_on_http1_and_http2() {
+        let h1 = |origin| req(http::Version::HTTP_11, "/api/x", Some("localhost:8444"), origin);
+        assert!(same_origin(&h1(None)));
+        assert!(same_origin(&h1(Some("https://localhost:8444"))));
+        assert!(!same_origin(&h1(Some("https://evil.example"))));
+        assert!(!same_origin(&h1(Some("http://localhost:8444"))));
+        // HTTP/2: no Host header, the authority is in the URI
+        let h2 = |origin| req(http::Version::HTTP_2, "https://localhost:8444/api/x", None, origin);
+        assert!(same_origin(&h2(Some("https://localhost:8444"))));
+        assert!(!same_origin(&h2(Some("https://evil.example"))));
+        assert!(!same_origin(&req(http::Version::HTTP_2, "/api/x", None, Some("https://localhost:8444"))));
+    }
 }
