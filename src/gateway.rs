@@ -13,6 +13,7 @@ use crate::http::{server, tls, Ctx};
 use crate::ops::{self, Ops};
 use crate::rulebook::RulebookCache;
 use crate::store::link::Link;
+use crate::store::stats::SettleStats;
 use crate::store::Store;
 
 /// How often histogram samples are folded into the exported buckets (bounds the recorder's memory).
@@ -73,6 +74,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(rules.clone().keep_fresh(store.clone(), Duration::from_millis(config.redis.rules_refresh_ms)));
     tokio::spawn(keep_events_trimmed(store.clone(), config.events.clone()));
     tokio::spawn(keep_reports_current(store.clone(), config.tz(), config.limits.clone()));
+    let stats = Arc::new(SettleStats::new(&config.listen.to_string()));
+    tokio::spawn(stats.clone().keep_flushed(store.clone(), config.tz()));
     tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
 
     let ctx = Arc::new(Ctx {
@@ -82,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         admins: config.admin.identities.clone(),
         streets: config.streets.clone(),
         in_flight: tokio::sync::Semaphore::new(config.limits.max_in_flight),
+        stats,
     });
     let gauges = ctx.clone();
     tokio::spawn(async move {

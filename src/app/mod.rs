@@ -29,6 +29,7 @@ mod error;
 mod history;
 pub mod preview;
 mod report;
+pub mod today;
 mod types;
 
 pub use audit::{cli_actor, AuditPage, AuditQuery};

@@ -68,6 +68,18 @@ pub struct Pool {
     pub donors: Vec<(String, i64)>,
 }
 
+impl Pool {
+    /// The pool as a row of `GET /admin/v1/pools`'s `pools` (and of the console's Today page): the one renderer of
+    /// a pool.
+    pub fn to_json(&self) -> serde_json::Value {
+        let donors: Vec<serde_json::Value> =
+            self.donors.iter().map(|(d, fen)| serde_json::json!({"donor": d, "amount_fen": fen})).collect();
+        serde_json::json!({"program": self.program, "base_fen": self.base_fen,
+            "contributions_fen": self.contributions_fen, "budget_fen": self.budget_fen, "paid_fen": self.paid_fen,
+            "left_fen": self.left_fen, "donors": donors})
+    }
+}
+
 /// `GET /admin/v1/pools`: the pools of one year.
 pub struct PoolsReport {
     /// The year asked for (default: this local year).

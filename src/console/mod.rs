@@ -257,9 +257,10 @@ impl Console {
                 "name": account.name, "role": account.role, "street": account.street,
                 "session_idle_minutes": self.config.session_idle_minutes,
             })),
-            (&Method::GET, "/api/console/today") if admin => {
-                problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the Today figures are not built yet")
-            }
+            (&Method::GET, "/api/console/today") if admin => match self.api.app.today_page().await {
+                Ok(t) => json(&serde_json::to_value(&t).unwrap_or_default()),
+                Err(e) => e.to_response(),
+            },
             (&Method::GET, "/api/console/audit/verify") if admin => match self.api.app.store.verify_audit().await {
                 Ok(Ok(n)) => json(&serde_json::json!({"ok": true, "entries": n, "broken_seq": null, "reason": null})),
                 Ok(Err(b)) => {

@@ -62,6 +62,8 @@ pub struct Ctx {
     pub streets: crate::config::StreetsConfig,
     /// Requests being served now, at most `limits.max_in_flight`; past it, 503 at once (load shedding).
     pub in_flight: tokio::sync::Semaphore,
+    /// This instance's settle latencies per minute, flushed to Redis for the console's Today page.
+    pub stats: Arc<crate::store::stats::SettleStats>,
 }
 
 /// Handles one request: request id, dispatch, problem+json for errors, metrics and one log line.
@@ -105,6 +107,9 @@ pub async fn handle(ctx: Arc<Ctx>, who: Arc<Identity>, req: Request<Incoming>) -
         resp.headers_mut().insert("x-request-id", v);
     }
     let elapsed = started.elapsed();
+    if route == "settle" && status.is_success() {
+        ctx.stats.record(elapsed);
+    }
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     metrics::counter!("settlegate_http_requests_total", "route" => route, "status" => status.as_str().to_string(), "outcome" => outcome)
         .increment(1);

@@ -387,9 +387,7 @@ pub fn cardholder_with_usage(c: &CardholderYear) -> Vec<u8> {
 }
 
 pub fn pool(p: &Pool) -> Value {
-    let donors: Vec<Value> = p.donors.iter().map(|(d, fen)| json!({"donor": d, "amount_fen": fen})).collect();
-    json!({"program": p.program, "base_fen": p.base_fen, "contributions_fen": p.contributions_fen,
-        "budget_fen": p.budget_fen, "paid_fen": p.paid_fen, "left_fen": p.left_fen, "donors": donors})
+    p.to_json()
 }
 
 pub fn pools(r: &PoolsReport) -> Vec<u8> {

@@ -113,6 +113,52 @@ impl Store {
         entries.into_iter().map(|(id, fields)| parse_entry(&id, &fields)).collect()
     }
 
+    /// The fields of the newest events of type `event_type`, newest first: at most `want` of them, found among at
+    /// most `max_scan` of the newest entries (`XREVRANGE`, a page at a time, so a recent match costs one page).
+    /// Lenient: an entry is its fields as stored (`type`, `at`, then the rest), nothing parsed.
+    pub async fn recent_events(
+        &self,
+        event_type: &str,
+        want: usize,
+        max_scan: usize,
+    ) -> StoreResult<Vec<HashMap<String, String>>> {
+        const OP: &str = "events_recent";
+        const PAGE: usize = 250;
+        let mut found = Vec::new();
+        let mut end = "+".to_string();
+        let mut scanned = 0;
+        while found.len() < want && scanned < max_scan {
+            let count = PAGE.min(max_scan - scanned);
+            let mut conn = self.conn(OP)?;
+            let from = end.clone();
+            let page: Vec<(String, Vec<String>)> = self
+                .call(OP, false, async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(keys::EVENTS)
+                        .arg(from)
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(count)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            scanned += page.len();
+            let full = page.len() == count;
+            match page.last() {
+                Some((id, _)) if full => end = format!("({id}"),
+                _ => scanned = max_scan, // the stream's start: nothing older
+            }
+            for (_, fields) in page {
+                let map = pairs(&fields);
+                if map.get("type").map(String::as_str) == Some(event_type) && found.len() < want {
+                    found.push(map);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Drops the events older than `keep_from_ms` (Unix ms), exactly (`XTRIM MINID`, not `~`, whose node-sized
     /// steps could keep a stale event for ever on a quiet stream). Returns how many were removed.
     pub async fn trim_events(&self, keep_from_ms: u64) -> StoreResult<u64> {

@@ -135,6 +135,17 @@ pub const RULESETS: &str = "sg:rulesets";
 /// unreadable (the records stay, reachable by card and `hospital_settlement_id`).
 pub const ID_SECRET: &str = "sg:secret:ids";
 
+/// Hash of one wall-clock minute's settle latencies (`store::stats`): field `<instance>` = base64 of that gateway
+/// instance's HDR histogram (µs, V2 serialization) of the minute. `minute` is the Unix minute (Unix seconds / 60).
+/// Not money: rewritten every few seconds by its instance, expires after `store::stats::STATS_TTL_S`.
+pub fn settle_stats(minute: i64) -> String {
+    format!("sg:stats:settle:{minute}")
+}
+
+/// Hash of the gateway instances' heartbeats (`store::stats`): field `<instance>` = JSON `{"instance", "version",
+/// "listen", "started_at", "seen_at"}`, rewritten every few seconds; a field silent for an hour is removed.
+pub const INSTANCES: &str = "sg:instances";
+
 /// Where a settlement lives: the card (its hash tag), the hospital and the hospital's own id. Its opaque
 /// `settlement_id` is sealed and opened by `store::ids`.
 #[derive(Debug, Clone, PartialEq, Eq)]

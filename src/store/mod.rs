@@ -47,6 +47,7 @@ pub mod registry;
 pub mod report;
 pub mod reverse;
 pub mod settle;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
