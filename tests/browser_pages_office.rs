@@ -412,6 +412,21 @@ async fn wait_js(b: &Browser, what: &str, script: &str) {
     }
 }
 
+/// Starts recording the page's Content-Security-Policy violations (an inline style or script the policy refused).
+async fn watch_csp(b: &Browser) {
+    b.execute(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', \
+         e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;",
+    )
+    .await;
+}
+
+/// The violations recorded since [`watch_csp`]: none is expected.
+async fn assert_no_csp_violation(b: &Browser) {
+    let seen = b.execute("return window.__csp").await;
+    assert_eq!(seen, json!([]), "Content-Security-Policy violations");
+}
+
 /// Records every Blob the page offers as a download (`SG.download` makes an object URL of it).
 async fn capture_downloads(b: &Browser) {
     b.execute(
@@ -437,10 +452,12 @@ async fn cards_page_shows_the_usage_and_settlements_the_api_answers() {
     let admin = office.admin();
     let b = signed_in(&office, ADMIN_USER, ADMIN_PASSWORD).await;
     b.goto(&office.url("/cards")).await;
+    watch_csp(&b).await;
     b.fill("#card-id", SHOWN_CARD).await;
     b.click("#card-find").await;
     b.wait_for(&format!("#card-box[data-card=\"{SHOWN_CARD}\"]"), WAIT).await;
     b.wait_for("#card-settlements", WAIT).await;
+    assert_no_csp_violation(&b).await;
 
     let api = admin.get(&format!("/admin/v1/cardholders/{SHOWN_CARD}")).await;
     assert_eq!(api.status, 200, "{}", api.body);
@@ -826,6 +843,7 @@ async fn reports_page_total_equals_the_api() {
     b.click("#rep-run").await;
     b.wait_for("#rep-form .field-error[data-for=\"from\"]", WAIT).await;
     b.fill("#rep-from", &from.to_string()).await;
+    watch_csp(&b).await;
     b.click("#rep-run").await;
     wait_js(
         &b,
@@ -833,6 +851,8 @@ async fn reports_page_total_equals_the_api() {
         "return !document.querySelector('#rep-form .field-error') && !!document.getElementById('rep-total-relief')",
     )
     .await;
+    b.wait_for("#rep-chart canvas", WAIT).await;
+    assert_no_csp_violation(&b).await;
 
     let api = admin.get(&format!("/admin/v1/reports/relief?from={from}&to={t}&by=street")).await;
     assert_eq!(api.status, 200, "{}", api.body);
@@ -980,6 +1000,23 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     assert!(b.text("#audit-verify").await.contains("Audit chain verified"));
     b.wait_for("#audit-table tbody tr", WAIT).await;
     b.screenshot("audit-en").await;
+    switch_language(&b, "zh").await;
+
+    // an entry changed in Redis: the banner names its seq; put back, the chain verifies again
+    let redis = &office.stack.redis;
+    let stored = redis.cli(&["HGET", "sg:audit", "3"]).trim_end_matches('\n').to_string();
+    assert!(stored.contains("\"seq\":3"), "{stored}");
+    let forged = stored.replacen("relief-office", "relief-0ffice", 1);
+    assert_ne!(forged, stored);
+    redis.cli(&["HSET", "sg:audit", "3", &forged]);
+    b.click("#audit-verify-again").await;
+    b.wait_for("#audit-verify[data-ok=\"false\"]", WAIT).await;
+    assert_eq!(b.attr("#audit-verify", "data-broken-seq").await.as_deref(), Some("3"));
+    assert!(b.text("#audit-verify").await.contains("第 3 条记录处断裂"), "{}", b.text("#audit-verify").await);
+    b.screenshot("audit-broken-zh").await;
+    redis.cli(&["HSET", "sg:audit", "3", &stored]);
+    b.click("#audit-verify-again").await;
+    b.wait_for("#audit-verify[data-ok=\"true\"]", WAIT).await;
     b.close().await;
 }
 
