@@ -246,7 +246,7 @@ impl Console {
             if !auth::same_token(&session.csrf, header) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "missing or wrong X-CSRF-Token header");
             }
-            if !same_origin(req.headers()) {
+            if !same_origin(req.headers(), req.uri()) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "the request's Origin is not this console");
             }
         }
@@ -295,11 +295,44 @@ impl Console {
     }
 }
 
-/// Whether a request's `Origin` (when it has one) is the console's own `https://<Host>`.
-fn same_origin(headers: &http::HeaderMap) -> bool {
+/// Whether a request's `Origin` (when it has one) is the console's own `https://<host>`: the `Host` header over
+/// HTTP/1.1, the `:authority` (the URI's authority) over HTTP/2, which browsers use and which has no `Host`.
+fn same_origin(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin == format!("https://{host}")
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(http::uri::Authority::as_str))
+        .unwrap_or("");
+    !host.is_empty() && origin == format!("https://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_reads_host_or_the_http2_authority() {
+        let with = |pairs: &[(header::HeaderName, &str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let path: http::Uri = "/api/admin/v1/rulesets".parse().unwrap();
+        let h2: http::Uri = "https://127.0.0.1:8444/api/admin/v1/rulesets".parse().unwrap();
+        let origin = (header::ORIGIN, "https://127.0.0.1:8444");
+        // HTTP/1.1: the Host header
+        assert!(same_origin(&with(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
+        assert!(!same_origin(&with(&[origin.clone(), (header::HOST, "evil.example")]), &path));
+        // HTTP/2: no Host header, the authority
+        assert!(same_origin(&with(&[origin.clone()]), &h2));
+        assert!(!same_origin(&with(&[(header::ORIGIN, "https://evil.example")]), &h2));
+        // neither: refused; no Origin at all: not a cross-site browser request
+        assert!(!same_origin(&with(&[origin]), &path));
+        assert!(same_origin(&with(&[]), &path));
+    }
 }
 
 fn secure_headers(h: &mut http::HeaderMap) {
