@@ -395,3 +395,19 @@ pub fn local_http(port: u16, method: &str, path: &str) -> (u16, String) {
     let body = out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
     (status, body)
 }
+
+// ---- console-fe1: helpers of the money pages' tests (tests/browser_pages_money.rs) -------------------------------
+
+impl Browser {
+    /// Resizes the window so that the page's viewport (what a screenshot shows) is `width`×`height` CSS pixels:
+    /// the window is larger than its viewport by the browser's own frame.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.set_window(width, height).await;
+        let inner = self.execute("return [window.innerWidth, window.innerHeight];").await;
+        let dim = |i: usize| u32::try_from(inner[i].as_u64().unwrap_or(0)).unwrap_or(0);
+        let (w, h) = (dim(0), dim(1));
+        if (w, h) != (width, height) && w > 0 && h > 0 {
+            self.set_window(width + width.saturating_sub(w), height + height.saturating_sub(h)).await;
+        }
+    }
+}
