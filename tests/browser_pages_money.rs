@@ -98,7 +98,7 @@ fn rulesets() -> [Value; 2] {
          "categories": {"dibao": {"ratio_bp": 3000, "per_visit_cap_fen": 50_000},
                         "tekun": {"ratio_bp": 5000, "per_visit_cap_fen": 100_000}}},
         {"id": "temporary_relief", "name": "临时救助", "covers": ["self_pay"], "visit_types": ["inpatient"],
-         "annual_pool_fen": 300_000,
+         "annual_pool_fen": 280_000,
          "categories": {"dibao": {"ratio_bp": 5000, "per_visit_cap_fen": 30_000},
                         "tekun": {"ratio_bp": 6000, "per_visit_cap_fen": 50_000}}}]});
     [v1, v2]
@@ -481,9 +481,17 @@ async fn today_shows_the_day_and_a_donation_on_the_fund_page_raises_the_budget()
     b.screenshot("fund-en").await;
     toggle_language(&b, "fund", "zh").await;
 
-    // ---- the Today page sees the donation ----
+    // ---- the Today page sees the donation, and refreshes itself ----
     open(&b, &c, "today").await;
     assert_eq!(text_of(&b, budget_cell).await, yuan(budget0 + donated), "the budget on the Today page, after");
+    let one_more = gw.client("H0003").post("/v1/settlements", &bill(SETTLEMENTS, "H0003", "YT0002")).await;
+    assert_eq!(one_more.status, 201, "{}", one_more.body);
+    let next = (SETTLEMENTS + 1).to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while text_of(&b, "#today-settled [data-value]").await != next {
+        assert!(Instant::now() < deadline, "the Today page did not refresh itself within 15 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // the audit trail: the donation, by the console account
     let entries = audit(gw, "pool.contribution").await;
@@ -599,6 +607,14 @@ async fn rules_compare_draft_preview_and_publish_a_new_version() {
     // ---- publish, after the dialog names the date ----
     b.click("#draft-publish").await;
     expect(&b, "#publish-dialog[open]", WAIT).await;
+    // by keyboard: the focus starts on Cancel (Enter does not publish), Escape closes the dialog, and Enter on the
+    // publish button opens it again
+    assert_eq!(b.execute("return document.activeElement.id;").await, json!("publish-cancel"));
+    b.client().active_element().await.unwrap().send_keys("\u{e00c}").await.unwrap();
+    wait_js(&b, "return !document.querySelector('#publish-dialog').open;", WAIT, "Escape closes the dialog").await;
+    b.execute("document.querySelector('#draft-publish').focus();").await;
+    b.client().active_element().await.unwrap().send_keys("\u{e007}").await.unwrap();
+    expect(&b, "#publish-dialog[open]", WAIT).await;
     assert_eq!(text_of(&b, "#publish-date").await, format!("将于 {today} 生效"));
     assert!(text_of(&b, "#publish-body").await.contains("第 3 版"));
     b.screenshot("rules-publish-confirm-zh").await;
@@ -634,17 +650,29 @@ async fn rules_compare_draft_preview_and_publish_a_new_version() {
     assert_eq!(entry["role"], "console", "{entry}");
     assert_eq!(entry["detail"]["effective_from"], today.as_str(), "{entry}");
 
-    // ---- the preview in English (a draft of version 3: dibao back to 90 %) ----
+    // ---- the preview in English: a draft of version 3, dibao back to 90 %, and a program added ----
     toggle_language(&b, "rules", "en").await;
     set_value(&b, "#draft-base", "3").await;
     b.click("#draft-start").await;
     set_value(&b, "#draft-effective", &today).await;
     b.fill(&ratio, "90").await;
+    b.click("#draft-add-program").await;
+    let added = "#draft-programs fieldset.program:last-of-type";
+    assert_eq!(b.attr(added, "data-index").await.as_deref(), Some("3"), "a fourth program");
+    b.fill(&format!("{added} input[data-field=\"programs[3].id\"]"), "winter_relief").await;
+    b.fill(&format!("{added} input[data-field=\"programs[3].name\"]"), "冬季临时补助").await;
+    b.fill(&format!("{added} input[data-field=\"programs[3].covers\"]"), "self_pay").await;
+    b.click(&format!("{added} button.add-category")).await;
+    b.fill(&format!("{added} tr.category input[data-role=cat-name]"), "dibao").await;
+    b.fill(&format!("{added} tr.category input[data-role=ratio_bp]"), "20").await;
     set_value(&b, "#preview-from", &format!("{}-01", &today[..7])).await;
     set_value(&b, "#preview-to", &today).await;
     b.click("#draft-preview").await;
     expect(&b, "#preview-result[data-settlements] #chart-category canvas", Duration::from_secs(20)).await;
     assert!(text_of(&b, "#preview-title").await.starts_with("Preview: visits from"));
+    let winter = "#preview-programs tr[data-program=winter_relief]";
+    assert_eq!(text_of(&b, &format!("{winter} td[data-col=baseline_fen]")).await, "0.00", "a new program");
+    assert_ne!(text_of(&b, &format!("{winter} td[data-col=draft_fen]")).await, "0.00", "pays under the draft");
     assert_clean(&b, "rules preview, English").await;
     scroll_to(&b, "#preview-title").await;
     b.screenshot("rules-preview-en").await;

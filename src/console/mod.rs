@@ -307,34 +307,6 @@ fn same_origin(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
     !host.is_empty() && origin == format!("https://{host}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_origin_reads_host_or_the_http2_authority() {
-        let with = |pairs: &[(header::HeaderName, &str)]| {
-            let mut h = http::HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
-            }
-            h
-        };
-        let path: http::Uri = "/api/admin/v1/rulesets".parse().unwrap();
-        let h2: http::Uri = "https://127.0.0.1:8444/api/admin/v1/rulesets".parse().unwrap();
-        let origin = (header::ORIGIN, "https://127.0.0.1:8444");
-        // HTTP/1.1: the Host header
-        assert!(same_origin(&with(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
-        assert!(!same_origin(&with(&[origin.clone(), (header::HOST, "evil.example")]), &path));
-        // HTTP/2: no Host header, the authority
-        assert!(same_origin(&with(&[origin.clone()]), &h2));
-        assert!(!same_origin(&with(&[(header::ORIGIN, "https://evil.example")]), &h2));
-        // neither: refused; no Origin at all: not a cross-site browser request
-        assert!(!same_origin(&with(&[origin]), &path));
-        assert!(same_origin(&with(&[]), &path));
-    }
-}
-
 fn secure_headers(h: &mut http::HeaderMap) {
     h.insert(
         "content-security-policy",
@@ -393,4 +365,32 @@ fn redirect(to: &'static str) -> Reply {
     *resp.status_mut() = StatusCode::SEE_OTHER;
     resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_reads_host_or_the_http2_authority() {
+        let with = |pairs: &[(header::HeaderName, &str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let path: http::Uri = "/api/admin/v1/rulesets".parse().unwrap();
+        let h2: http::Uri = "https://127.0.0.1:8444/api/admin/v1/rulesets".parse().unwrap();
+        let origin = (header::ORIGIN, "https://127.0.0.1:8444");
+        // HTTP/1.1: the Host header
+        assert!(same_origin(&with(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
+        assert!(!same_origin(&with(&[origin.clone(), (header::HOST, "evil.example")]), &path));
+        // HTTP/2: no Host header, the authority
+        assert!(same_origin(&with(std::slice::from_ref(&origin)), &h2));
+        assert!(!same_origin(&with(&[(header::ORIGIN, "https://evil.example")]), &h2));
+        // neither: refused; no Origin at all: not a cross-site browser request
+        assert!(!same_origin(&with(&[origin]), &path));
+        assert!(same_origin(&with(&[]), &path));
+    }
 }
