@@ -7,7 +7,7 @@
 //! Screenshots (target/console-screenshots/, and $SG_SCREENSHOTS_DIR when set; 1280×800 unless named otherwise):
 //! `today-zh`, `today-en`, `today-1920-zh` (1920×1080), `fund-zh`, `fund-en`, `fund-overdraw-zh`, `rules-zh`,
 //! `rules-en` (the comparison), `rules-draft-error-zh`, `rules-preview-zh`, `rules-preview-en`,
-//! `rules-publish-confirm-zh`.
+//! `rules-publish-confirm-zh`; `rules-preview-pools-zh` (the preview's lower half).
 
 mod browser_support;
 mod common;
@@ -603,6 +603,8 @@ async fn rules_compare_draft_preview_and_publish_a_new_version() {
     assert_clean(&b, "rules preview").await;
     scroll_to(&b, "#preview-title").await;
     b.screenshot("rules-preview-zh").await;
+    scroll_to(&b, "#preview-categories").await;
+    b.screenshot("rules-preview-pools-zh").await;
 
     // ---- publish, after the dialog names the date ----
     b.click("#draft-publish").await;

@@ -153,7 +153,7 @@ SG.strings({
     "rules.published": "Published versions",
     "rules.none": "No ruleset has been published yet.",
     "rules.version": "Version",
-    "rules.version_n": "version {v}",
+    "rules.version_n": "Version {v}",
     "rules.effective_from": "Effective from",
     "rules.published_at": "Published at",
     "rules.programs": "Programs",
@@ -436,8 +436,8 @@ SG.page(function (app) {
     var table = SG.table([
       { key: "label", label: SG.t("rules.field"), rowHeader: true, render: function (r) { return rowLabel(r, a, b); } },
       { key: "path", label: SG.t("rules.path"), render: function (r) { return SG.el("span", { class: "mono path" }, r.path); } },
-      { key: "a", label: va + " · " + a.effective_from, render: function (r) { return cell(r.at, r.missA, r.catMissA); } },
-      { key: "b", label: vb + " · " + b.effective_from, render: function (r) { return cell(r.bt, r.missB, r.catMissB); } },
+      { key: "a", label: va, render: function (r) { return cell(r.at, r.missA, r.catMissA); } },
+      { key: "b", label: vb, render: function (r) { return cell(r.bt, r.missB, r.catMissB); } },
     ], shown, { id: "cmp-table", class: "diff-table" }, {
       rowAttrs: function (r) {
         var cls = [];
