@@ -13,6 +13,8 @@ pub struct DemoOptions {
     pub redis_url: Option<String>,
     pub listen: String,
     pub ops_listen: String,
+    /// The web console's address (an `admin` account with a fresh password is made for it).
+    pub console_listen: String,
     pub rules: PathBuf,
     pub cardholders: PathBuf,
 }
@@ -108,9 +110,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
 
     let config_path = dir.join("gateway.toml");
     let config_text = format!(
-        "listen = \"{listen}\"\nops_listen = \"{ops}\"\ntimezone = \"Asia/Shanghai\"\n\n[tls]\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\n[redis]\nurl = \"{redis_url}\"\n\n[admin]\nidentities = [\"{admin}\"]\n",
+        "listen = \"{listen}\"\nops_listen = \"{ops}\"\ntimezone = \"Asia/Shanghai\"\n\n[tls]\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\n[redis]\nurl = \"{redis_url}\"\n\n[admin]\nidentities = [\"{admin}\"]\n\n[console]\nlisten = \"{console}\"\n",
         listen = opts.listen,
         ops = opts.ops_listen,
+        console = opts.console_listen,
         d = dir.display()
     );
     std::fs::write(&config_path, &config_text).map_err(|e| e.to_string())?;
@@ -129,6 +132,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("demo: imported {} cardholders from {}", cards.len(), opts.cardholders.display());
+    let password = crate::console::auth::random_token()[..16].to_string();
+    let account = crate::console::auth::new_account("admin", "admin", &password, &now.to_rfc3339())?;
+    let add = crate::store::console::ConsoleWrite::Add { account: &account, replace: true };
+    let detail = serde_json::json!({"role": "admin", "street": null, "replace": true});
+    store.console_write(&add, &now.to_rfc3339(), &by, detail).await.map_err(|e| e.to_string())?;
 
     let today = now.date_naive();
     let base = format!("https://localhost:{}", config.listen.port());
@@ -140,6 +148,14 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     println!("# reverse it\n{} {base}/v1/reversals -H 'content-type: application/json' \\\n  -d '{{\"card_id\":\"C100001\",\"hospital_settlement_id\":\"H0001-{}-000042\",\"reason\":\"visit cancelled\"}}'\n", h("H0001"), today.format("%Y%m%d"));
     println!("# the hospital's day\n{} '{base}/v1/reconciliation?date={today}'\n", h("H0001"));
     println!("# the relief office: a cardholder with usage, the pools\n{} {base}/admin/v1/cardholders/C100001\n{} {base}/admin/v1/pools\n", h(&admin), h(&admin));
+    if let Some(console) = config.console.listen {
+        println!(
+            "# the relief office's web console (Chinese; English with the switch at the top right)\n\
+             open https://localhost:{}/ and sign in as admin / {password} (the browser asks you to accept the dev \
+             certificate, or trust {d}/ca.pem)\n",
+            console.port()
+        );
+    }
     println!(
         "# ops\ncurl -sS http://{}/readyz\n\nCtrl-C stops the gateway{}.\n",
         config.ops_listen,

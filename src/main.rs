@@ -40,6 +40,9 @@ enum Command {
         listen: String,
         #[arg(long, default_value = "127.0.0.1:9090")]
         ops_listen: String,
+        /// The web console (sign in as `admin` with the password the demo prints).
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        console_listen: String,
         /// Ruleset to publish.
         #[arg(long, default_value = "config/rules.example.toml")]
         rules: PathBuf,
@@ -230,13 +233,14 @@ fn serve(path: &std::path::Path) -> Result<(), String> {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { .. } => unreachable!("serve builds its own runtime"),
-        Command::Demo { dir, redis_url, listen, ops_listen, rules, cardholders } => {
+        Command::Demo { dir, redis_url, listen, ops_listen, console_listen, rules, cardholders } => {
             settlegate::gateway::init_logging("warn", "text");
             settlegate::demo::run(settlegate::demo::DemoOptions {
                 dir,
                 redis_url,
                 listen,
                 ops_listen,
+                console_listen,
                 rules,
                 cardholders,
             })

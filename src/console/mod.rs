@@ -52,8 +52,16 @@ impl crate::http::server::Site for Console {
     }
 
     async fn handle(self: Arc<Self>, _who: Arc<Identity>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+        // `/api/admin/*` calls are logged by the API's own handler; this line names only the kind of path (a page,
+        // an asset, the login form), never what a client typed
+        let kind = path_kind(req.uri().path());
+        let method = req.method().clone();
         let mut resp = self.route(req).await;
         secure_headers(resp.headers_mut());
+        let status = resp.status().as_u16();
+        metrics::counter!("settlegate_console_requests_total", "kind" => kind, "status" => status.to_string())
+            .increment(1);
+        tracing::debug!(%method, kind, status, "console served");
         Ok(resp)
     }
 }
@@ -138,7 +146,10 @@ impl Console {
         let store = &self.api.app.store;
         let begin = store.login_begin(&name, self.config.max_failed_logins, self.config.lockout_ms()).await;
         let (account, attempt) = match begin {
-            Err(e) => return crate::app::ApiError::from(e).to_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, "console login: the store did not answer");
+                return self.login_page_for(lang, pages::LoginError::Unavailable);
+            }
             Ok(LoginBegin::Locked { ms_left }) => {
                 metrics::counter!("settlegate_console_logins_total", "outcome" => "locked").increment(1);
                 return fail(pages::LoginError::Locked { minutes_left: ms_left.div_ceil(60_000) });
@@ -180,7 +191,9 @@ impl Console {
         };
         let detail = serde_json::json!({"role": account.role, "street": account.street});
         if let Err(e) = store.console_write(&w, &self.now(), &by, detail).await {
-            return crate::app::ApiError::from(e).to_response();
+            // no session without its audit entry
+            tracing::warn!(error = %e, "console login: the session was not recorded");
+            return self.login_page_for(lang, pages::LoginError::Unavailable);
         }
         metrics::counter!("settlegate_console_logins_total", "outcome" => "ok").increment(1);
         tracing::info!(user = %crate::redact::log_safe(&name), "console login");
@@ -192,7 +205,12 @@ impl Console {
 
     fn login_page_for(&self, lang: Lang, error: pages::LoginError) -> Reply {
         let token = auth::random_token();
-        let mut resp = html(StatusCode::UNAUTHORIZED, pages::login(lang, &token, Some(error)));
+        let status = if error == pages::LoginError::Unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let mut resp = html(status, pages::login(lang, &token, Some(error)));
         add_cookie(&mut resp, &auth::set_cookie(LOGIN_COOKIE, &token, 3600, true));
         resp
     }
@@ -226,7 +244,13 @@ impl Console {
         let had_cookie = auth::cookie(req.headers(), SESSION_COOKIE).is_some();
         match self.session(req.headers()).await {
             Err(resp) => resp,
-            Ok(None) => redirect(if had_cookie { "/login?expired=1" } else { "/login" }),
+            Ok(None) if had_cookie => {
+                // the cookie names a session that is gone: forget it too
+                let mut resp = redirect("/login?expired=1");
+                add_cookie(&mut resp, &auth::set_cookie(SESSION_COOKIE, "", 0, true));
+                resp
+            }
+            Ok(None) => redirect("/login"),
             Ok(Some((_, s))) if !page.allowed(&s.account.role) => {
                 html(StatusCode::FORBIDDEN, pages::forbidden(lang, &s, page))
             }
@@ -246,7 +270,7 @@ impl Console {
             if !auth::same_token(&session.csrf, header) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "missing or wrong X-CSRF-Token header");
             }
-            if !same_origin(req.headers(), req.uri()) {
+            if !same_origin(&req) {
                 return problem(StatusCode::FORBIDDEN, "csrf_refused", "the request's Origin is not this console");
             }
         }
@@ -295,14 +319,27 @@ impl Console {
     }
 }
 
-/// Whether a request's `Origin` (when it has one) is the console's own `https://<host>`: the `Host` header over
-/// HTTP/1.1, the `:authority` (the URI's authority) over HTTP/2, which browsers use and which has no `Host`.
-fn same_origin(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers
+/// The log label of a console path.
+fn path_kind(path: &str) -> &'static str {
+    match path {
+        "/login" | "/logout" => "login",
+        p if p.starts_with("/assets/") => "asset",
+        p if p.starts_with("/api/admin/") => "api_admin",
+        p if p.starts_with("/api/console/") => "api_console",
+        p if Page::from_path(p).is_some() || p == "/" => "page",
+        _ => "other",
+    }
+}
+
+/// Whether a request's `Origin` (when it has one) is the console's own `https://<host>`: the `Host` header on
+/// HTTP/1.1, the `:authority` (the URI's) on HTTP/2, which has no `Host`.
+fn same_origin<B>(req: &Request<B>) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = req
+        .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.authority().map(http::uri::Authority::as_str))
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
         .unwrap_or("");
     !host.is_empty() && origin == format!("https://{host}")
 }
@@ -371,26 +408,28 @@ fn redirect(to: &'static str) -> Reply {
 mod tests {
     use super::*;
 
+    fn req(version: http::Version, uri: &str, host: Option<&str>, origin: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().method("POST").uri(uri).version(version);
+        if let Some(h) = host {
+            b = b.header(header::HOST, h);
+        }
+        if let Some(o) = origin {
+            b = b.header(header::ORIGIN, o);
+        }
+        b.body(()).unwrap()
+    }
+
     #[test]
-    fn same_origin_reads_host_or_the_http2_authority() {
-        let with = |pairs: &[(header::HeaderName, &str)]| {
-            let mut h = http::HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
-            }
-            h
-        };
-        let path: http::Uri = "/api/admin/v1/rulesets".parse().unwrap();
-        let h2: http::Uri = "https://127.0.0.1:8444/api/admin/v1/rulesets".parse().unwrap();
-        let origin = (header::ORIGIN, "https://127.0.0.1:8444");
-        // HTTP/1.1: the Host header
-        assert!(same_origin(&with(&[origin.clone(), (header::HOST, "127.0.0.1:8444")]), &path));
-        assert!(!same_origin(&with(&[origin.clone(), (header::HOST, "evil.example")]), &path));
-        // HTTP/2: no Host header, the authority
-        assert!(same_origin(&with(std::slice::from_ref(&origin)), &h2));
-        assert!(!same_origin(&with(&[(header::ORIGIN, "https://evil.example")]), &h2));
-        // neither: refused; no Origin at all: not a cross-site browser request
-        assert!(!same_origin(&with(&[origin]), &path));
-        assert!(same_origin(&with(&[]), &path));
+    fn the_origin_must_be_the_console_itself_on_http1_and_http2() {
+        let h1 = |origin| req(http::Version::HTTP_11, "/api/x", Some("localhost:8444"), origin);
+        assert!(same_origin(&h1(None)));
+        assert!(same_origin(&h1(Some("https://localhost:8444"))));
+        assert!(!same_origin(&h1(Some("https://evil.example"))));
+        assert!(!same_origin(&h1(Some("http://localhost:8444"))));
+        // HTTP/2: no Host header, the authority is in the URI
+        let h2 = |origin| req(http::Version::HTTP_2, "https://localhost:8444/api/x", None, origin);
+        assert!(same_origin(&h2(Some("https://localhost:8444"))));
+        assert!(!same_origin(&h2(Some("https://evil.example"))));
+        assert!(!same_origin(&req(http::Version::HTTP_2, "/api/x", None, Some("https://localhost:8444"))));
     }
 }

@@ -109,9 +109,13 @@ fn script_json(v: &serde_json::Value) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginError {
     BadCredentials,
-    Locked { minutes_left: u64 },
+    Locked {
+        minutes_left: u64,
+    },
     CsrfRefused,
     Expired,
+    /// Redis could not be reached: nothing was checked or counted.
+    Unavailable,
 }
 
 impl LoginError {
@@ -121,6 +125,7 @@ impl LoginError {
             LoginError::Locked { .. } => "locked",
             LoginError::CsrfRefused => "csrf_refused",
             LoginError::Expired => "expired",
+            LoginError::Unavailable => "unavailable",
         }
     }
 }

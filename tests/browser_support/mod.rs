@@ -6,11 +6,14 @@
 //! - [`Browser`]: one Chromium session (a fresh profile: no cookies), closed on drop, with helpers that panic
 //!   with the page's URL and a part of its HTML when something is not there in time.
 //! - [`shared`]: one value (a gateway, a driver) for the tests of a binary that run at the same time.
+//! - [`console`]: the web console under test (a gateway with `[console]`, its accounts, logging in).
 //!
 //! A missing browser is a failure, never a skip: `.ci/run` installs `chromium`, `chromium-driver` and
 //! `fonts-noto-cjk`; nothing downloads a browser at test time. Chromium reaches nothing but loopback addresses
 //! (every other address goes to a proxy that is not there).
 #![allow(dead_code)] // each test binary uses a part of the harness
+
+pub mod console;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -269,6 +272,23 @@ impl Browser {
     pub async fn click(&self, css: &str) {
         let el = self.wait_for(css, WAIT).await;
         el.click().await.unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+    }
+
+    /// Clicks `css` (a link, a submit button, a control that reloads) and waits until the next document has loaded:
+    /// what the helpers find afterwards is on the new page, never a left-over of this one.
+    pub async fn click_and_wait_page(&self, css: &str, timeout: Duration) {
+        self.execute("window.__sgOldPage = true;").await;
+        self.click(css).await;
+        let deadline = Instant::now() + timeout;
+        let new_page = "return window.__sgOldPage === undefined && document.readyState === 'complete';";
+        // while the navigation runs a script may fail; that is "not yet"
+        while self.client().execute(new_page, vec![]).await.ok() != Some(Value::Bool(true)) {
+            if Instant::now() >= deadline {
+                let state = self.page_state().await;
+                panic!("no new page within {timeout:?} of clicking `{css}`{state}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The visible text of the displayed element `css`.
