@@ -12,10 +12,9 @@
 mod browser_support;
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser_support::console::Console;
 use browser_support::*;
 use common::*;
 use serde_json::{json, Value};
@@ -23,57 +22,20 @@ use serde_json::{json, Value};
 /// A password `users add` accepts.
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The gateway with `[console]`, its Redis and a chromedriver.
-struct MoneyConsole {
-    stack: Stack,
-    port: u16,
-    driver: Chromedriver,
+/// A console of the test's own (its Redis holds the test's day), with the admin account `name` signed in in a
+/// fresh Chromium whose viewport is 1280×800, on the Today page.
+async fn signed_in(name: &str) -> (Console, Browser) {
+    let c = Console::start();
+    c.add_user(name, "admin", PASSWORD);
+    let b = c.browser().await;
+    b.set_viewport(1280, 800).await;
+    (c, b)
 }
 
-impl MoneyConsole {
-    fn start() -> MoneyConsole {
-        let port = free_port();
-        let extra =
-            format!("[console]\nlisten = \"127.0.0.1:{port}\"\n{STREETS_TOML}[redis]\nresponse_timeout_ms = 5000\n");
-        MoneyConsole { stack: Stack::start(&extra), port, driver: Chromedriver::start() }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn gw(&self) -> &Gateway {
-        &self.stack.gw
-    }
-
-    /// `settlegate users add NAME --role admin --password-stdin`.
-    fn add_admin(&self, name: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_settlegate"))
-            .args(["users", "add", name, "--role", "admin", "--password-stdin", "--config"])
-            .arg(self.gw().config_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "users add {name}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// A fresh Chromium signed in as `name`, on the Today page.
-    async fn signed_in(&self, name: &str) -> Browser {
-        let b = Browser::start(&self.driver).await;
-        b.goto(&self.url("/login")).await;
-        b.fill("#login-name", name).await;
-        b.fill("#login-password", PASSWORD).await;
-        b.click("#login-submit").await;
-        b.wait_for("body[data-page=today] #app[data-loaded]", WAIT).await;
-        b.set_viewport(1280, 800).await;
-        b.refresh().await;
-        b.wait_for("body[data-page=today] #app[data-loaded]", WAIT).await;
-        b
-    }
+/// Signs `name` in and waits for the Today page to be drawn.
+async fn log_in(c: &Console, b: &Browser, name: &str) {
+    c.log_in(b, name, PASSWORD).await;
+    b.wait_for("body[data-page=today] #app[data-loaded]", WAIT).await;
 }
 
 // ---- a working day through the mTLS API -------------------------------------------------------------------------
@@ -302,7 +264,7 @@ async fn expect(b: &Browser, css: &str, timeout: Duration) -> fantoccini::elemen
 }
 
 /// Opens a console page and waits until its script has drawn it from the API.
-async fn open(b: &Browser, c: &MoneyConsole, page: &str) {
+async fn open(b: &Browser, c: &Console, page: &str) {
     b.goto(&c.url(&format!("/{page}"))).await;
     b.wait_for(&format!("body[data-page={page}] #app[data-loaded]"), WAIT).await;
 }
@@ -367,11 +329,10 @@ async fn text_of(b: &Browser, css: &str) -> String {
 /// refused with its reason on the page, and the audit trail names the console account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn today_shows_the_day_and_a_donation_on_the_fund_page_raises_the_budget() {
-    let c = MoneyConsole::start();
-    let gw = c.gw();
-    c.add_admin("mz-wang");
+    let (c, b) = signed_in("mz-wang").await;
+    let gw = &c.stack.gw;
     let day = working_day(gw).await;
-    let b = c.signed_in("mz-wang").await;
+    log_in(&c, &b, "mz-wang").await;
 
     // the latencies reach the page with the gateway's next flush (every 5 s)
     wait_js(
@@ -515,11 +476,10 @@ const DIBAO_RATIO: &str = "programs[0].categories.dibao.ratio_bp";
 /// the audit trail names the console account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_compare_draft_preview_and_publish_a_new_version() {
-    let c = MoneyConsole::start();
-    let gw = c.gw();
-    c.add_admin("mz-li");
+    let (c, b) = signed_in("mz-li").await;
+    let gw = &c.stack.gw;
     let day = working_day(gw).await;
-    let b = c.signed_in("mz-li").await;
+    log_in(&c, &b, "mz-li").await;
     open(&b, &c, "rules").await;
 
     // ---- the comparison: version 1 against version 2 ----
