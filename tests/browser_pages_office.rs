@@ -412,19 +412,11 @@ async fn wait_js(b: &Browser, what: &str, script: &str) {
     }
 }
 
-/// Starts recording the page's Content-Security-Policy violations (an inline style or script the policy refused).
-async fn watch_csp(b: &Browser) {
-    b.execute(
-        "window.__csp = []; document.addEventListener('securitypolicyviolation', \
-         e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;",
-    )
-    .await;
-}
-
-/// The violations recorded since [`watch_csp`]: none is expected.
-async fn assert_no_csp_violation(b: &Browser) {
-    let seen = b.execute("return window.__csp").await;
-    assert_eq!(seen, json!([]), "Content-Security-Policy violations");
+/// What console.js recorded on this page since it loaded: no Content-Security-Policy violation (an inline style
+/// or script the policy refused) and no string that only one language has.
+async fn assert_page_clean(b: &Browser) {
+    let seen = b.execute("return [SG.cspViolations, SG.stringProblems]").await;
+    assert_eq!(seen, json!([[], []]), "CSP violations, string problems");
 }
 
 /// Records every Blob the page offers as a download (`SG.download` makes an object URL of it).
@@ -452,12 +444,11 @@ async fn cards_page_shows_the_usage_and_settlements_the_api_answers() {
     let admin = office.admin();
     let b = signed_in(&office, ADMIN_USER, ADMIN_PASSWORD).await;
     b.goto(&office.url("/cards")).await;
-    watch_csp(&b).await;
     b.fill("#card-id", SHOWN_CARD).await;
     b.click("#card-find").await;
     b.wait_for(&format!("#card-box[data-card=\"{SHOWN_CARD}\"]"), WAIT).await;
     b.wait_for("#card-settlements", WAIT).await;
-    assert_no_csp_violation(&b).await;
+    assert_page_clean(&b).await;
 
     let api = admin.get(&format!("/admin/v1/cardholders/{SHOWN_CARD}")).await;
     assert_eq!(api.status, 200, "{}", api.body);
@@ -527,6 +518,7 @@ async fn cards_page_shows_the_usage_and_settlements_the_api_answers() {
     assert_eq!(b.text("#card-eligibility").await, "Eligible");
     b.wait_text("#usage-h", "annual cap", WAIT).await;
     b.screenshot_full("cards-en").await;
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -576,6 +568,7 @@ async fn cards_page_edits_and_suspends_a_card_as_the_api_then_shows() {
     b.wait_text("#card-eligibility", "已暂停", WAIT).await;
     assert_eq!(admin.get(&format!("/admin/v1/cardholders/{card}")).await.body["status"], "suspended");
     assert!(!b.exists("#card-suspend").await, "a suspended card has no suspend button");
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -640,6 +633,7 @@ async fn cards_import_lists_the_rejected_lines_by_number() {
     let stored = admin.get("/admin/v1/cardholders/C200013").await;
     assert_eq!(stored.body["tags"], json!(["elderly_80", "disabled"]), "{}", stored.body);
     assert_eq!(stored.body["community"], "二龙路社区");
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -688,6 +682,7 @@ async fn street_account_sees_its_street_only() {
     b.goto(&office.url("/today")).await;
     b.wait_for("body[data-page=\"forbidden\"]", WAIT).await;
     assert_eq!(b.text("main h1").await, "无权访问");
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -819,6 +814,7 @@ async fn clearing_page_creates_confirms_and_pays_a_statement() {
     b.wait_for("#clr-table", WAIT).await;
     b.wait_text("#clr-list-h", "Statements", WAIT).await;
     b.screenshot_full("clearing-en").await;
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -843,7 +839,6 @@ async fn reports_page_total_equals_the_api() {
     b.click("#rep-run").await;
     b.wait_for("#rep-form .field-error[data-for=\"from\"]", WAIT).await;
     b.fill("#rep-from", &from.to_string()).await;
-    watch_csp(&b).await;
     b.click("#rep-run").await;
     wait_js(
         &b,
@@ -852,7 +847,7 @@ async fn reports_page_total_equals_the_api() {
     )
     .await;
     b.wait_for("#rep-chart canvas", WAIT).await;
-    assert_no_csp_violation(&b).await;
+    assert_page_clean(&b).await;
 
     let api = admin.get(&format!("/admin/v1/reports/relief?from={from}&to={t}&by=street")).await;
     assert_eq!(api.status, 200, "{}", api.body);
@@ -913,6 +908,7 @@ async fn reports_page_total_equals_the_api() {
     assert_eq!(b.attr("#rep-total-relief", "data-fen").await, Some(api.body["total"]["relief_fen"].to_string()));
     assert!(b.text("#rep-table").await.contains("医疗救助"));
     b.screenshot("reports-program-1920-zh").await;
+    assert_page_clean(&b).await;
     b.close().await;
 }
 
@@ -1017,6 +1013,7 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
     redis.cli(&["HSET", "sg:audit", "3", &stored]);
     b.click("#audit-verify-again").await;
     b.wait_for("#audit-verify[data-ok=\"true\"]", WAIT).await;
+    assert_page_clean(&b).await;
     b.close().await;
 }
 

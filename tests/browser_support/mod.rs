@@ -416,24 +416,30 @@ pub fn local_http(port: u16, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+// ---- console-fe1: helpers of the money pages' tests (tests/browser_pages_money.rs) -------------------------------
+
+impl Browser {
+    /// Resizes the window so that the page's viewport (what a screenshot shows) is `width`×`height` CSS pixels:
+    /// the window is larger than its viewport by the browser's own frame.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.set_window(width, height).await;
+        let inner = self.execute("return [window.innerWidth, window.innerHeight];").await;
+        let dim = |i: usize| u32::try_from(inner[i].as_u64().unwrap_or(0)).unwrap_or(0);
+        let (w, h) = (dim(0), dim(1));
+        if (w, h) != (width, height) && w > 0 && h > 0 {
+            self.set_window(width + width.saturating_sub(w), height + height.saturating_sub(h)).await;
+        }
+    }
+}
+
 // ---- console-fe2 ----
-// Helpers of tests/browser_pages_office.rs (branch console-fe2).
+// Helpers of tests/browser_pages_office.rs (branch console-fe2); `set_viewport` is console-fe1's, above.
 
 impl Browser {
     /// Puts the file at `path` into the displayed `<input type="file">` `css` (WebDriver types the path into it).
     pub async fn upload(&self, css: &str, path: &Path) {
         let el = self.wait_for(css, WAIT).await;
         el.send_keys(&path.display().to_string()).await.unwrap_or_else(|e| panic!("a file into `{css}`: {e}"));
-    }
-
-    /// Sizes the window so that the page's viewport (what a screenshot shows) is `width`×`height`: headless
-    /// Chromium's window keeps some of its height for itself (a 1280×800 window shows a 1280×657 page).
-    pub async fn set_viewport(&self, width: u32, height: u32) {
-        let size = self
-            .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
-            .await;
-        let extra = |i: usize| size[i].as_u64().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-        self.set_window(width + extra(0), height + extra(1)).await;
     }
 
     /// Like [`Browser::screenshot`], of the whole page at the window's width: the window is made as tall as the

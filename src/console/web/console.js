@@ -16,10 +16,22 @@
     csrf: csrfMeta ? csrfMeta.getAttribute("content") : "",
   };
 
-  // A page's own strings: {zh: {...}, en: {...}}.
+  // A page's own strings: {zh: {...}, en: {...}}, both languages with the same keys. A key that only one language
+  // has is listed in SG.stringProblems (and logged), which the browser tests check is empty.
+  SG.stringProblems = [];
   SG.strings = function (dict) {
+    var zh = Object.keys(dict.zh || {}), en = Object.keys(dict.en || {});
+    zh.filter(function (k) { return en.indexOf(k) < 0; }).forEach(function (k) { SG.stringProblems.push("en lacks " + k); });
+    en.filter(function (k) { return zh.indexOf(k) < 0; }).forEach(function (k) { SG.stringProblems.push("zh lacks " + k); });
+    if (SG.stringProblems.length) console.error("SG.strings:", SG.stringProblems.join(", "));
     Object.assign(strings, dict[SG.lang] || dict.zh || {});
   };
+  // What the Content-Security-Policy refused on this page (an inline style, a foreign script): the browser tests
+  // check it stays empty.
+  SG.cspViolations = [];
+  document.addEventListener("securitypolicyviolation", function (e) {
+    SG.cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + (e.sourceFile || "") + ":" + (e.lineNumber || ""));
+  });
 
   // The string `key` in the page's language, with {name} placeholders filled from `vars`.
   SG.t = function (key, vars) {
@@ -50,6 +62,12 @@
     node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
   }
   SG.clear = function (node) { while (node.firstChild) node.removeChild(node.firstChild); return node; };
+  // Replaces a node's children with these (nodes, text, arrays of them; null skipped, as SG.el takes them).
+  SG.fill = function (node) {
+    SG.clear(node);
+    for (var i = 1; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  };
 
   // ---- money: fen (integer) <-> yuan text, exactly ----
   // 123456 -> "1,234.56"; -5 -> "-0.05". Accepts a Number (a safe integer) or a BigInt.
@@ -90,10 +108,42 @@
     return "ok";
   };
   SG.int = function (n) { return n === null || n === undefined ? "" : String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); };
+  // Basis points as a percentage, exactly: 9000 -> "90", 9050 -> "90.5", 125 -> "1.25".
+  SG.bpPercent = function (bp) {
+    if (bp === null || bp === undefined || bp === "") return "";
+    var n = BigInt(bp), neg = n < 0n;
+    if (neg) n = -n;
+    var frac = (n % 100n).toString().padStart(2, "0").replace(/0+$/, "");
+    return (neg ? "-" : "") + (n / 100n).toString() + (frac ? "." + frac : "");
+  };
+  // "90", "90.5", "-5" (percent, at most two decimals) -> basis points (9000, 9050, -500); anything else -> null.
+  SG.parsePercent = function (text) {
+    var m = /^(-?)(\d{1,7})(?:\.(\d{1,2}))?$/.exec(String(text).trim().replace(/[%％\s]/g, ""));
+    if (!m) return null;
+    var bp = Number(m[2]) * 100 + Number((m[3] || "").padEnd(2, "0"));
+    return m[1] === "-" ? -bp : bp;
+  };
+  // Fen as a Number of yuan, for drawing only (charts); figures shown as text always come from SG.yuan.
+  SG.yuanNumber = function (fen) { return fen === null || fen === undefined ? null : Number(fen) / 100; };
+  // A usage bar: part/whole in the warning colour of SG.level (width set from script: CSP allows that).
+  SG.bar = function (part, whole) {
+    var level = SG.level(part, whole);
+    var fill = SG.el("span", { class: "lvl-" + level });
+    var permille = whole ? Number((BigInt(part) * 1000n) / BigInt(whole)) : 0;
+    fill.style.width = Math.max(0, Math.min(1000, permille)) / 10 + "%";
+    return SG.el("div", { class: "bar", role: "presentation", "data-level": level }, fill);
+  };
 
   // ---- dates ----
   SG.today = function () { return ctx.today || new Date().toISOString().slice(0, 10); };
   SG.monthStart = function (day) { return day.slice(0, 8) + "01"; };
+  // An RFC 3339 time of the gateway ("2026-12-02T10:15:02.123+08:00") as its local wall time "2026-12-02 10:15:02".
+  SG.time = function (rfc3339) { return rfc3339 ? String(rfc3339).slice(0, 19).replace("T", " ") : ""; };
+  // Its UTC offset in minutes (+08:00 -> 480); 0 when it has none.
+  SG.utcOffset = function (rfc3339) {
+    var m = /([+-])(\d\d):(\d\d)$/.exec(String(rfc3339 || ""));
+    return m ? (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+  };
 
   // ---- the API ----
   // SG.api("GET", "/admin/v1/pools") -> Promise of {status, ok, data, text, headers}. A 401 (the session expired)
@@ -144,88 +194,170 @@
   };
   // Marks the inputs of a form named by a 400's `errors` ([{field, message}]): an input whose data-field equals the
   // error's field (or starts it) gets aria-invalid and the message next to it. Returns the errors no input took.
+  // (A field "programs[0].require_tags[2]" lands on the input "programs[0].require_tags"; the first input that
+  // takes an error gets the focus.)
   SG.fieldErrors = function (root, errors) {
     root.querySelectorAll(".field-error").forEach(function (n) { n.remove(); });
     root.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
     var rest = [];
+    var first = null;
     (errors || []).forEach(function (e) {
-      var input = root.querySelector('[data-field="' + CSS.escape(e.field) + '"]');
+      var field = String(e.field || "");
+      var input = root.querySelector('[data-field="' + CSS.escape(field) + '"]');
+      if (!input) {
+        var best = null;
+        root.querySelectorAll("[data-field]").forEach(function (n) {
+          var f = n.getAttribute("data-field");
+          var next = field.charAt(f.length);
+          if (f && field.indexOf(f) === 0 && (next === "." || next === "[") && (!best || f.length > best.getAttribute("data-field").length)) best = n;
+        });
+        input = best;
+      }
       if (!input) { rest.push(e); return; }
+      if (!first) first = input;
+      if (input.getAttribute("aria-invalid") === "true") {
+        var prev = root.querySelector('.field-error[data-for="' + CSS.escape(input.getAttribute("data-field")) + '"]');
+        if (prev) { prev.textContent += "; " + e.message; return; }
+      }
+      var at = input.getAttribute("data-field");
       input.setAttribute("aria-invalid", "true");
-      var id = "err-" + e.field.replace(/[^a-zA-Z0-9_-]/g, "_");
+      var id = "err-" + at.replace(/[^a-zA-Z0-9_-]/g, "_");
       input.setAttribute("aria-describedby", id);
-      input.insertAdjacentElement("afterend", SG.el("span", { class: "field-error", id: id, role: "alert", "data-for": e.field }, e.message));
+      input.insertAdjacentElement("afterend", SG.el("span", { class: "field-error", id: id, role: "alert", "data-for": at }, e.message));
     });
-    var first = root.querySelector("[aria-invalid]");
     if (first) first.focus();
     return rest;
   };
 
   // ---- tables ----
-  // columns: [{key, label, fen: true (shown in yuan, right-aligned), num: true, render: function(row) -> node|text}]
-  SG.table = function (columns, rows, attrs) {
+  // columns: [{key, label, fen: true (shown in yuan, right-aligned), num: true, rowHeader: true (a <th scope=row>),
+  // render: function(row) -> node|text}]. Each cell carries data-col = its column's key. opts.rowAttrs(row) -> the
+  // attributes of a row (e.g. {"data-program": "charity"}).
+  SG.unitLabel = function (label, unit) { return SG.lang === "zh" ? label + "（" + unit + "）" : label + " (" + unit + ")"; };
+  SG.table = function (columns, rows, attrs, opts) {
+    opts = opts || {};
     var head = SG.el("tr", {}, columns.map(function (c) {
-      return SG.el("th", { scope: "col", class: c.fen || c.num ? "num" : null }, c.fen ? c.label + "（" + SG.t("common.yuan") + "）" : c.label);
+      return SG.el("th", { scope: "col", class: c.fen || c.num ? "num" : null }, c.fen ? SG.unitLabel(c.label, SG.t("common.yuan")) : c.label);
     }));
     var body = rows.map(function (row) {
-      return SG.el("tr", {}, columns.map(function (c) {
+      return SG.el("tr", opts.rowAttrs ? opts.rowAttrs(row) : {}, columns.map(function (c) {
         var v = c.render ? c.render(row) : row[c.key];
         if (c.fen && !c.render) v = SG.yuan(v);
         else if (c.num && !c.render) v = SG.int(v);
-        return SG.el("td", { class: c.fen || c.num ? "num" : null }, v);
+        var cell = { class: c.fen || c.num ? "num" : null, "data-col": c.key || null };
+        if (c.rowHeader) cell.scope = "row";
+        return SG.el(c.rowHeader ? "th" : "td", cell, v);
       }));
     });
     return SG.el("table", attrs || {}, SG.el("thead", {}, head), SG.el("tbody", {}, body));
   };
 
   // ---- charts (uPlot, vendored) ----
+  // Charts are pictures of figures a table next to them shows exactly; their numbers are for drawing only.
   var palette = ["#2f6fb3", "#d9822b", "#3c9d5d", "#b5443d", "#7a5ab8", "#8a8a8a"];
+  SG.palette = palette;
   SG.chartWidth = function (node) { return Math.max(320, Math.min(node.clientWidth || 900, 1600)); };
-  // Grouped bars: labels on x, one series per entry of `series` ([{label, values}]; values in yuan units, numbers
-  // for drawing only; tables show the exact figures).
+  var font = '12px "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", "PingFang SC", system-ui, sans-serif';
+  // An axis number: 1234567.5 -> "1,234,567.5".
+  SG.axisNumber = function (v) {
+    return v === null || v === undefined ? "" : Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 });
+  };
+  // A scale from 0 to a little above the largest value (1 when there is none).
+  function fromZero(u, min, max) {
+    var top = max !== null && isFinite(max) && max > 0 ? max * 1.12 : 1;
+    var bottom = min !== null && isFinite(min) && min < 0 ? min * 1.12 : 0;
+    return [bottom, top];
+  }
+  SG.fromZero = fromZero;
+
+  // Grouped bars: one group per label on x, one bar per entry of `series` ([{label, values}]) inside each group,
+  // side by side in the series' order; values in yuan (or any unit), drawn from 0. opts: {height, format (axis
+  // and legend numbers), yLabel}. Returns the uPlot instance.
   SG.bars = function (node, labels, series, opts) {
     opts = opts || {};
+    var fmt = opts.format || SG.axisNumber;
     var xs = labels.map(function (_, i) { return i; });
-    var n = series.length;
-    var data = [xs].concat(series.map(function (s) { return s.values; }));
-    var bars = uPlot.paths.bars({ size: [0.8 / Math.max(n, 1), 60], align: 0 });
+    var n = Math.max(series.length, 1);
+    var group = n === 1 ? 0.6 : 0.8; // share of a category's width its group of bars takes
+    var bar = group / n;
+    var data = [xs].concat(series.map(function (s) { return s.values.map(function (v) { return v === undefined ? null : v; }); }));
     var o = {
       width: SG.chartWidth(node), height: opts.height || 260,
-      scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+      scales: { x: { time: false, range: function () { return [-0.5, Math.max(labels.length, 1) - 0.5]; } }, y: { range: fromZero } },
       axes: [
-        { values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) && labels[v] !== undefined ? labels[v] : ""; }); }, gap: 6 },
-        { size: 70 },
+        { font: font, splits: function () { return xs; }, grid: { show: false }, ticks: { show: false },
+          values: function (u, splits) { return splits.map(function (v) { return labels[v] === undefined ? "" : labels[v]; }); } },
+        { font: font, size: 80, label: opts.yLabel, labelFont: font, labelSize: opts.yLabel ? 20 : 0,
+          values: function (u, vals) { return vals.map(fmt); } },
       ],
-      series: [{}].concat(series.map(function (s, i) {
-        return {
-          label: s.label, stroke: palette[i % palette.length], fill: palette[i % palette.length] + "cc",
-          width: 1, paths: bars,
-          points: { show: false },
-        };
-      })),
-      legend: { show: true },
+      cursor: { drag: { x: false, y: false }, points: { show: false } },
+      legend: { live: false },
+      series: [{ label: opts.xLabel || "", value: function (u, v) { return v === null || labels[v] === undefined ? "" : labels[v]; } }]
+        .concat(series.map(function (s, k) {
+          var color = palette[k % palette.length];
+          return {
+            label: s.label, stroke: color, fill: color, width: 0, points: { show: false },
+            value: function (u, v) { return v === null || v === undefined ? "" : fmt(v); },
+            paths: uPlot.paths.bars({
+              align: 0,
+              disp: {
+                // the centre of bar k of each group, and its width, in units of the x scale
+                x0: { unit: 1, values: function (u) { return u.data[0].map(function (x) { return x - group / 2 + bar * (k + 0.5); }); } },
+                size: { unit: 1, values: function () { return [bar * 0.9]; } },
+              },
+            }),
+          };
+        })),
     };
-    // offset each series' bar inside its group
-    o.series.forEach(function (s, i) {
-      if (i === 0) return;
-      s.paths = uPlot.paths.bars({ size: [0.8 / Math.max(n, 1), 60], align: 0, disp: { x0: { unit: 2, values: function (u) { return u.data[0].map(function (x) { return x - 0.4 + (0.8 / n) * (i - 0.5); }); } } } });
-    });
     SG.clear(node);
-    return new uPlot(o, data, node);
+    var chart = new uPlot(o, data, node);
+    node.setAttribute("data-chart", "bars");
+    return chart;
   };
-  // A time series: xs in Unix seconds, series [{label, values, scale}].
+
+  function xSeries(opts) {
+    var x = {};
+    if (opts.xLabel) x.label = opts.xLabel;
+    if (opts.xValue) x.value = function (u, v) { return v === null || v === undefined ? "—" : opts.xValue(v); };
+    return x;
+  }
+  // A time series: xs in Unix seconds, series [{label, values, scale, bars: true (drawn as bars), value:
+  // function(v) -> legend text}]. opts: {height, scales, axes, xLabel, xValue: function(x) -> legend text, utcOffsetMinutes: the wall time shown on the time
+  // axis is at this offset (the gateway's zone), not the browser's}. Returns the uPlot instance; new figures go in
+  // with its setData([xs, values...]).
   SG.line = function (node, xs, series, opts) {
     opts = opts || {};
     var o = {
       width: SG.chartWidth(node), height: opts.height || 220,
       scales: opts.scales || {},
-      axes: opts.axes || [{}, { size: 60 }],
-      series: [{}].concat(series.map(function (s, i) {
-        return { label: s.label, stroke: palette[i % palette.length], width: 2, scale: s.scale, spanGaps: false };
+      axes: (opts.axes || [{}, { size: 60 }]).map(function (a) { return Object.assign({ font: font, labelFont: font }, a); }),
+      cursor: { drag: { x: false, y: false } },
+      series: [xSeries(opts)].concat(series.map(function (s, i) {
+        var color = s.color || palette[i % palette.length];
+        var one = { label: s.label, stroke: color, width: s.bars ? 0 : 2, scale: s.scale, spanGaps: false };
+        if (s.value) one.value = function (u, v) { return v === null || v === undefined ? "—" : s.value(v); };
+        if (s.bars) {
+          one.fill = color + "b3";
+          one.paths = uPlot.paths.bars({ size: [0.7, 24], align: 0 });
+          one.points = { show: false };
+        } else {
+          one.points = { show: true, size: 5, fill: color };
+        }
+        return one;
       })),
     };
+    if (opts.utcOffsetMinutes !== undefined) {
+      var off = opts.utcOffsetMinutes;
+      // a Date whose local fields read the wall time at `off`, which is what uPlot formats
+      o.tzDate = function (ts) {
+        var d = new Date(ts * 1000 + off * 60000);
+        return new Date(d.getTime() + d.getTimezoneOffset() * 60000);
+      };
+    }
     SG.clear(node);
-    return new uPlot(o, [xs].concat(series.map(function (s) { return s.values; })), node);
+    var chart = new uPlot(o, [xs].concat(series.map(function (s) { return s.values; })), node);
+    node.setAttribute("data-chart", "line");
+    return chart;
   };
 
   // ---- page start ----
