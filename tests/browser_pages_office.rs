@@ -412,11 +412,26 @@ async fn wait_js(b: &Browser, what: &str, script: &str) {
     }
 }
 
-/// What console.js recorded on this page since it loaded: no Content-Security-Policy violation (an inline style
-/// or script the policy refused) and no string that only one language has.
+/// What every page holds to (as tests/browser_pages_money.rs checks its pages): no refusal by the
+/// Content-Security-Policy since the page loaded, no string in one language only, every field with a label, every
+/// table (but uPlot's legend) with `<th scope>`, and nothing wider than the window.
 async fn assert_page_clean(b: &Browser) {
-    let seen = b.execute("return [SG.cspViolations, SG.stringProblems]").await;
-    assert_eq!(seen, json!([[], []]), "CSP violations, string problems");
+    let v = b
+        .execute(
+            "const unlabelled = [...document.querySelectorAll('#app input, #app select, #app textarea, dialog input')]
+               .filter(n => n.type !== 'hidden' && n.labels.length === 0).map(n => n.id || n.outerHTML);
+             const tables = [...document.querySelectorAll('#app table:not(.u-legend)')]
+               .filter(t => !t.querySelector('th[scope]')).map(t => t.id || t.outerHTML.slice(0, 80));
+             return {csp: SG.cspViolations || [], strings: SG.stringProblems || [], unlabelled: unlabelled,
+                     tables: tables, overflow: document.documentElement.scrollWidth - window.innerWidth};",
+        )
+        .await;
+    let url = b.url().await;
+    assert_eq!(v["csp"], json!([]), "{url}: CSP violations");
+    assert_eq!(v["strings"], json!([]), "{url}: strings in one language only");
+    assert_eq!(v["unlabelled"], json!([]), "{url}: fields without a <label for>");
+    assert_eq!(v["tables"], json!([]), "{url}: tables without <th scope>");
+    assert!(v["overflow"].as_i64().unwrap() <= 0, "{url}: wider than the window by {}px", v["overflow"]);
 }
 
 /// Records every Blob the page offers as a download (`SG.download` makes an object URL of it).
@@ -535,6 +550,7 @@ async fn cards_page_edits_and_suspends_a_card_as_the_api_then_shows() {
 
     b.click("#card-edit").await;
     b.wait_for("#card-form", WAIT).await;
+    assert_page_clean(&b).await;
     // a validity ending before it starts: the gateway's 400 names valid_until, shown at its input
     b.fill("#card-f-valid_until", "2020-01-01").await;
     b.click("#card-save").await;
@@ -777,6 +793,8 @@ async fn clearing_page_creates_confirms_and_pays_a_statement() {
 
     // pay it: a wrong reference first
     b.click(&format!("{row} button[data-action=\"pay\"]")).await;
+    b.wait_for("#clr-pay", WAIT).await;
+    assert_page_clean(&b).await;
     b.fill("#clr-pay-ref", "银行 回单").await;
     b.click("#clr-pay-submit").await;
     b.wait_for("#confirm-dialog", WAIT).await;
