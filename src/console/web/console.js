@@ -32,6 +32,14 @@
   document.addEventListener("securitypolicyviolation", function (e) {
     SG.cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " " + (e.sourceFile || "") + ":" + (e.lineNumber || ""));
   });
+  // Script errors and rejected promises no one handled (tests/browser_layout.rs checks it stays empty).
+  window.SG_ERRORS = [];
+  window.addEventListener("error", function (e) {
+    window.SG_ERRORS.push((e.message || "error") + " " + (e.filename || "") + ":" + (e.lineno || ""));
+  });
+  window.addEventListener("unhandledrejection", function (e) {
+    window.SG_ERRORS.push("unhandled rejection: " + String(e.reason));
+  });
 
   // The string `key` in the page's language, with {name} placeholders filled from `vars`.
   SG.t = function (key, vars) {
