@@ -65,7 +65,7 @@ async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
     seed(&gw.client(ADMIN), &[ruleset()], &[cardholder("C2", "dibao")]).await;
     let h = gw.client("H0001");
     assert_eq!(h.post("/v1/settlements", &bill("before-1", "C2", 1000)).await.status, 201);
-    let keys_before = stack.redis.cli(&["DBSIZE"]);
+    let keys_before = stack.redis.data_keys();
 
     stack.redis.signal("-TERM"); // a clean shutdown: the AOF is complete
     stack.redis.stop();
@@ -92,7 +92,7 @@ async fn stopped_redis_is_a_fast_503_and_writes_nothing() {
     // Restart Redis on the same port from its AOF: nothing was written during the outage.
     stack.redis.restart();
     gw.wait_ready(200, Duration::from_secs(10)).await;
-    assert_eq!(stack.redis.cli(&["DBSIZE"]), keys_before, "keys changed during the outage");
+    assert_eq!(stack.redis.data_keys(), keys_before, "keys changed during the outage");
     let settled = h.get("/v1/settlements?card_id=C2&hospital_settlement_id=before-1").await;
     assert_eq!(settled.body["status"], "settled", "the reversal during the outage must not have applied");
     assert_eq!(h.get("/v1/settlements?card_id=C2&hospital_settlement_id=during-1").await.status, 404);
@@ -109,12 +109,12 @@ async fn a_counter_near_overflow_refuses_before_any_write() {
     // A program's year total beyond 2^62: HINCRBY could overflow half-way through the script.
     redis.cli(&["HSET", "sg:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
     // The settlement id secret is created by the first settlement that needs it, refused or not (a one-time key,
-    // no settlement data): create it first, so that DBSIZE counts what the refused settlement wrote.
+    // no settlement data): create it first, so that the data keys count what the refused settlement wrote.
     redis.cli(&["SET", "sg:secret:ids", "0123456789abcdef0123456789abcdef"]);
-    let before = redis.cli(&["DBSIZE"]);
+    let before = redis.data_keys();
     let reply = h.post("/v1/settlements", &bill("limit-1", "C3", 9007199254740991)).await;
     assert_eq!((reply.status, reply.body["code"].as_str()), (500, Some("internal")), "{}", reply.body);
-    assert_eq!(redis.cli(&["DBSIZE"]), before, "nothing may be written");
+    assert_eq!(redis.data_keys(), before, "nothing may be written");
     assert_eq!(redis.cli(&["HGETALL", "sg:{C3}:usage"]).trim(), "");
     // Another program year is not at its limit.
     redis.cli(&["HDEL", "sg:program_paid", &format!("{year}:medical_assistance")]);

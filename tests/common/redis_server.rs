@@ -95,11 +95,32 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// DBSIZE and `DEBUG DIGEST` (needs [`Redis::start_with_digest`]).
+    /// The keys holding data: every key but the gateway's own operational figures, which each instance rewrites
+    /// every few seconds whatever the requests (its heartbeat `sg:instances`, the per-minute latencies
+    /// `sg:stats:settle:*`). Sorted.
+    pub fn data_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .cli(&["--scan"])
+            .lines()
+            .filter(|k| !k.is_empty() && *k != "sg:instances" && !k.starts_with("sg:stats:"))
+            .map(String::from)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The number of [`Redis::data_keys`] and a digest of their values (`DEBUG DIGEST-VALUE`, which needs
+    /// [`Redis::start_with_digest`]): what "the store is unchanged" compares.
     pub fn state(&self) -> StoreState {
-        let digest = self.cli(&["DEBUG", "DIGEST"]).trim().to_string();
-        assert_eq!(digest.len(), 40, "DEBUG DIGEST: {digest:?}");
-        StoreState { keys: self.cli(&["DBSIZE"]).trim().to_string(), digest }
+        let keys = self.data_keys();
+        let mut args = vec!["DEBUG", "DIGEST-VALUE"];
+        args.extend(keys.iter().map(String::as_str));
+        let digest = if keys.is_empty() { String::new() } else { self.cli(&args) };
+        let lines: Vec<&str> = digest.lines().collect();
+        assert_eq!(lines.len(), keys.len(), "DEBUG DIGEST-VALUE: {digest:?}");
+        assert!(lines.iter().all(|d| d.len() == 40), "DEBUG DIGEST-VALUE: {digest:?}");
+        let combined = keys.iter().zip(&lines).map(|(k, d)| format!("{k}={d}")).collect::<Vec<_>>().join(",");
+        StoreState { keys: keys.len().to_string(), digest: combined }
     }
 
     pub fn pid(&self) -> u32 {
