@@ -53,6 +53,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
     let ops_listener =
         TcpListener::bind(config.ops_listen).await.map_err(|e| format!("ops_listen {}: {e}", config.ops_listen))?;
+    // bound before /healthz answers, like the API's listener: a ready gateway accepts on every address it has
+    let console_listener = match config.console.listen {
+        Some(addr) => Some((
+            TcpListener::bind(addr).await.map_err(|e| format!("console.listen {addr}: {e}"))?,
+            tls::TlsReloader::console(config.tls.clone())?,
+        )),
+        None => None,
+    };
     let metrics = ops::install_metrics();
     if let Some(handle) = metrics.clone() {
         // Histogram samples pile up until drained: drain them on a schedule, not only when someone scrapes.
@@ -105,9 +113,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     });
     tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %crate::config::mask_url_password(&config.redis.url), "settlegate serving");
     tokio::spawn(tls.clone().keep_fresh());
-    if let Some(addr) = config.console.listen {
-        let console_listener = TcpListener::bind(addr).await.map_err(|e| format!("console.listen {addr}: {e}"))?;
-        let console_tls = tls::TlsReloader::console(config.tls.clone())?;
+    if let Some((console_listener, console_tls)) = console_listener {
+        let addr = config.console.listen.unwrap_or(config.listen);
         tokio::spawn(console_tls.clone().keep_fresh());
         let console = Arc::new(crate::console::Console { api: ctx.clone(), config: config.console.clone() });
         tracing::info!(console = %addr, "web console serving");
