@@ -116,7 +116,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Some((console_listener, console_tls)) = console_listener {
         let addr = config.console.listen.unwrap_or(config.listen);
         tokio::spawn(console_tls.clone().keep_fresh());
-        let console = Arc::new(crate::console::Console { api: ctx.clone(), config: config.console.clone() });
+        let console = Arc::new(crate::console::Console::new(ctx.clone(), config.console.clone()));
+        let pruner = console.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LIMITER_PRUNE_INTERVAL).await;
+                pruner.logins.prune();
+            }
+        });
         tracing::info!(console = %addr, "web console serving");
         tokio::spawn(server::serve(console, console_listener, console_tls, shutdown_signal()));
     }

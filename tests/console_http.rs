@@ -144,9 +144,14 @@ fn add_user(stack: &Stack, name: &str, role: &str) {
 }
 
 fn start() -> (Stack, u16) {
+    // every login of these tests comes from 127.0.0.1: the per-address pace is its own test's
+    start_with("login_burst_per_ip = 10000\n")
+}
+
+fn start_with(console_extra: &str) -> (Stack, u16) {
     let port = free_port();
     // a loaded machine (argon2 on both cores) must not turn a slow answer into a 504
-    let extra = format!("{STREETS_TOML}[redis]\nresponse_timeout_ms = 5000\n[console]\nlisten = \"127.0.0.1:{port}\"\nsession_idle_minutes = 7\n");
+    let extra = format!("{STREETS_TOML}[redis]\nresponse_timeout_ms = 5000\n[console]\nlisten = \"127.0.0.1:{port}\"\nsession_idle_minutes = 7\n{console_extra}");
     (Stack::start(&extra), port)
 }
 
@@ -402,4 +407,25 @@ async fn with_redis_down_the_login_page_says_so_and_nothing_is_served() {
     assert!(r.body.contains("data-code=\"unavailable\""), "{}", r.body);
     let api = v.get("/api/console/me").await;
     assert_eq!((api.status, api.code().as_str()), (503, "unavailable"), "{}", api.body);
+}
+
+#[tokio::test]
+async fn one_address_gets_a_burst_of_login_attempts_then_a_pace() {
+    let (stack, port) = start_with("login_burst_per_ip = 3\nlogins_per_second_per_ip = 1\n");
+    add_user(&stack, "li.ming", "admin");
+    let mut v = Visitor::new(&stack, port);
+    // three attempts at once (refused for their token, which costs no password check, so they take no time)
+    let form_type = [("content-type", "application/x-www-form-urlencoded")];
+    for _ in 0..3 {
+        let r = v.send("POST", "/login", &form_type, "name=li.ming&password=x&csrf=none").await;
+        assert!(r.body.contains("data-code=\"csrf_refused\""), "{}", r.body);
+    }
+    // the 4th at once is paced: refused before any password is checked, and no attempt of the account counted
+    let r = v.login("li.ming", PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("data-code=\"rate_limited\""), "{}", r.body);
+    assert_eq!(stack.redis.cli(&["EXISTS", "sg:console:failures:li.ming"]).trim(), "0");
+    // a second later one more attempt is let through
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(v.login("li.ming", PASSWORD).await.status, 303);
 }

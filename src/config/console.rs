@@ -20,6 +20,13 @@ pub struct ConsoleConfig {
     /// How long a locked account stays locked after its last failed attempt, even for the right password.
     #[serde(default = "defaults::lockout_minutes")]
     pub lockout_minutes: u64,
+    /// Login attempts one client address may make at once, before `logins_per_second_per_ip` paces it (a bound
+    /// on trying one password against many accounts; the lockout bounds guesses per account).
+    #[serde(default = "defaults::login_burst_per_ip")]
+    pub login_burst_per_ip: u32,
+    /// The pace of login attempts from one address once its burst is spent.
+    #[serde(default = "defaults::logins_per_second_per_ip")]
+    pub logins_per_second_per_ip: u32,
     /// Most bytes of a login or logout form (the API's bodies are bounded by `[limits]` as on the API).
     #[serde(default = "defaults::max_form_bytes")]
     pub max_form_bytes: usize,
@@ -33,6 +40,8 @@ impl Default for ConsoleConfig {
             max_failed_logins: defaults::max_failed_logins(),
             lockout_minutes: defaults::lockout_minutes(),
             max_form_bytes: defaults::max_form_bytes(),
+            login_burst_per_ip: defaults::login_burst_per_ip(),
+            logins_per_second_per_ip: defaults::logins_per_second_per_ip(),
         }
     }
 }
@@ -44,6 +53,8 @@ impl ConsoleConfig {
             ("console.max_failed_logins", self.max_failed_logins, 1, 100),
             ("console.lockout_minutes", self.lockout_minutes, 1, 24 * 60),
             ("console.max_form_bytes", self.max_form_bytes as u64, 256, 65_536),
+            ("console.login_burst_per_ip", u64::from(self.login_burst_per_ip), 1, 100_000),
+            ("console.logins_per_second_per_ip", u64::from(self.logins_per_second_per_ip), 1, 10_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!("{name} = {v} is outside {lo}..={hi}"));
@@ -75,5 +86,11 @@ mod defaults {
     }
     pub fn max_form_bytes() -> usize {
         4096
+    }
+    pub fn login_burst_per_ip() -> u32 {
+        30
+    }
+    pub fn logins_per_second_per_ip() -> u32 {
+        1
     }
 }

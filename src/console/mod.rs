@@ -36,6 +36,16 @@ pub struct Console {
     pub api: Arc<Ctx>,
     /// `[console]`.
     pub config: ConsoleConfig,
+    /// Login attempts per client address (`console.login_burst_per_ip`, `logins_per_second_per_ip`).
+    pub logins: crate::http::ratelimit::HospitalLimiter,
+}
+
+impl Console {
+    pub fn new(api: Arc<Ctx>, config: ConsoleConfig) -> Console {
+        let logins =
+            crate::http::ratelimit::HospitalLimiter::new(config.logins_per_second_per_ip, config.login_burst_per_ip);
+        Console { api, config, logins }
+    }
 }
 
 /// A console response.
@@ -130,6 +140,11 @@ impl Console {
     }
 
     async fn login(&self, req: Request<Incoming>, lang: Lang) -> Reply {
+        let peer = req.extensions().get::<crate::http::server::Peer>().map_or_else(String::new, |p| p.0.to_string());
+        if self.logins.check(&peer).is_err() {
+            metrics::counter!("settlegate_console_logins_total", "outcome" => "rate_limited").increment(1);
+            return self.login_page_for(lang, pages::LoginError::RateLimited);
+        }
         let cookie_token = auth::cookie(req.headers(), LOGIN_COOKIE);
         let Some(form) = self.read_form(req).await else {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "form too large");
@@ -205,10 +220,10 @@ impl Console {
 
     fn login_page_for(&self, lang: Lang, error: pages::LoginError) -> Reply {
         let token = auth::random_token();
-        let status = if error == pages::LoginError::Unavailable {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::UNAUTHORIZED
+        let status = match error {
+            pages::LoginError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            pages::LoginError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::UNAUTHORIZED,
         };
         let mut resp = html(status, pages::login(lang, &token, Some(error)));
         add_cookie(&mut resp, &auth::set_cookie(LOGIN_COOKIE, &token, 3600, true));

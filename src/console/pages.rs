@@ -116,6 +116,8 @@ pub enum LoginError {
     Expired,
     /// Redis could not be reached: nothing was checked or counted.
     Unavailable,
+    /// Too many login attempts from this address: nothing was checked or counted.
+    RateLimited,
 }
 
 impl LoginError {
@@ -126,6 +128,7 @@ impl LoginError {
             LoginError::CsrfRefused => "csrf_refused",
             LoginError::Expired => "expired",
             LoginError::Unavailable => "unavailable",
+            LoginError::RateLimited => "rate_limited",
         }
     }
 }

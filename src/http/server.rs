@@ -60,6 +60,10 @@ impl Site for Ctx {
     }
 }
 
+/// The client's address, in every request's extensions (the console limits login attempts per address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
 /// How often an established connection checks whether it has been idle too long.
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -177,8 +181,9 @@ impl<S: Site> Connection<S> {
         let who = Arc::new(self.ctx.identify(stream.get_ref().1.peer_certificates()));
         let activity = Arc::new(Activity::new());
         let (ctx, act) = (self.ctx.clone(), activity.clone());
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             let (ctx, who, act) = (ctx.clone(), who.clone(), act.clone());
+            req.extensions_mut().insert(Peer(peer.ip()));
             async move {
                 let _busy = act.begin();
                 ctx.handle(who, req).await

@@ -40,7 +40,8 @@ impl Console {
         let port = free_port();
         let extra = format!(
             "[console]\nlisten = \"127.0.0.1:{port}\"\nsession_idle_minutes = {IDLE_MINUTES}\n\
-             max_failed_logins = {MAX_FAILED_LOGINS}\nlockout_minutes = {LOCKOUT_MINUTES}\n"
+             max_failed_logins = {MAX_FAILED_LOGINS}\nlockout_minutes = {LOCKOUT_MINUTES}\n\
+             login_burst_per_ip = 10000\n"
         );
         let stack = Stack::start(&extra);
         Console { stack, port, driver: Chromedriver::start() }
