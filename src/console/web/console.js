@@ -289,11 +289,14 @@
     var group = n === 1 ? 0.6 : 0.8; // share of a category's width its group of bars takes
     var bar = group / n;
     var data = [xs].concat(series.map(function (s) { return s.values.map(function (v) { return v === undefined ? null : v; }); }));
+    var width = SG.chartWidth(node);
+    // at most one label per 90 px (a month of days stays readable at 1280 wide)
+    var every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor(width / 90))));
     var o = {
-      width: SG.chartWidth(node), height: opts.height || 260,
+      width: width, height: opts.height || 260,
       scales: { x: { time: false, range: function () { return [-0.5, Math.max(labels.length, 1) - 0.5]; } }, y: { range: fromZero } },
       axes: [
-        { font: font, splits: function () { return xs; }, grid: { show: false }, ticks: { show: false },
+        { font: font, splits: function () { return xs.filter(function (i) { return i % every === 0; }); }, grid: { show: false }, ticks: { show: false },
           values: function (u, splits) { return splits.map(function (v) { return labels[v] === undefined ? "" : labels[v]; }); } },
         { font: font, size: 80, label: opts.yLabel, labelFont: font, labelSize: opts.yLabel ? 20 : 0,
           values: function (u, vals) { return vals.map(fmt); } },
@@ -395,7 +398,7 @@
 
 // ---- console-fe2 ----
 // Helpers of the Cardholders, Clearing, Reports and Audit pages (branch console-fe2): a confirmation dialog, a
-// download made in the browser, CSV text, a timestamp shown as local wall time, and a small uPlot bar/line chart.
+// download made in the browser, CSV text and a timestamp shown as local wall time (charts: SG.bars above).
 (function (SG) {
   "use strict";
   SG.strings({
@@ -507,39 +510,5 @@
       if (!ok) errors.push({ field: field, message: SG.t(month ? "fe2.bad_month" : "fe2.bad_date") });
     });
     return errors;
-  };
-
-  // fen -> yuan as a Number, for drawing a chart only (tables show the exact text).
-  SG.fenToNumber = function (fen) { return Number(fen) / 100; };
-
-  // A chart in `node`: bars (one per label) or, with opts.line, a line over the labels; `values` in yuan, for
-  // drawing. opts: {height, label (the series' name), line}. Returns the uPlot.
-  var colour = "#2f6fb3";
-  SG.chart = function (node, labels, values, opts) {
-    opts = opts || {};
-    SG.clear(node);
-    var xs = labels.map(function (_, i) { return i; });
-    var width = Math.max(320, Math.min((node.clientWidth || 900) - 16, 1700));
-    var series = {
-      label: opts.label || "", stroke: colour, width: opts.line ? 2 : 1, fill: opts.line ? colour + "22" : colour + "d0",
-      points: { show: !!opts.line, size: 6, fill: colour },
-      value: function (u, v) { return v === null || v === undefined ? "" : v.toFixed(2); },
-    };
-    if (!opts.line) series.paths = uPlot.paths.bars({ size: [0.6, 80], align: 0 });
-    var every = Math.max(1, Math.ceil(labels.length / Math.max(1, Math.floor(width / 90))));
-    var o = {
-      width: width, height: opts.height || 280,
-      scales: { x: { time: false, range: [-0.5, Math.max(labels.length - 0.5, 0.5)] }, y: { range: function (u, lo, hi) { return [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1]; } } },
-      axes: [
-        { splits: function () { return xs.filter(function (i) { return i % every === 0; }); },
-          values: function (u, vals) { return vals.map(function (v) { return labels[v] === undefined ? "" : labels[v]; }); },
-          grid: { show: false } },
-        { size: 80, values: function (u, vals) { return vals.map(function (v) { return SG.yuan(Math.round(v * 100)).replace(/\.00$/, ""); }); } },
-      ],
-      series: [{ label: opts.xLabel || "", value: function (u, i) { return labels[i] === undefined ? "" : labels[i]; } }, series],
-      legend: { show: true },
-      cursor: { points: { show: false } },
-    };
-    return new uPlot(o, [xs, values], node);
   };
 })(window.SG);

@@ -152,7 +152,7 @@ SG.page(function (app) {
       chart.append(SG.el("p", { class: "muted", id: "rep-none" }, SG.t("rep.none")));
     } else {
       var labels = rows.map(function (row) { return b === "day" ? row.key.slice(5) : keyText(b, row.key); });
-      var values = rows.map(function (row) { return SG.fenToNumber(row.relief_fen); });
+      var values = rows.map(function (row) { return SG.yuanNumber(row.relief_fen); });
       // a day chart runs over every day of the range, with 0 where nothing was settled
       if (b === "day") {
         var byDay = {};
@@ -160,10 +160,10 @@ SG.page(function (app) {
         labels = []; values = [];
         for (var d = rep.from; d <= rep.to; d = SG.addDays(d, 1)) {
           labels.push(d.slice(5));
-          values.push(byDay[d] ? SG.fenToNumber(byDay[d].relief_fen) : 0);
+          values.push(byDay[d] ? SG.yuanNumber(byDay[d].relief_fen) : 0);
         }
       }
-      SG.chart(chart, labels, values, { label: SG.t("rep.chart"), line: b === "day" && labels.length > 1, xLabel: SG.t("rep.key." + b) });
+      SG.bars(chart, labels, [{ label: SG.t("rep.chart"), values: values }], { xLabel: SG.t("rep.key." + b) });
     }
 
     // the table: one column per program of the total
