@@ -1,5 +1,5 @@
 // reports page (统计报表): the relief report over a range of days, grouped by street, community, category,
-// program, hospital or day: a chart of the relief per key (a line over the days for `day`) and the table with its
+// program, hospital or day: a bar chart of the relief per key (every day of the range for `day`) and the table with its
 // total row; CSV is the API's own (a plain link, the session cookie goes along). A street account's report holds
 // only its street's lines (the API scopes it).
 "use strict";
