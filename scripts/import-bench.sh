@@ -93,5 +93,5 @@ run csv "$WORK/cards.csv"
 run dry-run-suspend "$WORK/night.ndjson" --dry-run --suspend-missing
 run suspend-missing "$WORK/night.ndjson" --suspend-missing
 for id in C00000098 C00000099; do
-  echo "    $id: $(redis-cli -p "$REDIS_PORT" hget "sg:{$id}:card" status) (C00000099 is missing from the night's file)"
+  echo "    $id: $(redis-cli -p "$REDIS_PORT" hget "{sg}:{$id}:card" status) (C00000099 is missing from the night's file)"
 done

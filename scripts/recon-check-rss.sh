@@ -68,7 +68,7 @@ def line(i):
     total, relief = 10_000 + n, 1_000 + n % 97
     return reversal, "BIG-%07d" % n, total, relief, total - relief
 
-key = "sg:recon:%s:%s:events" % (day, hospital)
+key = "{sg}:recon:%s:%s:events" % (day, hospital)
 step = lines // max(dropped_n + changed_n + repeated_n + 1, 1)
 dropped = {step * (k + 1) + 1 for k in range(dropped_n)}
 changed = {step * (dropped_n + k + 1) + 2 for k in range(changed_n)}
@@ -83,7 +83,7 @@ with open(work + "/day.resp", "wb") as f:
         if len(batch) == 1000 or i == lines - 1:
             f.write(resp("RPUSH", key, *batch))
             batch = []
-    f.write(resp("SADD", "sg:recon:%s:hospitals" % day, hospital))
+    f.write(resp("SADD", "{sg}:recon:%s:hospitals" % day, hospital))
 expected = {"matched": lines - len(dropped) - len(changed), "missing_in_hospital": [], "missing_in_gateway": [],
             "amount_mismatch": [], "duplicate_in_hospital": []}
 with open(work + "/hospital.ndjson", "w") as f:
@@ -113,7 +113,7 @@ json.dump(expected, open(work + "/expected.json", "w"))
 PY
 redis-cli -p "$REDIS_PORT" --pipe <"$WORK/day.resp" >"$WORK/pipe.log"
 tail -1 "$WORK/pipe.log" >&2
-stored=$(redis-cli -p "$REDIS_PORT" LLEN "sg:recon:$DAY:$HOSPITAL:events")
+stored=$(redis-cli -p "$REDIS_PORT" LLEN "{sg}:recon:$DAY:$HOSPITAL:events")
 [ "$stored" = "$LINES" ] || { echo "planted $stored lines, not $LINES" >&2; exit 1; }
 
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$GW_PID/status"; }
@@ -130,7 +130,7 @@ call -o /dev/null -H 'content-type: application/json' -X POST "$GW_URL/v1/reconc
 before_hwm=$(hwm)
 before_rss=$(rss)
 body_bytes=$(stat -c %s "$WORK/hospital.ndjson")
-day_bytes=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "sg:recon:$DAY:$HOSPITAL:events" SAMPLES 0)
+day_bytes=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE "{sg}:recon:$DAY:$HOSPITAL:events" SAMPLES 0)
 
 # ---- the check -------------------------------------------------------------------------------------------------
 lt_log "checking $LINES lines: a $(mib $((body_bytes / 1024))) body streamed from disk against a day of $(mib $((day_bytes / 1024))) in Redis"

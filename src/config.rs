@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod console;
+mod redis;
 mod streets;
 pub use console::ConsoleConfig;
+pub use redis::{RedisConfig, MAX_CLUSTER_SEEDS};
 pub use streets::{StreetsConfig, MAX_STREET_IDENTITIES};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,41 +85,6 @@ pub struct TlsConfig {
     /// How often the TLS files (CRL, certificates) are checked for changes; SIGHUP checks at once.
     #[serde(default = "defaults::tls_reload_ms")]
     pub reload_ms: u64,
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`.
-    pub url: String,
-    /// Bound on establishing a connection.
-    #[serde(default = "defaults::connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// Bound on every call; past it a write is an unknown outcome (504), a read is unavailable (503).
-    #[serde(default = "defaults::response_timeout_ms")]
-    pub response_timeout_ms: u64,
-    /// How often the supervisor pings Redis; a failed ping opens the breaker (fast 503s) until it reconnects.
-    #[serde(default = "defaults::health_check_interval_ms")]
-    pub health_check_interval_ms: u64,
-    /// Commands queued on the shared connection before callers wait (the pipeline's queue depth).
-    #[serde(default = "defaults::max_queued_commands")]
-    pub max_queued_commands: usize,
-    /// How often the gateway checks for a newly published ruleset (API.md: used within 1 s).
-    #[serde(default = "defaults::rules_refresh_ms")]
-    pub rules_refresh_ms: u64,
-}
-
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &mask_url_password(&self.url))
-            .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .field("response_timeout_ms", &self.response_timeout_ms)
-            .field("health_check_interval_ms", &self.health_check_interval_ms)
-            .field("max_queued_commands", &self.max_queued_commands)
-            .field("rules_refresh_ms", &self.rules_refresh_ms)
-            .finish()
-    }
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
@@ -267,21 +234,6 @@ mod defaults {
     }
     pub fn timezone() -> String {
         "Asia/Shanghai".into()
-    }
-    pub fn connect_timeout_ms() -> u64 {
-        1000
-    }
-    pub fn response_timeout_ms() -> u64 {
-        250
-    }
-    pub fn health_check_interval_ms() -> u64 {
-        500
-    }
-    pub fn max_queued_commands() -> usize {
-        4096
-    }
-    pub fn rules_refresh_ms() -> u64 {
-        250
     }
     pub fn per_second() -> u32 {
         500
@@ -436,14 +388,7 @@ impl Config {
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
             return bad(format!("timezone {:?} is not an IANA zone", self.timezone));
         }
-        if self.redis.url.starts_with("rediss://") {
-            return bad("redis.url: TLS to Redis (rediss://) is not supported by this build; use redis:// on a \
-                        private network or a local TLS tunnel"
-                .into());
-        }
-        if !self.redis.url.starts_with("redis://") {
-            return bad("redis.url must start with redis://".into());
-        }
+        self.redis.validate().map_err(ConfigError::Invalid)?;
         if self.admin.identities.is_empty() {
             return bad("admin.identities must name at least one certificate CN".into());
         }
@@ -453,10 +398,6 @@ impl Config {
             return bad("console.listen must differ from listen and ops_listen".into());
         }
         for (name, v, lo, hi) in [
-            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms, 1, 60_000),
-            ("redis.response_timeout_ms", self.redis.response_timeout_ms, 1, 60_000),
-            ("redis.health_check_interval_ms", self.redis.health_check_interval_ms, 10, 600_000),
-            ("redis.rules_refresh_ms", self.redis.rules_refresh_ms, 10, 1000),
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms, 1, 600_000),
             ("limits.tls_handshake_timeout_ms", self.limits.tls_handshake_timeout_ms, 1, 600_000),
             ("limits.request_timeout_ms", self.limits.request_timeout_ms, 1, 600_000),
@@ -477,7 +418,6 @@ impl Config {
             // hyper's HTTP/1 read buffer is at least 8 KiB
             ("limits.max_header_bytes", self.limits.max_header_bytes as u64, 8192, 1 << 20),
             ("limits.max_concurrent_streams", self.limits.max_concurrent_streams as u64, 1, 10_000),
-            ("redis.max_queued_commands", self.redis.max_queued_commands as u64, 1, 1_000_000),
             ("worker_threads", self.worker_threads as u64, 0, 1024),
             ("cross_check_every", self.cross_check_every, 0, 1_000_000),
             ("events.retention_days", self.events.retention_days, 1, 36_500),

@@ -12,7 +12,7 @@ use crate::http::ratelimit::HospitalLimiter;
 use crate::http::{server, tls, Ctx};
 use crate::ops::{self, Ops};
 use crate::rulebook::RulebookCache;
-use crate::store::link::Link;
+use crate::store::link::{ClusterSettings, Link};
 use crate::store::stats::SettleStats;
 use crate::store::Store;
 
@@ -33,17 +33,27 @@ pub fn init_logging(level: &str, format: &str) {
 /// Connects to Redis (once; the supervisor keeps trying if Redis is not up yet) and builds the store.
 pub async fn open_store(config: &Config) -> Result<(Arc<Link>, Arc<Store>), String> {
     let response_timeout = Duration::from_millis(config.redis.response_timeout_ms);
-    let link = Link::new(
-        &config.redis.url,
-        Duration::from_millis(config.redis.connect_timeout_ms),
-        response_timeout,
-        config.redis.max_queued_commands,
-    )
-    .map_err(|e| format!("redis.url: {e}"))?;
+    let r = &config.redis;
+    let connect_timeout = Duration::from_millis(r.connect_timeout_ms);
+    let link = if r.cluster.is_empty() {
+        Link::new(&r.url, connect_timeout, response_timeout, r.max_queued_commands)
+            .map_err(|e| format!("redis.url: {e}"))?
+    } else {
+        let settings = ClusterSettings {
+            retries: r.cluster_retries,
+            min_retry_wait: Duration::from_millis(r.cluster_min_retry_wait_ms),
+            max_retry_wait: Duration::from_millis(r.cluster_max_retry_wait_ms),
+        };
+        Link::cluster(&r.cluster, connect_timeout, response_timeout, settings)
+            .map_err(|e| format!("redis.cluster: {e}"))?
+    };
     if let Err(e) = link.connect().await {
         tracing::warn!(error = %e, "redis not reachable yet; serving 503 until it is");
     }
-    let store = Arc::new(Store::new(link.clone(), response_timeout));
+    let store = Arc::new(
+        Store::new(link.clone(), response_timeout)
+            .with_replica_ack(r.min_replicas_ack, Duration::from_millis(r.replica_ack_timeout_ms)),
+    );
     Ok((link, store))
 }
 
@@ -111,7 +121,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             pruner.limiter.prune();
         }
     });
-    tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %crate::config::mask_url_password(&config.redis.url), "settlegate serving");
+    tracing::info!(listen = %config.listen, ops_listen = %config.ops_listen, redis = %config.redis.masked(), "settlegate serving");
     tokio::spawn(tls.clone().keep_fresh());
     if let Some((console_listener, console_tls)) = console_listener {
         let addr = config.console.listen.unwrap_or(config.listen);

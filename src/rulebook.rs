@@ -1,6 +1,6 @@
 //! The published rulesets, cached in memory and refreshed from Redis.
 //!
-//! Every `rules_refresh_ms` (default 250 ms) each gateway instance reads one counter (`HGET sg:rulesets latest`)
+//! Every `rules_refresh_ms` (default 250 ms) each gateway instance reads one counter (`HGET {sg}:rulesets latest`)
 //! and reloads the rulesets when it moved, so a ruleset published on any instance is in use everywhere within
 //! 1 s. A poll rather than pub/sub: it needs no dedicated connection, cannot miss a message across a reconnect, and
 //! costs one tiny read per instance per interval.

@@ -74,7 +74,7 @@ async fn rulesets_cardholders_usage_and_pools() {
     let mut unknown = ruleset(9000);
     unknown["programs"][0]["covers"] = json!(["in_scope", "dental"]);
     assert_eq!(admin.post("/admin/v1/rulesets", &unknown).await.body["errors"][0]["field"], "programs[0].covers[1]");
-    assert_eq!(stack.redis.cli(&["EXISTS", "sg:rulesets"]).trim(), "0", "refused rulesets are not stored");
+    assert_eq!(stack.redis.cli(&["EXISTS", "{sg}:rulesets"]).trim(), "0", "refused rulesets are not stored");
 
     let v1 = admin.post("/admin/v1/rulesets", &ruleset(9000)).await;
     assert_eq!((v1.status, v1.body["version"].as_u64()), (201, Some(1)), "{}", v1.body);

@@ -83,8 +83,8 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let ruleset = as_ruleset(&ruleset_json(), 1);
     redis::pipe()
-        .hset("sg:rulesets", "1", serde_json::to_string(&ruleset).unwrap())
-        .hset("sg:rulesets", "latest", 1)
+        .hset("{sg}:rulesets", "1", serde_json::to_string(&ruleset).unwrap())
+        .hset("{sg}:rulesets", "latest", 1)
         .query_async::<()>(&mut conn)
         .await
         .unwrap();
@@ -105,7 +105,7 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
         let mut pipe = redis::pipe();
         for c in chunk {
             let fields: Vec<(&str, String)> = card_fields(c).into_iter().collect();
-            pipe.hset_multiple(format!("sg:{{{}}}:card", c.card_id), &fields).ignore();
+            pipe.hset_multiple(format!("{{sg}}:{{{}}}:card", c.card_id), &fields).ignore();
         }
         pipe.query_async::<()>(&mut conn).await.unwrap();
     }
@@ -181,7 +181,7 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
             ("operator_name", ""),
         ];
         let mut xadd = |fields: &[(&str, &str)]| {
-            let cmd = pipe.cmd("XADD").arg("sg:events").arg("*");
+            let cmd = pipe.cmd("XADD").arg("{sg}:events").arg("*");
             for (k, v) in fields {
                 cmd.arg(*k).arg(*v);
             }
@@ -193,7 +193,7 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
             fields[0] = ("type", "settlement.reversed");
             xadd(&fields);
         }
-        let record = format!("sg:{{{}}}:stl:H0001/{hsid}", card.card_id);
+        let record = format!("{{sg}}:{{{}}}:stl:H0001/{hsid}", card.card_id);
         pipe.hset_multiple(
             &record,
             &[("kind", "settlement"), ("status", if reversed { "reversed" } else { "settled" })],

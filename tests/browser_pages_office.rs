@@ -161,11 +161,11 @@ fn past_line(card: usize, day: NaiveDate, n: usize, hospital: &str, payments: &[
 }
 
 fn push_lines(redis: &Redis, day: NaiveDate, hospital: &str, lines: &[String]) {
-    let key = format!("sg:recon:{day}:{hospital}:events");
+    let key = format!("{{sg}}:recon:{day}:{hospital}:events");
     let mut args = vec!["RPUSH", key.as_str()];
     args.extend(lines.iter().map(String::as_str));
     assert!(redis.cli(&args).trim().parse::<u64>().is_ok(), "RPUSH {key}");
-    redis.cli(&["SADD", &format!("sg:recon:{day}:hospitals"), hospital]);
+    redis.cli(&["SADD", &format!("{{sg}}:recon:{day}:hospitals"), hospital]);
 }
 
 /// The earlier days: every weekday of last month and the days of this month before today, 2–6 lines per
@@ -1018,17 +1018,17 @@ async fn audit_page_lists_the_accounts_own_actions_and_the_chain_verifies() {
 
     // an entry changed in Redis: the banner names its seq; put back, the chain verifies again
     let redis = &office.stack.redis;
-    let stored = redis.cli(&["HGET", "sg:audit", "3"]).trim_end_matches('\n').to_string();
+    let stored = redis.cli(&["HGET", "{sg}:audit", "3"]).trim_end_matches('\n').to_string();
     assert!(stored.contains("\"seq\":3"), "{stored}");
     let forged = stored.replacen("relief-office", "relief-0ffice", 1);
     assert_ne!(forged, stored);
-    redis.cli(&["HSET", "sg:audit", "3", &forged]);
+    redis.cli(&["HSET", "{sg}:audit", "3", &forged]);
     b.click("#audit-verify-again").await;
     b.wait_for("#audit-verify[data-ok=\"false\"]", WAIT).await;
     assert_eq!(b.attr("#audit-verify", "data-broken-seq").await.as_deref(), Some("3"));
     assert!(b.text("#audit-verify").await.contains("第 3 条记录处断裂"), "{}", b.text("#audit-verify").await);
     b.screenshot("audit-broken-zh").await;
-    redis.cli(&["HSET", "sg:audit", "3", &stored]);
+    redis.cli(&["HSET", "{sg}:audit", "3", &stored]);
     b.click("#audit-verify-again").await;
     b.wait_for("#audit-verify[data-ok=\"true\"]", WAIT).await;
     assert_page_clean(&b).await;

@@ -57,13 +57,13 @@ fn ndjson(dir: &Path, name: &str, card_ids: &[&str], raw: &[&str]) -> PathBuf {
 }
 
 fn status(redis: &Redis, card_id: &str) -> String {
-    redis.cli(&["HGET", &format!("sg:{{{card_id}}}:card"), "status"]).trim().to_string()
+    redis.cli(&["HGET", &format!("{{sg}}:{{{card_id}}}:card"), "status"]).trim().to_string()
 }
 
 /// The card ids of the `cardholder.put` events, in order (each a suspended card).
 fn put_events(redis: &Redis) -> Vec<String> {
     // redis-cli prints each element on its own line: id, "type", type, "at", at, "data", data
-    let out = redis.cli(&["XRANGE", "sg:events", "-", "+"]);
+    let out = redis.cli(&["XRANGE", "{sg}:events", "-", "+"]);
     let lines: Vec<&str> = out.lines().collect();
     (1..lines.len())
         .filter(|&i| lines[i] == "cardholder.put" && lines[i - 1] == "type")
@@ -98,9 +98,9 @@ fn progress_lines_and_both_formats() {
     assert!(stderr.contains("import: done: 2501 lines read, 2500 stored, 1 rejected, "), "{stderr}");
     assert_eq!(stdout.trim(), "2501 lines read, 2500 cards stored, 1 rejected");
     assert_eq!(status(&redis, "C02499"), "active");
-    let imports = redis.cli(&["XLEN", "sg:events"]);
+    let imports = redis.cli(&["XLEN", "{sg}:events"]);
     assert_eq!(imports.trim(), "10", "one cardholder.import event per batch of 500, and its audit.appended");
-    assert_eq!(redis.cli(&["HLEN", "sg:audit"]).trim(), "6", "5 audit entries and the head");
+    assert_eq!(redis.cli(&["HLEN", "{sg}:audit"]).trim(), "6", "5 audit entries and the head");
 
     let csv = dir.path().join("cards.csv");
     std::fs::write(
@@ -115,8 +115,8 @@ fn progress_lines_and_both_formats() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "4 lines read, 2 cards stored, 1 rejected", "{stderr}");
     assert!(stderr.contains("line 4: rejected: "), "{stderr}");
-    assert_eq!(redis.cli(&["HGET", "sg:{K1}:card", "community"]).trim(), "huayuan");
-    assert_eq!(redis.cli(&["HGET", "sg:{K1}:card", "tags"]).trim(), ",a,b,");
+    assert_eq!(redis.cli(&["HGET", "{sg}:{K1}:card", "community"]).trim(), "huayuan");
+    assert_eq!(redis.cli(&["HGET", "{sg}:{K1}:card", "tags"]).trim(), ",a,b,");
     assert_eq!(status(&redis, "K2"), "suspended");
 }
 
@@ -127,7 +127,7 @@ fn a_dry_run_changes_nothing_and_counts() {
     let config = config_for(dir.path(), &redis);
     let first = ndjson(dir.path(), "first.ndjson", &["C1", "C2", "C3", "C4"], &[]);
     assert!(import(&config, &first, &[]).0.status.success());
-    redis.cli(&["HSET", "sg:{C4}:card", "status", "suspended"]);
+    redis.cli(&["HSET", "{sg}:{C4}:card", "status", "suspended"]);
     let before = redis.state();
     // C1 stays, C5 is new, C2 and C3 are missing (C4 too, but it is suspended already), one line is bad
     let next = ndjson(dir.path(), "next.ndjson", &["C1", "C5"], &["not json"]);
@@ -161,8 +161,8 @@ async fn suspend_missing_suspends_exactly_the_missing_cards() {
     let all: Vec<String> = (1..=1199).map(|i| format!("C{i}")).collect();
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     assert!(import(&config, &ndjson(dir.path(), "all.ndjson", &refs, &[]), &[]).0.status.success());
-    redis.cli(&["HSET", "sg:{C7}:card", "status", "suspended"]); // missing, but suspended already: untouched
-                                                                 // a settlement id ending in `:card` makes a key that the card-key pattern also matches
+    redis.cli(&["HSET", "{sg}:{C7}:card", "status", "suspended"]); // missing, but suspended already: untouched
+                                                                   // a settlement id ending in `:card` makes a key that the card-key pattern also matches
     let h = gw.client("H0001");
     assert_eq!(h.post("/v1/settlements", &outpatient_bill("x:card", "C1", 100, 0)).await.status, 201);
 
@@ -175,8 +175,8 @@ async fn suspend_missing_suspends_exactly_the_missing_cards() {
     assert_eq!(missing.len(), 203);
     let kept: Vec<&str> = refs.iter().copied().filter(|id| !missing.contains(id)).collect();
     let night = ndjson(dir.path(), "night.ndjson", &kept, &[]);
-    let events_before = redis.cli(&["XLEN", "sg:events"]).trim().parse::<u64>().unwrap();
-    let audited_before = redis.cli(&["HLEN", "sg:audit"]).trim().parse::<u64>().unwrap_or(0);
+    let events_before = redis.cli(&["XLEN", "{sg}:events"]).trim().parse::<u64>().unwrap();
+    let audited_before = redis.cli(&["HLEN", "{sg}:audit"]).trim().parse::<u64>().unwrap_or(0);
 
     let (out, stdout, stderr) = import(&config, &night, &["--suspend-missing", "--batch", "100"]);
     assert!(out.status.success(), "{stderr}");
@@ -191,10 +191,10 @@ async fn suspend_missing_suspends_exactly_the_missing_cards() {
     let mut want: Vec<String> = missing.iter().filter(|id| **id != "C7").map(|id| id.to_string()).collect();
     want.sort();
     assert_eq!(evented, want, "one cardholder.put event per suspended card");
-    let events_after = redis.cli(&["XLEN", "sg:events"]).trim().parse::<u64>().unwrap();
+    let events_after = redis.cli(&["XLEN", "{sg}:events"]).trim().parse::<u64>().unwrap();
     // the night's import batches (of 100 cards) + one event per suspension + one audit.appended per audit entry
     // (one per import batch, one per suspension batch)
-    let audited_after = redis.cli(&["HLEN", "sg:audit"]).trim().parse::<u64>().unwrap();
+    let audited_after = redis.cli(&["HLEN", "{sg}:audit"]).trim().parse::<u64>().unwrap();
     let audited = audited_after - audited_before;
     assert!(audited > (kept.len() as u64).div_ceil(100), "every batch audited");
     assert_eq!(events_after - events_before, (kept.len() as u64).div_ceil(100) + 202 + audited);
@@ -251,5 +251,5 @@ fn a_card_listed_twice_ends_as_its_last_line_says() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "452 lines read, 452 cards stored, 0 rejected");
     assert_eq!(status(&redis, "C1"), "suspended");
-    assert_eq!(redis.cli(&["HGET", "sg:{C1}:card", "category"]).trim(), "tekun");
+    assert_eq!(redis.cli(&["HGET", "{sg}:{C1}:card", "category"]).trim(), "tekun");
 }

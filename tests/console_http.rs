@@ -156,7 +156,7 @@ fn start_with(console_extra: &str) -> (Stack, u16) {
 }
 
 fn audit_head(stack: &Stack) -> String {
-    stack.redis.cli(&["HGET", "sg:audit", "head"])
+    stack.redis.cli(&["HGET", "{sg}:audit", "head"])
 }
 
 /// The admin routes with their `{param}`s filled, as the console serves them.
@@ -252,10 +252,10 @@ async fn logins_need_the_forms_token_the_password_and_stop_after_repeated_failur
     let r = v.login("li.ming", PASSWORD).await;
     assert!(r.body.contains("data-code=\"locked\""), "{}", r.body);
     assert!(!v.jar.contains_key("sg_session"));
-    let ttl: i64 = stack.redis.cli(&["PTTL", "sg:console:failures:li.ming"]).trim().parse().unwrap();
+    let ttl: i64 = stack.redis.cli(&["PTTL", "{sg}:console:failures:li.ming"]).trim().parse().unwrap();
     assert!((14 * 60_000..=15 * 60_000).contains(&ttl), "{ttl}");
     // the lock expires: then the right password works and the counter is gone
-    stack.redis.cli(&["PEXPIRE", "sg:console:failures:li.ming", "1"]);
+    stack.redis.cli(&["PEXPIRE", "{sg}:console:failures:li.ming", "1"]);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let r = v.login("li.ming", PASSWORD).await;
     assert_eq!((r.status, r.header("location")), (303, "/today"), "{}", r.body);
@@ -263,11 +263,11 @@ async fn logins_need_the_forms_token_the_password_and_stop_after_repeated_failur
     for part in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=420"] {
         assert!(session.contains(part), "{session}");
     }
-    assert_eq!(stack.redis.cli(&["EXISTS", "sg:console:failures:li.ming"]).trim(), "0");
+    assert_eq!(stack.redis.cli(&["EXISTS", "{sg}:console:failures:li.ming"]).trim(), "0");
     // the session's key has the idle timeout as its TTL, and only the token's hash is stored
     let token = v.jar["sg_session"].clone();
     assert_eq!(stack.redis.cli(&["KEYS", &format!("*{token}*")]).trim(), "");
-    let keys = stack.redis.cli(&["KEYS", "sg:console:session:*"]);
+    let keys = stack.redis.cli(&["KEYS", "{sg}:console:session:*"]);
     let ttl: i64 = stack.redis.cli(&["TTL", keys.trim()]).trim().parse().unwrap();
     assert!((7 * 60 - 5..=7 * 60).contains(&ttl), "{ttl}");
 }
@@ -424,7 +424,7 @@ async fn one_address_gets_a_burst_of_login_attempts_then_a_pace() {
     let r = v.login("li.ming", PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.body.contains("data-code=\"rate_limited\""), "{}", r.body);
-    assert_eq!(stack.redis.cli(&["EXISTS", "sg:console:failures:li.ming"]).trim(), "0");
+    assert_eq!(stack.redis.cli(&["EXISTS", "{sg}:console:failures:li.ming"]).trim(), "0");
     // a second later one more attempt is let through
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(v.login("li.ming", PASSWORD).await.status, 303);

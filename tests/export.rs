@@ -76,9 +76,9 @@ async fn export_is_byte_identical_and_matches_reconciliation() {
     // a closed day, long ago
     let closed = "2020-06-01";
     for i in 0..3 {
-        redis.cli(&["RPUSH", &format!("sg:recon:{closed}:H0003:events"), &planted_line(i)]);
+        redis.cli(&["RPUSH", &format!("{{sg}}:recon:{closed}:H0003:events"), &planted_line(i)]);
     }
-    redis.cli(&["SADD", &format!("sg:recon:{closed}:hospitals"), "H0003"]);
+    redis.cli(&["SADD", &format!("{{sg}}:recon:{closed}:hospitals"), "H0003"]);
 
     let today = today().to_string();
     let dirs = tempfile::tempdir().unwrap();

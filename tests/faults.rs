@@ -107,7 +107,7 @@ async fn a_counter_near_overflow_refuses_before_any_write() {
     let h = gw.client("H0001");
     let year = this_year();
     // A program's year total beyond 2^62: HINCRBY could overflow half-way through the script.
-    redis.cli(&["HSET", "sg:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
+    redis.cli(&["HSET", "{sg}:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
     // The settlement id secret is created by the first settlement that needs it, refused or not (a one-time key,
     // no settlement data): create it first, so that the data keys count what the refused settlement wrote.
     redis.cli(&["SET", "sg:secret:ids", "0123456789abcdef0123456789abcdef"]);
@@ -115,8 +115,8 @@ async fn a_counter_near_overflow_refuses_before_any_write() {
     let reply = h.post("/v1/settlements", &bill("limit-1", "C3", 9007199254740991)).await;
     assert_eq!((reply.status, reply.body["code"].as_str()), (500, Some("internal")), "{}", reply.body);
     assert_eq!(redis.data_keys(), before, "nothing may be written");
-    assert_eq!(redis.cli(&["HGETALL", "sg:{C3}:usage"]).trim(), "");
+    assert_eq!(redis.cli(&["HGETALL", "{sg}:{C3}:usage"]).trim(), "");
     // Another program year is not at its limit.
-    redis.cli(&["HDEL", "sg:program_paid", &format!("{year}:medical_assistance")]);
+    redis.cli(&["HDEL", "{sg}:program_paid", &format!("{year}:medical_assistance")]);
     assert_eq!(gw.client("H0002").post("/v1/settlements", &bill("limit-3", "C3", 1000)).await.status, 201);
 }

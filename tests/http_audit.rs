@@ -105,19 +105,19 @@ async fn every_office_write_is_audited_in_a_chain_that_verifies() {
     println!("audit verify (intact): exit {code}: {}", text.trim());
 
     // one stored entry changed by hand: the chain breaks there
-    let stored = stack.redis.cli(&["HGET", "sg:audit", "2"]);
+    let stored = stack.redis.cli(&["HGET", "{sg}:audit", "2"]);
     let edited = stored.trim().replace("\"dibao\"", "\"tekun\"");
     assert_ne!(edited, stored.trim());
-    stack.redis.cli(&["HSET", "sg:audit", "2", &edited]);
+    stack.redis.cli(&["HSET", "{sg}:audit", "2", &edited]);
     let (code, text) = verify(gw);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("broken at seq 2"), "{text}");
     println!("audit verify (entry 2 edited): exit {code}: {}", text.trim());
 
     // restored, then deleted: still seq 2
-    stack.redis.cli(&["HSET", "sg:audit", "2", stored.trim()]);
+    stack.redis.cli(&["HSET", "{sg}:audit", "2", stored.trim()]);
     assert_eq!(verify(gw).0, 0);
-    stack.redis.cli(&["HDEL", "sg:audit", "2"]);
+    stack.redis.cli(&["HDEL", "{sg}:audit", "2"]);
     let (code, text) = verify(gw);
     assert_eq!(code, 1);
     assert!(text.contains("broken at seq 2: the entry is missing"), "{text}");

@@ -2,11 +2,11 @@
 //! "Clearing"): a statement is the sum of the month's reconciliation days as the API reports them; a second POST
 //! answers the same statement (recomputed while a draft); only an ended month can be confirmed, and then it is
 //! frozen; paid only from confirmed, idempotently; each hospital sees only its own; bad requests write nothing; and
-//! every acknowledged transition appends exactly one event to `sg:events` whose `data` is the answered statement.
+//! every acknowledged transition appends exactly one event to `{sg}:events` whose `data` is the answered statement.
 //!
 //! Settlements are stamped with the gateway's clock, so a past month cannot be settled through the API: its
 //! reconciliation lines are written straight into Redis here, in the exact format of `store::dayline::encode_event`
-//! and under the keys `settle.lua` and `reverse.lua` write (`sg:recon:<day>:<H>:events`, `sg:recon:<day>:hospitals`).
+//! and under the keys `settle.lua` and `reverse.lua` write (`{sg}:recon:<day>:<H>:events`, `{sg}:recon:<day>:hospitals`).
 //! The current month is settled and reversed through the API.
 
 mod common;
@@ -59,9 +59,9 @@ fn write_line(redis: &Redis, day: NaiveDate, hospital: &str, reversal: bool, hsi
         .collect();
     let line = encode_event(&event, &paid);
     let day = day.to_string();
-    let pushed = redis.cli(&["RPUSH", &format!("sg:recon:{day}:{hospital}:events"), &line]);
+    let pushed = redis.cli(&["RPUSH", &format!("{{sg}}:recon:{day}:{hospital}:events"), &line]);
     assert!(pushed.trim().parse::<u64>().is_ok(), "RPUSH: {pushed}");
-    redis.cli(&["SADD", &format!("sg:recon:{day}:hospitals"), hospital]);
+    redis.cli(&["SADD", &format!("{{sg}}:recon:{day}:hospitals"), hospital]);
 }
 
 /// The month's figures of one hospital, summed from `GET /admin/v1/reconciliation?date=` of each of its days.
@@ -88,13 +88,13 @@ fn figures(statement: &Value) -> Value {
            "relief_fen": statement["relief_fen"], "by_program": statement["by_program"]})
 }
 
-/// The clearing events of `sg:events`, oldest first: (type, at, data parsed). Other events (settlements, once they
+/// The clearing events of `{sg}:events`, oldest first: (type, at, data parsed). Other events (settlements, once they
 /// are written there) are left out.
 async fn clearing_events(redis: &Redis) -> Vec<(String, String, Value)> {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let entries: Vec<(String, Vec<String>)> =
-        redis::cmd("XRANGE").arg("sg:events").arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        redis::cmd("XRANGE").arg("{sg}:events").arg("-").arg("+").query_async(&mut conn).await.unwrap();
     let mut out = Vec::new();
     for (id, flat) in entries {
         let fields: BTreeMap<&str, &str> = flat.chunks_exact(2).map(|kv| (kv[0].as_str(), kv[1].as_str())).collect();
@@ -112,7 +112,7 @@ async fn clearing_events(redis: &Redis) -> Vec<(String, String, Value)> {
 }
 
 fn xlen(redis: &Redis) -> String {
-    redis.cli(&["XLEN", "sg:events"]).trim().to_string()
+    redis.cli(&["XLEN", "{sg}:events"]).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -434,7 +434,7 @@ async fn events_past_retention_are_trimmed_and_the_rest_kept() {
         let data = json!({"label": label}).to_string();
         redis.cli(&[
             "XADD",
-            "sg:events",
+            "{sg}:events",
             &id,
             "type",
             "clearing.created",

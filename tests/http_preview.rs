@@ -250,7 +250,7 @@ async fn preview_replays_the_period_and_changes_nothing() {
 
     // contributions raise the pool's budget (the field the contribution script keeps)
     let year = this_year();
-    stack.redis.cli(&["HSET", "sg:program_paid", &format!("{year}:charity:contrib"), "30000"]);
+    stack.redis.cli(&["HSET", "{sg}:program_paid", &format!("{year}:charity:contrib"), "30000"]);
     let r = admin.post(PREVIEW, &preview_body(&published_ruleset())).await;
     assert_eq!(r.body["pools"][0]["budget_fen"], 150000, "{}", r.body);
     assert!(r.body["draft"]["relief_fen"].as_i64().unwrap() > recorded_relief, "more pool, more relief: {}", r.body);

@@ -313,13 +313,13 @@ async fn a_five_thousand_line_day_with_differences_of_every_kind() {
             line
         })
         .collect();
-    let key = format!("sg:recon:{day}:H0003:events");
+    let key = format!("{{sg}}:recon:{day}:H0003:events");
     for chunk in lines.chunks(500) {
         let mut args = vec!["RPUSH", key.as_str()];
         args.extend(chunk.iter().map(String::as_str));
         assert!(stack.redis.cli(&args).trim().parse::<usize>().is_ok(), "RPUSH");
     }
-    stack.redis.cli(&["SADD", &format!("sg:recon:{day}:hospitals"), "H0003"]);
+    stack.redis.cli(&["SADD", &format!("{{sg}}:recon:{day}:hospitals"), "H0003"]);
     let h3 = gw.client("H0003");
     let q = format!("date={day}");
     let streamed = detail_lines(&h3, &q).await;

@@ -72,11 +72,11 @@ fn line(
 }
 
 fn push_lines(redis: &Redis, day: NaiveDate, hospital: &str, lines: &[String]) {
-    let key = format!("sg:recon:{day}:{hospital}:events");
+    let key = format!("{{sg}}:recon:{day}:{hospital}:events");
     let mut args = vec!["RPUSH", key.as_str()];
     args.extend(lines.iter().map(String::as_str));
     assert!(redis.cli(&args).trim().parse::<u64>().is_ok());
-    redis.cli(&["SADD", &format!("sg:recon:{day}:hospitals"), hospital]);
+    redis.cli(&["SADD", &format!("{{sg}}:recon:{day}:hospitals"), hospital]);
 }
 
 /// A row being added up from detail lines.

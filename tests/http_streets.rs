@@ -253,7 +253,7 @@ async fn a_street_office_cannot_move_cards_into_or_out_of_its_street() {
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert!(entries.iter().all(|e| e["role"] == "street" && e["target"] == "CA2"), "{entries:?}");
     // the check is in the write: a card moved to street B behind the gateway's back is refused
-    stack.redis.cli(&["HSET", "sg:{CA2}:card", "street", STREET_B]);
+    stack.redis.cli(&["HSET", "{sg}:{CA2}:card", "street", STREET_B]);
     assert_problem(&a.put("/admin/v1/cardholders/CA2", &own).await, 403, "forbidden", "CA2 moved");
     assert_eq!(street_of("CA2").await.body["street"], STREET_B);
     // the relief office moves cards freely

@@ -247,7 +247,7 @@ async fn s1_ids_of_earlier_records_stay_reachable() {
     status(&h.post("/v1/settlements", &bill("OLD-1", "C1", 1000)).await, 201, "settle");
     // what an earlier build recorded: the same key, with its s1_ id
     let old = s1_id("C1", "OLD-1", "H0001");
-    redis.cli(&["HSET", "sg:{C1}:stl:H0001/OLD-1", "settlement_id", &old]);
+    redis.cli(&["HSET", "{sg}:{C1}:stl:H0001/OLD-1", "settlement_id", &old]);
     let r = h.get(&format!("/v1/settlements/{old}")).await;
     status(&r, 200, "lookup by s1 id");
     assert_eq!(r.body["settlement_id"], old.as_str());
@@ -262,7 +262,7 @@ async fn s1_ids_of_earlier_records_stay_reachable() {
 }
 
 /// Commands the gateway sends to Redis while `during` runs, from `MONITOR` (commands run inside scripts and the
-/// background polls — health `PING`, the ruleset counter `HGET sg:rulesets latest` — left out).
+/// background polls — health `PING`, the ruleset counter `HGET {sg}:rulesets latest` — left out).
 async fn commands_sent<F: std::future::Future<Output = ()>>(redis: &Redis, during: F) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("monitor.txt");
@@ -285,7 +285,7 @@ async fn commands_sent<F: std::future::Future<Output = ()>>(redis: &Redis, durin
         .lines()
         .filter(|l| l.contains('"') && !l.contains(" lua]"))
         .map(|l| l.split_once("] ").map_or(l, |x| x.1).to_string())
-        .filter(|c| c != "\"PING\"" && !c.starts_with("\"HGET\" \"sg:rulesets\" \"latest\""))
+        .filter(|c| c != "\"PING\"" && !c.starts_with("\"HGET\" \"{sg}:rulesets\" \"latest\""))
         .collect()
 }
 
@@ -317,7 +317,7 @@ async fn a_lookup_is_one_redis_read() {
     .await;
     let verbs: Vec<&str> = sent.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(verbs, [["\"EVALSHA\""; 3].as_slice(), &["\"HGETALL\""; 4]].concat(), "{sent:#?}");
-    assert!(sent[3..].iter().all(|c| c.contains("sg:{C1}:stl:H0001/R-0")), "{sent:#?}");
+    assert!(sent[3..].iter().all(|c| c.contains("{sg}:{C1}:stl:H0001/R-0")), "{sent:#?}");
 }
 
 /// The secret's first load meets an unresponsive Redis: 503 `unavailable` (nothing changed); once Redis is back

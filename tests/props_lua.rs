@@ -208,7 +208,7 @@ impl Live {
     }
 
     /// Publishes rulesets and refreshes the cache; returns every ruleset Redis now holds (earlier cases' versions
-    /// included: the model of `sg:rulesets`), after checking that ours are the newest.
+    /// included: the model of `{sg}:rulesets`), after checking that ours are the newest.
     async fn publish(&self, case: u64, rulesets: &[RulesetInput]) -> Result<Vec<Ruleset>, TestCaseError> {
         let app = &self.app;
         let mut inputs = Vec::new();

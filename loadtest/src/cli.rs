@@ -127,16 +127,16 @@ pub(crate) struct RunArgs {
     #[arg(long, requires = "redis_url")]
     pub(crate) tamper_audit: bool,
     /// The audit trail's hash key for --tamper-audit.
-    #[arg(long, default_value = "sg:audit")]
+    #[arg(long, default_value = "{sg}:audit")]
     pub(crate) tamper_audit_key: String,
     /// The event stream's key for --tamper-events.
-    #[arg(long, default_value = "sg:events")]
+    #[arg(long, default_value = "{sg}:events")]
     pub(crate) tamper_events_key: String,
     /// Redis of the gateway (for --tamper, --tamper-events and --tamper-audit).
     #[arg(long)]
     pub(crate) redis_url: Option<String>,
     /// Usage hash key template for --tamper ($CARD, $YEAR, $PROGRAM are replaced).
-    #[arg(long, default_value = "sg:{$CARD}:usage")]
+    #[arg(long, default_value = "{sg}:{$CARD}:usage")]
     pub(crate) tamper_key: String,
     /// Usage hash field template for --tamper.
     #[arg(long, default_value = "$YEAR:$PROGRAM:paid")]

@@ -1,4 +1,4 @@
-//! The audit chain in Redis (API.md "Audit"): one hash `sg:audit` holding each stored entry under its `seq` and
+//! The audit chain in Redis (API.md "Audit"): one hash `{sg}:audit` holding each stored entry under its `seq` and
 //! the chain's `head` (`"<seq>|<sha256>"`).
 //!
 //! An office write is one script call that makes the change, appends its event and appends its audit entry, all or

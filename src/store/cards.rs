@@ -100,7 +100,11 @@ impl Store {
                 inv.arg(expected.as_slice());
             }
             let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            let reply: Vec<String> = {
+                let sent_on = conn.clone();
+                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+            }
+            .await?;
             match reply.first().map(String::as_str) {
                 Some("audit_stale") => continue,
                 Some("stored") => break,
@@ -133,7 +137,7 @@ impl Store {
         self.put_cards_guarded(&suspended, &CardholderEvent::Put { at }, Guard::Unchanged(as_read), by).await
     }
 
-    /// One SCAN page of the card keys (`sg:{<card_id>}:card`): the next cursor (0 = done) and the card ids. A card
+    /// One SCAN page of the card keys (`{sg}:{<card_id>}:card`): the next cursor (0 = done) and the card ids. A card
     /// present for the whole scan is listed at least once (maybe twice); one created or deleted meanwhile may or may
     /// not be.
     pub async fn scan_card_ids(&self, cursor: u64) -> StoreResult<(u64, Vec<String>)> {
@@ -141,20 +145,21 @@ impl Store {
         let mut conn = self.conn(OP)?;
         let (next, keys): (u64, Vec<String>) = self
             .call(OP, false, async move {
-                redis::cmd("SCAN")
+                // every card key is in the ledger slot: one node's SCAN sees them all, on a cluster too
+                let scan = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg("sg:{*}:card")
+                    .arg("{sg}:{*}:card")
                     .arg("COUNT")
                     .arg(SCAN_PAGE_KEYS)
-                    .query_async(&mut conn)
-                    .await
+                    .to_owned();
+                conn.to_ledger_primary(scan).await
             })
             .await?;
-        // `*` also matches e.g. `sg:{C1}:stl:H1/x:card` (a settlement id ending in `:card`): a card id has no brace
+        // `*` also matches e.g. `{sg}:{C1}:stl:H1/x:card` (a settlement id ending in `:card`): a card id has no brace
         let ids = keys
             .iter()
-            .filter_map(|k| k.strip_prefix("sg:{")?.strip_suffix("}:card"))
+            .filter_map(|k| k.strip_prefix("{sg}:{")?.strip_suffix("}:card"))
             .filter(|id| !id.contains(['{', '}']))
             .map(String::from)
             .collect();

@@ -1,6 +1,6 @@
 //! Clearing statements (API.md "Clearing"): the record (one hash per hospital and month; its encoder beside its
 //! parser), reads and listing, and the one write: `scripts/clearing.lua`, a compare-and-set that stores the
-//! statement and appends its event to `sg:events` in the same atomic step.
+//! statement and appends its event to `{sg}:events` in the same atomic step.
 //!
 //! The figures are not computed here: the gateway sums the month's reconciliation days (reads) and asks this
 //! module to record the result only if the statement is still the one it read (`rev`).
@@ -36,7 +36,7 @@ pub enum ClearingEvent {
 }
 
 impl ClearingEvent {
-    /// The event's `type` in `sg:events`.
+    /// The event's `type` in `{sg}:events`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClearingEvent::Created => "clearing.created",
@@ -225,7 +225,11 @@ impl Store {
                 inv.arg(field).arg(value);
             }
             let mut conn = self.conn(OP)?;
-            reply = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            reply = {
+                let sent_on = conn.clone();
+                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+            }
+            .await?;
             if !audit::is_stale(&reply) {
                 break;
             }

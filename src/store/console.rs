@@ -131,7 +131,11 @@ impl Store {
                 }
             }
             let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            let reply: Vec<String> = {
+                let sent_on = conn.clone();
+                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+            }
+            .await?;
             return match reply.first().map(String::as_str) {
                 Some("audit_stale") => continue,
                 Some("ok") => Ok(ConsoleOutcome::Applied),
@@ -151,7 +155,11 @@ impl Store {
         let mut inv = LOGIN_BEGIN.prepare_invoke();
         inv.key(keys::USERS).key(keys::login_failures(name)).arg(name).arg(max_failed).arg(lockout_ms);
         let mut conn = self.conn(OP)?;
-        let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+        let reply: Vec<String> = {
+            let sent_on = conn.clone();
+            self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+        }
+        .await?;
         let num = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok());
         match reply.first().map(String::as_str) {
             Some("unknown") => Ok(LoginBegin::Unknown),
@@ -172,7 +180,11 @@ impl Store {
         let mut inv = SESSION_TOUCH.prepare_invoke();
         inv.key(keys::console_session(token_sha256)).key(keys::USERS).arg(idle_ms);
         let mut conn = self.conn(OP)?;
-        let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+        let reply: Vec<String> = {
+            let sent_on = conn.clone();
+            self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+        }
+        .await?;
         if reply.len() < 3 {
             return Ok(None);
         }

@@ -1,7 +1,7 @@
 //! Contributions to a program's pool and what the pools have paid (API.md "The charity fund").
 //!
 //! The net total raised for (program, year) lives in the hash the settle script already reads the pool's paid total
-//! from (`sg:program_paid`, field `<year>:<program>:contrib`), so a settlement reads the pool's budget and its paid
+//! from (`{sg}:program_paid`, field `<year>:<program>:contrib`), so a settlement reads the pool's budget and its paid
 //! total in one command of its own atomic step: it sees a contribution entirely or not at all, on every instance,
 //! from the next settlement on. `scripts/contribution.lua` refuses a withdrawal that would leave the budget below
 //! the paid total in the same atomic step, so no interleaving of withdrawals and settlements overdraws a pool.
@@ -81,7 +81,11 @@ impl Store {
                 .arg(w.donor)
                 .arg(w.json);
             let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            let reply: Vec<String> = {
+                let sent_on = conn.clone();
+                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+            }
+            .await?;
             let n = |i: usize| -> StoreResult<i64> {
                 reply
                     .get(i)

@@ -56,7 +56,10 @@ impl StoreError {
             StoreErrorKind::Unavailable
         } else if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() {
             unknown
-        } else if matches!(e.code(), Some("OOM" | "LOADING" | "READONLY" | "BUSY" | "MASTERDOWN" | "NOSCRIPT")) {
+        } else if matches!(
+            e.code(),
+            Some("OOM" | "LOADING" | "READONLY" | "BUSY" | "MASTERDOWN" | "NOSCRIPT" | "CLUSTERDOWN" | "TRYAGAIN")
+        ) {
             // refused by the server before the command ran
             StoreErrorKind::Unavailable
         } else {

@@ -1,16 +1,23 @@
 //! The Redis key layout (documented for operators in docs/REDIS_KEYS.md; keep the two in step).
 //!
-//! Every key of one card carries the card's hash tag `{<card_id>}`, so a settle or reversal touches one Redis
-//! Cluster slot for its card. Card ids and hospital settlement ids cannot contain braces (`domain::is_valid_id`).
-//! The few keys that span cards (program totals, id claims, reconciliation) are named here too; docs/CLUSTER.md
-//! says how they stay exact on a cluster.
+//! **One ledger slot.** Every key that a money script touches starts with the hash tag [`LEDGER_TAG`] (`{sg}`):
+//! on Redis Cluster they all hash to one slot, so every script (settle, reverse, clearing, contributions, the
+//! audit chain, cardholder writes) stays one atomic step on one primary, exactly as on a single node: the same
+//! scripts, the same keys, one code path (docs/CLUSTER.md says why, and what a second ledger slot would need).
+//! Inside it, each card's keys still carry the card's own braces `{<card_id>}` as a delimiter (card ids and
+//! hospital ids cannot contain braces, `domain::is_valid_id`, so no two kinds of key can collide); Redis hashes
+//! only the first tag. Keys that no money script touches — the report aggregates (tagged by day), the check
+//! scratch hashes, the id secret, the console figures — carry no ledger tag and may live on any node.
+
+/// The hash tag of the ledger slot: the first `{…}` of every key a money script touches.
+pub const LEDGER_TAG: &str = "{sg}";
 
 pub fn card(card_id: &str) -> String {
-    format!("sg:{{{card_id}}}:card")
+    format!("{{sg}}:{{{card_id}}}:card")
 }
 
 pub fn usage(card_id: &str) -> String {
-    format!("sg:{{{card_id}}}:usage")
+    format!("{{sg}}:{{{card_id}}}:usage")
 }
 
 /// Field of [`usage`]: what `program` paid this card in `year`.
@@ -24,7 +31,7 @@ pub fn usage_ded_field(year: i32, program: &str) -> String {
 }
 
 /// Hash of what every program paid all cards per year; field `"<year>:<program>"`.
-pub const PROGRAM_PAID: &str = "sg:program_paid";
+pub const PROGRAM_PAID: &str = "{sg}:program_paid";
 
 pub fn program_paid_field(year: i32, program: &str) -> String {
     format!("{year}:{program}")
@@ -33,33 +40,33 @@ pub fn program_paid_field(year: i32, program: &str) -> String {
 /// `/` separates the hospital from its id: neither may contain it (`is_valid_id`), so two (hospital, id) pairs can
 /// never share a key (with `:`, hospital `H1:x` + id `y` would collide with hospital `H1` + id `x:y`).
 pub fn settlement(card_id: &str, hospital_id: &str, hsid: &str) -> String {
-    format!("sg:{{{card_id}}}:stl:{hospital_id}/{hsid}")
+    format!("{{sg}}:{{{card_id}}}:stl:{hospital_id}/{hsid}")
 }
 
 /// Which card holds a hospital's settlement id (`S:<card>` settled, `T:<card>` cancelled first).
 pub fn claim(hospital_id: &str, hsid: &str) -> String {
-    format!("sg:claim:{{{hospital_id}/{hsid}}}")
+    format!("{{sg}}:claim:{{{hospital_id}/{hsid}}}")
 }
 
 /// A card's settlements of one (visit) year, in the order Redis applied them (newest last): a list of
 /// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, appended by the settle script (an
 /// `RPUSH` costs less than a sorted-set insert, and the order applied is the true order of one card).
 pub fn history(card_id: &str, year: i32) -> String {
-    format!("sg:{{{card_id}}}:hist:{year}")
+    format!("{{sg}}:{{{card_id}}}:hist:{year}")
 }
 
 /// Which settlement holds an `insurance.settlement_ref`: string `<card>|<hospital>|<hsid>`, set by the settle
 /// script, deleted by the holder's reversal. Its own hash tag: one slot decides each ref (docs/CLUSTER.md).
 pub fn insurance_ref(settlement_ref: &str) -> String {
-    format!("sg:ref:{{{settlement_ref}}}")
+    format!("{{sg}}:ref:{{{settlement_ref}}}")
 }
 
 pub fn recon_events(day: &str, hospital_id: &str) -> String {
-    format!("sg:recon:{day}:{hospital_id}:events")
+    format!("{{sg}}:recon:{day}:{hospital_id}:events")
 }
 
 pub fn recon_hospitals(day: &str) -> String {
-    format!("sg:recon:{day}:hospitals")
+    format!("{{sg}}:recon:{day}:hospitals")
 }
 
 /// Hash of how many lines of each of the day's lists (`recon_events`) are already in the day's report entries:
@@ -87,16 +94,16 @@ pub fn check_scratch(nonce: &str) -> String {
 /// Hash of one hospital's monthly clearing statement (`period` = `YYYY-MM`); `/` separates the two, as in
 /// [`settlement`].
 pub fn clearing(hospital_id: &str, period: &str) -> String {
-    format!("sg:clearing:{hospital_id}/{period}")
+    format!("{{sg}}:clearing:{hospital_id}/{period}")
 }
 
 /// Sorted set (every score 0, read by lexicographic range) of every clearing statement, member
 /// `<period>/<hospital>`: listed by period, then hospital; one period is the range `[<period>/` … `(<period>0`.
-pub const CLEARINGS: &str = "sg:clearings";
+pub const CLEARINGS: &str = "{sg}:clearings";
 
 /// Sorted set (every score 0) of one hospital's clearing statements, member `<period>`.
 pub fn hospital_clearings(hospital_id: &str) -> String {
-    format!("sg:clearings:{hospital_id}")
+    format!("{{sg}}:clearings:{hospital_id}")
 }
 
 /// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
@@ -104,11 +111,11 @@ pub fn hospital_clearings(hospital_id: &str) -> String {
 /// `data` (the event's JSON data, made by the gateway: office writes such as clearings) or the settlement record's
 /// fields as they stood after the change (settlements, reversals, cancellations; rendered when read). The entry id
 /// (Redis's `<ms>-<seq>`) is the basis of the event's `event_id` and cursor (`store::events`).
-pub const EVENTS: &str = "sg:events";
+pub const EVENTS: &str = "{sg}:events";
 
 /// The audit chain (`store::audit`): hash, field `head` = `"<seq>|<sha256>"` of the last entry, field `<seq>` =
 /// the stored entry JSON (`domain::audit`).
-pub const AUDIT: &str = "sg:audit";
+pub const AUDIT: &str = "{sg}:audit";
 
 /// Field of [`PROGRAM_PAID`]: the net contributions (donations minus withdrawals) to `program`'s pool in `year`.
 /// In the same hash as the paid total so that the settle script reads both in one command.
@@ -119,16 +126,16 @@ pub fn pool_contributions_field(year: i32, program: &str) -> String {
 /// One contribution (`POST /admin/v1/pools/{program}/contributions`): hash `req` (the canonical contribution, for
 /// replay or conflict) and `json` (the contribution as served).
 pub fn contribution(contribution_id: &str) -> String {
-    format!("sg:contribution:{contribution_id}")
+    format!("{{sg}}:contribution:{contribution_id}")
 }
 
 /// What each donor gave `program`'s pool in `year`, net: hash donor -> fen.
 pub fn pool_donors(year: i32, program: &str) -> String {
-    format!("sg:pool_donors:{year}:{program}")
+    format!("{{sg}}:pool_donors:{year}:{program}")
 }
 
 /// Hash of published rulesets: field `latest` = highest version, field `<version>` = the ruleset's JSON.
-pub const RULESETS: &str = "sg:rulesets";
+pub const RULESETS: &str = "{sg}:rulesets";
 
 /// The 32 random bytes the opaque `settlement_id`s are sealed with (`store::ids`): created once with `SET NX` by
 /// whichever gateway instance needs it first, read by every instance. Losing it makes the `s2_` ids handed out
@@ -167,17 +174,17 @@ impl SettlementRef {
 
 /// The web console's accounts (`store::console`): hash, field = account name, value = the account JSON (role,
 /// street, argon2id hash, disabled). Office data: `{office}` on a cluster (docs/CLUSTER.md).
-pub const USERS: &str = "sg:users";
+pub const USERS: &str = "{sg}:users";
 
 /// Failed console logins in a row of one account (expires `console.lockout_minutes` after the last one).
 pub fn login_failures(name: &str) -> String {
-    format!("sg:console:failures:{name}")
+    format!("{{sg}}:console:failures:{name}")
 }
 
 /// One console session, by the SHA-256 (hex) of its cookie token: the token itself is never stored, so a copy of
 /// Redis gives no usable session. Expires after `console.session_idle_minutes` without a request.
 pub fn console_session(token_sha256: &str) -> String {
-    format!("sg:console:session:{token_sha256}")
+    format!("{{sg}}:console:session:{token_sha256}")
 }
 
 #[cfg(test)]
@@ -194,9 +201,33 @@ mod tests {
     }
 
     #[test]
-    fn one_card_one_hash_tag() {
-        for k in [card("C1"), usage("C1"), settlement("C1", "H", "x"), history("C1", 2026)] {
-            assert!(k.contains("{C1}"), "{k}");
+    fn every_ledger_key_is_in_the_ledger_slot() {
+        let slot = |k: &str| redis::cluster_routing::Slot::for_key(k);
+        let ledger = slot(LEDGER_TAG);
+        for k in [
+            card("C1"),
+            usage("C1"),
+            settlement("C1", "H", "x"),
+            history("C1", 2026),
+            claim("H", "x"),
+            insurance_ref("r"),
+            recon_events("2026-11-30", "H"),
+            recon_hospitals("2026-11-30"),
+            clearing("H", "2026-11"),
+            hospital_clearings("H"),
+            contribution("c"),
+            pool_donors(2026, "p"),
+            login_failures("li"),
+            console_session("ab"),
+        ]
+        .iter()
+        .map(String::as_str)
+        .chain([PROGRAM_PAID, CLEARINGS, EVENTS, AUDIT, RULESETS, USERS])
+        {
+            assert!(k.starts_with(LEDGER_TAG), "{k}");
+            assert_eq!(slot(k), ledger, "{k}");
         }
+        // the card's own braces stay, as a delimiter
+        assert_eq!(card("C1"), "{sg}:{C1}:card");
     }
 }

@@ -9,22 +9,100 @@
 //! is a 503 rather than a write into a dead connection (which could only be reported as "outcome unknown"). redis-rs's `ConnectionManager` reconnects too, but a call
 //! made while it reconnects waits for the reconnect and cannot tell "not sent" from "sent, no answer", which is
 //! the distinction this gateway must report.
+//!
+//! **On a Redis Cluster** ([`Conn::Cluster`]) the connection is redis-rs's cluster client: it keeps a connection
+//! per node, follows `MOVED` / `ASK` and failovers by refreshing its slot map (`redis.cluster_retries` tries,
+//! within the response timeout), so topology changes need no restart. The breaker works the same way: the health
+//! ping goes to the primary of the ledger slot (`keys::LEDGER_TAG`, where every money key lives), so "Redis
+//! down" means "the ledger's primary is unreachable" on both topologies, and a failover shows as 503s until the
+//! promoted replica answers the supervisor's ping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::Notify;
 
+use super::keys::LEDGER_TAG;
+
+/// One shared connection to the store: a single node's multiplexed connection, or the cluster client's. Both
+/// are cheap to clone (a handle on one background task) and speak the same commands and scripts.
+#[derive(Clone)]
+pub enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Sends a command that names no key to the primary of the ledger slot (on one node: to the node). `PING`,
+    /// `WAIT`, `SCAN`, `INFO` and `CONFIG` must reach that primary, not a node chosen at random.
+    pub async fn to_ledger_primary<T: redis::FromRedisValue>(&mut self, cmd: Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Node(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => {
+                let route = Route::with_key(LEDGER_TAG, SlotAddr::Master);
+                let value =
+                    c.route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+        }
+    }
+}
+
+/// Where the connections come from.
+enum Backend {
+    Node { client: Client, config: AsyncConnectionConfig },
+    Cluster(ClusterClient),
+}
+
+/// The cluster client's settings (`[redis]`): explicit, so no default of the client decides a timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterSettings {
+    pub retries: u32,
+    pub min_retry_wait: Duration,
+    pub max_retry_wait: Duration,
+}
+
 pub struct Link {
-    client: Client,
-    config: AsyncConnectionConfig,
+    /// A single node's client, or the cluster's.
+    backend: Backend,
     /// Bounds every health ping; also the per-request response timeout.
     response_timeout: Duration,
     /// The healthy connection and its generation (so a late disconnect notice of an old connection is ignored).
-    connection: RwLock<Option<(u64, MultiplexedConnection)>>,
+    connection: RwLock<Option<(u64, Conn)>>,
     generation: AtomicU64,
     myself: Weak<Link>,
     /// Wakes the supervisor early after a request saw the connection break.
@@ -46,19 +124,43 @@ impl Link {
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout))
             .set_pipeline_buffer_size(max_queued_commands);
-        Ok(Arc::new_cyclic(|myself| Link {
-            client,
-            config,
+        Ok(Link::with_backend(Backend::Node { client, config }, response_timeout))
+    }
+
+    /// A link to a Redis Cluster through `seeds`; the client finds the other nodes and follows the topology.
+    pub fn cluster(
+        seeds: &[String],
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        settings: ClusterSettings,
+    ) -> redis::RedisResult<Arc<Link>> {
+        // The wait before try n is min(max_wait, min_wait + factor * 2^n) ms with factor = min_wait.
+        let min_ms = settings.min_retry_wait.as_millis() as u64;
+        let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+            .connection_timeout(connect_timeout)
+            .response_timeout(response_timeout)
+            .retries(settings.retries)
+            .min_retry_wait(min_ms)
+            .max_retry_wait(settings.max_retry_wait.as_millis() as u64)
+            .retry_wait_formula(min_ms.max(1), 2)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .build()?;
+        Ok(Link::with_backend(Backend::Cluster(client), response_timeout))
+    }
+
+    fn with_backend(backend: Backend, response_timeout: Duration) -> Arc<Link> {
+        Arc::new_cyclic(|myself| Link {
+            backend,
             response_timeout,
             connection: RwLock::new(None),
             generation: AtomicU64::new(0),
             myself: myself.clone(),
             broken: Notify::new(),
-        }))
+        })
     }
 
     /// The healthy connection, or `None` while the breaker is open.
-    pub fn current(&self) -> Option<MultiplexedConnection> {
+    pub fn current(&self) -> Option<Conn> {
         self.connection.read().expect("link lock").as_ref().map(|(_, c)| c.clone())
     }
 
@@ -95,23 +197,34 @@ impl Link {
             }
             Ok(())
         };
-        let config = self.config.clone().set_push_sender(on_push);
-        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let conn = match &self.backend {
+            Backend::Node { client, config } => {
+                let config = config.clone().set_push_sender(on_push);
+                Conn::Node(client.get_multiplexed_async_connection_with_config(&config).await?)
+            }
+            // The cluster client reconnects to a node by itself; the supervisor's ping of the ledger's primary
+            // decides when requests may flow again.
+            Backend::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        };
+        let mut probe = conn.clone();
+        if !self.ping(&mut probe).await {
+            return Err(redis::RedisError::from((redis::ErrorKind::Io, "the ledger's primary did not answer PING")));
+        }
         *self.connection.write().expect("link lock") = Some((generation, conn));
         Ok(())
     }
 
-    async fn ping(&self, mut conn: MultiplexedConnection) -> bool {
-        let ping = redis::cmd("PING");
-        matches!(tokio::time::timeout(self.response_timeout, ping.query_async::<String>(&mut conn)).await, Ok(Ok(_)))
+    async fn ping(&self, conn: &mut Conn) -> bool {
+        let ping = conn.to_ledger_primary::<String>(redis::cmd("PING"));
+        matches!(tokio::time::timeout(self.response_timeout, ping).await, Ok(Ok(_)))
     }
 
     /// Runs forever: ping the healthy connection, reconnect a broken one.
     pub async fn supervise(self: Arc<Self>, interval: Duration) {
         loop {
             match self.current() {
-                Some(conn) => {
-                    if !self.ping(conn).await {
+                Some(mut conn) => {
+                    if !self.ping(&mut conn).await {
                         self.mark_broken();
                         continue;
                     }

@@ -53,7 +53,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use redis::Script;
 use ring::rand::SecureRandom;
 use tokio::sync::OnceCell;
@@ -64,7 +63,7 @@ pub use dayline::{DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 use ids::IdCodec;
 use keys::SettlementRef;
-use link::Link;
+use link::{Conn, Link};
 pub use recon::{DayTotals, EVENTS_PAGE};
 pub use registry::{CardholderEvent, ProgramYearUsage};
 pub use reverse::{ReverseCall, ReverseOutcome};
@@ -91,6 +90,10 @@ pub struct Store {
     response_timeout: Duration,
     /// Seals and opens `settlement_id`s; its secret is read from Redis on first need, then kept ([`Store::ids`]).
     ids: OnceCell<IdCodec>,
+    /// Replicas that must hold an acknowledged write (`redis.min_replicas_ack`; 0 = no `WAIT`).
+    min_replicas_ack: u32,
+    /// How long a write waits for them (`redis.replica_ack_timeout_ms`); past it the write is 504.
+    replica_ack_timeout: Duration,
 }
 
 impl Store {
@@ -117,7 +120,17 @@ impl Store {
             )),
             response_timeout,
             ids: OnceCell::new(),
+            min_replicas_ack: 0,
+            replica_ack_timeout: Duration::from_millis(200),
         }
+    }
+
+    /// Acknowledges a write only once `replicas` replicas hold it (`WAIT` on the connection that sent it), waiting
+    /// at most `timeout`; past it the write answers 504 `outcome_unknown` (docs/CLUSTER.md "Durability").
+    pub fn with_replica_ack(mut self, replicas: u32, timeout: Duration) -> Store {
+        self.min_replicas_ack = replicas;
+        self.replica_ack_timeout = timeout;
+        self
     }
 
     /// The id codec, its secret read from Redis on first need (one round trip: `SET NX` of fresh random bytes, so
@@ -175,7 +188,7 @@ impl Store {
         Ok(ids::decode_v1(settlement_id).filter(|at| at.hospital_id == hospital_id))
     }
 
-    fn conn(&self, op: &'static str) -> StoreResult<MultiplexedConnection> {
+    fn conn(&self, op: &'static str) -> StoreResult<Conn> {
         self.link.current().ok_or_else(|| StoreError::new(op, StoreErrorKind::Unavailable, "no healthy connection"))
     }
 
@@ -202,9 +215,39 @@ impl Store {
         Err(error)
     }
 
+    /// [`Store::call`] for a write that must reach `min_replicas_ack` replicas before it is acknowledged: after
+    /// the write's answer, `WAIT` on `sent_on`, a clone of the connection that sent it (`WAIT` counts the writes
+    /// of its own connection). Too few replicas within `replica_ack_timeout` → `OutcomeUnknown` (504): the write is
+    /// on the primary, and a retry with the same id tells whether it survived. That is not a broken connection, so
+    /// the breaker stays closed.
+    async fn call_acked<T, F>(&self, op: &'static str, sent_on: Conn, fut: F) -> StoreResult<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let value = self.call(op, true, fut).await?;
+        if self.min_replicas_ack == 0 {
+            return Ok(value);
+        }
+        let mut conn = sent_on;
+        let wanted = self.min_replicas_ack;
+        let wait = redis::cmd("WAIT").arg(wanted).arg(self.replica_ack_timeout.as_millis() as u64).to_owned();
+        let bound = self.replica_ack_timeout + self.response_timeout;
+        let started = Instant::now();
+        let acked = tokio::time::timeout(bound, conn.to_ledger_primary::<u32>(wait)).await;
+        metrics::histogram!("settlegate_redis_replica_ack_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        let detail = match acked {
+            Ok(Ok(n)) if n >= wanted => return Ok(value),
+            Ok(Ok(n)) => format!("{n} of {wanted} replicas acknowledged within {bound:?}"),
+            Ok(Err(e)) => format!("WAIT failed: {e}"),
+            Err(_) => format!("WAIT not answered within {bound:?}"),
+        };
+        metrics::counter!("settlegate_redis_errors_total", "op" => op, "kind" => "replica_ack").increment(1);
+        Err(StoreError::new(op, StoreErrorKind::OutcomeUnknown, detail))
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.conn("ping")?;
-        self.call("ping", false, async move { redis::cmd("PING").query_async::<String>(&mut conn).await }).await?;
+        self.call("ping", false, async move { conn.to_ledger_primary::<String>(redis::cmd("PING")).await }).await?;
         Ok(())
     }
 
@@ -214,13 +257,13 @@ impl Store {
         let Ok(mut conn) = self.conn("config") else { return };
         let settings: StoreResult<HashMap<String, String>> = self
             .call("config", false, async move {
-                redis::cmd("CONFIG")
+                let get = redis::cmd("CONFIG")
                     .arg("GET")
                     .arg("maxmemory-policy")
                     .arg("appendonly")
                     .arg("appendfsync")
-                    .query_async(&mut conn)
-                    .await
+                    .to_owned();
+                conn.to_ledger_primary(get).await
             })
             .await;
         let Ok(s) = settings else {

@@ -12,7 +12,7 @@
 //!   was not read yet. Reading the records rather than collecting the stream's reversal events keeps the memory
 //!   per page, not per period.
 //! * **Tags.** The settle events do not record the card's tags; the draft's `require_tags` are checked against the
-//!   card's current tags (`HGET sg:{card}:card tags`, pipelined, once per card). An event that carries a `tags`
+//!   card's current tags (`HGET {sg}:{card}:card tags`, pipelined, once per card). An event that carries a `tags`
 //!   field (`",a,b,"`, as the card hash stores them) is used as recorded instead.
 //! * **Contributions.** The net contributions of (year, program) are read with the pools' totals
 //!   (`Store::pool_totals`, `store::contributions`).

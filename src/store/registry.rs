@@ -159,7 +159,11 @@ impl Store {
             sealed.push(&mut inv);
             inv.key(keys::RULESETS).arg(version).arg(json);
             let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = self.call(OP, true, async move { inv.invoke_async(&mut conn).await }).await?;
+            let reply: Vec<String> = {
+                let sent_on = conn.clone();
+                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
+            }
+            .await?;
             if !audit::is_stale(&reply) {
                 return Ok(version);
             }

@@ -91,7 +91,11 @@ impl Store {
             .arg(operator_name.unwrap_or(""))
             .arg(insurance_ref);
         let mut conn = self.conn("reverse")?;
-        let reply: Vec<String> = self.call("reverse", true, async move { inv.invoke_async(&mut conn).await }).await?;
+        let reply: Vec<String> = {
+            let sent_on = conn.clone();
+            self.call_acked("reverse", sent_on, async move { inv.invoke_async(&mut conn).await })
+        }
+        .await?;
         let corrupt = |e: String| StoreError::corrupt("reverse", e);
         let Some(tag) = reply.first() else {
             return Err(corrupt("empty reply".into()));

@@ -142,8 +142,11 @@ impl Store {
             .arg(operator_name.unwrap_or(""));
         inv.arg(specs.len()).arg(specs);
         let mut conn = self.conn(op)?;
+        let sent_on = conn.clone();
         let writes = matches!(call.mode, SettleMode::Settle { .. });
-        let reply: Vec<String> = self.call(op, writes, async move { inv.invoke_async(&mut conn).await }).await?;
+        let script = async move { inv.invoke_async(&mut conn).await };
+        let reply: Vec<String> =
+            if writes { self.call_acked(op, sent_on, script).await? } else { self.call(op, false, script).await? };
         decode_reply(op, call, settlement_id, &reply)
     }
 }

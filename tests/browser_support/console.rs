@@ -87,7 +87,7 @@ impl Console {
 
     /// The Redis key of the session whose cookie holds `token` (the store keeps only its SHA-256).
     pub fn session_key(token: &str) -> String {
-        format!("sg:console:session:{}", settlegate::console::auth::token_sha256(token))
+        format!("{{sg}}:console:session:{}", settlegate::console::auth::token_sha256(token))
     }
 
     /// Opens `/login`, types `name` and `password` and submits; returns when the answer's page has loaded.

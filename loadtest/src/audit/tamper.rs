@@ -31,7 +31,7 @@ pub async fn tamper(redis_url: &str, key: &str, field: &str) -> Result<i64, Stri
 /// The deliberate fault of `--tamper-events`, reported with the audit that should catch it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventsTamper {
-    /// The stream (`sg:events`).
+    /// The stream (`{sg}:events`).
     pub key: String,
     /// The entry deleted (a `settlement.settled` of the run), if one was found.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,7 +49,7 @@ pub struct EventsTamper {
 /// The deliberate fault of `--tamper-audit`, reported with the audit that should catch it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditTamper {
-    /// The audit trail's hash (`sg:audit`: `head` = "<seq>|<sha256>", `<seq>` = the stored entry).
+    /// The audit trail's hash (`{sg}:audit`: `head` = "<seq>|<sha256>", `<seq>` = the stored entry).
     pub key: String,
     /// The entry rewritten (the newest `pool.contribution` entry of the run among the last 1000), if one was found.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,7 +159,7 @@ pub fn tamper_names(
 /// Where `--tamper` adds its fen: one field of one Redis hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TamperTarget {
-    /// The card's usage hash (the gateway's key layout, e.g. `sg:{LT1-0000001}:usage`).
+    /// The card's usage hash (the gateway's key layout, e.g. `{sg}:{LT1-0000001}:usage`).
     pub key: String,
     /// The field of one year and program in that hash (e.g. `2026:medical_assistance:paid`).
     pub field: String,
@@ -171,8 +171,8 @@ mod tests {
 
     #[test]
     fn tamper_templates() {
-        let t = tamper_names("sg:{$CARD}:usage", "$YEAR:$PROGRAM:paid", "LT1-0000001", "2026", "medical_assistance");
-        assert_eq!(t.key, "sg:{LT1-0000001}:usage");
+        let t = tamper_names("{sg}:{$CARD}:usage", "$YEAR:$PROGRAM:paid", "LT1-0000001", "2026", "medical_assistance");
+        assert_eq!(t.key, "{sg}:{LT1-0000001}:usage");
         assert_eq!(t.field, "2026:medical_assistance:paid");
     }
 }

@@ -1,7 +1,7 @@
 //! Relief-report aggregates: the day lists consumed incrementally into compact per-day entries, with a
 //! watermark per list, and the reads a report makes (docs/DESIGN.md "Reports", docs/CLUSTER.md section 8).
 //!
-//! The day lists `sg:recon:<day>:<H>:events` are append-only and are exactly what the reconciliation detail reads.
+//! The day lists `{sg}:recon:<day>:<H>:events` are append-only and are exactly what the reconciliation detail reads.
 //! The aggregator reads a batch of lines past a list's watermark (`LRANGE`, outside any script: lines never change
 //! once written), interns the batch's labels (`scripts/report_labels.lua`), encodes the lines ([`entry`]) and
 //! appends them with the new watermark in one step that first checks the watermark is unchanged

@@ -3,10 +3,10 @@
 -- number of writes so far, "0" = absent) and on the status the transition starts from. Otherwise nothing is
 -- written and no event appended ("stale": the gateway reads again and decides afresh).
 --
--- KEYS[2] sg:events                         stream: one entry per acknowledged change (audit.lua)
--- KEYS[3] sg:clearing:<hospital>/<period>   hash: the statement's fields and `rev`
--- KEYS[4] sg:clearings                      zset: every statement, member <period>/<hospital> (scores 0)
--- KEYS[5] sg:clearings:<hospital>           zset: the hospital's statements, member <period> (scores 0)
+-- KEYS[2] {sg}:events                         stream: one entry per acknowledged change (audit.lua)
+-- KEYS[3] {sg}:clearing:<hospital>/<period>   hash: the statement's fields and `rev`
+-- KEYS[4] {sg}:clearings                      zset: every statement, member <period>/<hospital> (scores 0)
+-- KEYS[5] {sg}:clearings:<hospital>           zset: the hospital's statements, member <period> (scores 0)
 -- ARGV: 6 event type, 7 expected rev, 8 at (RFC 3339), 9 data (the statement JSON as the gateway rendered it),
 --       10 member of KEYS[4], 11 member of KEYS[5], 12.. field, value pairs of the statement as it is to be stored
 -- Returns {'applied', new rev}, {'stale', status ('' = absent), rev} or {'audit_stale'}.

@@ -1,6 +1,6 @@
 -- console.lua (after audit.lua): the web console's audited writes, each with its audit entry or not at all.
--- KEYS[3] sg:users (hash: name -> account JSON), KEYS[4] sg:console:failures:<name> (failed logins in a row),
--- KEYS[5] sg:console:session:<sha256 of the token> (hash: user, csrf, created_at)
+-- KEYS[3] {sg}:users (hash: name -> account JSON), KEYS[4] {sg}:console:failures:<name> (failed logins in a row),
+-- KEYS[5] {sg}:console:session:<sha256 of the token> (hash: user, csrf, created_at)
 -- ARGV[6] op: 'add' | 'disable' | 'login' | 'login_failed' | 'logout'
 -- add:          ARGV[7] name, ARGV[8] account JSON, ARGV[9] '1' = replace an existing account
 -- disable:      ARGV[7] name

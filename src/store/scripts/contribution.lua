@@ -3,9 +3,9 @@
 -- the net total raised in the hash the settle script reads the pool's paid total from (so a settlement sees the
 -- pool either before or after a contribution, never a mix), the donor's total, the event and the audit entry.
 --
--- KEYS[3] sg:program_paid                   hash: '<year>:<program>' paid, '<year>:<program>:contrib' net raised
--- KEYS[4] sg:contribution:{<id>}            hash: 'req' (what "the same contribution" means), 'json' (as served)
--- KEYS[5] sg:pool_donors:<year>:<program>   hash: donor -> net amount_fen
+-- KEYS[3] {sg}:program_paid                   hash: '<year>:<program>' paid, '<year>:<program>:contrib' net raised
+-- KEYS[4] {sg}:contribution:{<id>}            hash: 'req' (what "the same contribution" means), 'json' (as served)
+-- KEYS[5] {sg}:pool_donors:<year>:<program>   hash: donor -> net amount_fen
 -- ARGV[6] program, ARGV[7] year, ARGV[8] the canonical contribution, ARGV[9] signed amount (withdrawal < 0),
 -- ARGV[10] the smallest annual_pool_fen of the rulesets in force during the year, ARGV[11] donor,
 -- ARGV[12] the contribution JSON (also the event's data)

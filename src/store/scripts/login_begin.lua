@@ -1,6 +1,6 @@
 -- login_begin.lua: one login attempt of the web console, counted before its password is checked, so that no
 -- number of concurrent guesses gets more than max_failed_logins passwords checked per lockout window.
--- KEYS[1] sg:users, KEYS[2] sg:console:failures:<name>
+-- KEYS[1] {sg}:users, KEYS[2] {sg}:console:failures:<name>
 -- ARGV[1] name, ARGV[2] max_failed_logins, ARGV[3] lockout ms
 -- -> {'unknown'} | {'disabled'} | {'locked', <ms left>} | {'check', <account JSON>, <attempt number>}
 -- A successful login deletes the counter (console.lua 'login'); failures leave it, expiring lockout ms after the

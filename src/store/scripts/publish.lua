@@ -1,7 +1,7 @@
 -- publish.lua (after audit.lua): publish a ruleset as the next version, with its event and audit entry. The
 -- gateway chose the version (the latest + 1) when it sealed the entry, so the script checks that it is still next.
 --
--- KEYS[3] sg:rulesets   hash: 'latest' = highest version, '<version>' = the ruleset JSON
+-- KEYS[3] {sg}:rulesets   hash: 'latest' = highest version, '<version>' = the ruleset JSON
 -- ARGV[6] the version, ARGV[7] the ruleset JSON (with that version)
 -- Returns {'published', version} or {'audit_stale'}.
 if not audit_fresh() then return {'audit_stale'} end

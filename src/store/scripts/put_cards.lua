@@ -6,7 +6,7 @@
 -- the audit entry (sealed before the call for the whole batch) never describes a write that did not happen; the
 -- gateway drops them and calls again.
 --
--- KEYS[3..] sg:{<card_id>}:card of card i (i = 1..n)
+-- KEYS[3..] {sg}:{<card_id>}:card of card i (i = 1..n)
 -- ARGV[6]   guard: "none" | "street" | "unchanged"
 -- ARGV[7]   the street of the "street" guard ("" otherwise)
 -- ARGV[8]   event type: "cardholder.put" (one event per card, the card's JSON as data) or "cardholder.import"

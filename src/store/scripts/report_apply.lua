@@ -1,5 +1,5 @@
 -- Applies one batch of a day list's lines to the day's report entries, once: the aggregator read lines
--- [expected, new) of one hospital's list `sg:recon:<day>:<H>:events` and encoded them; this script appends them
+-- [expected, new) of one hospital's list `{sg}:recon:<day>:<H>:events` and encoded them; this script appends them
 -- only if nobody consumed that list further in the meantime (the watermark is still `expected`), and moves the
 -- watermark in the same step. Any number of gateway instances may race: each line is counted exactly once.
 -- KEYS[1] sg:report:{<day>}:consumed   hash: hospital -> lines of its list already in the entries

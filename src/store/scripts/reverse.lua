@@ -2,9 +2,9 @@
 -- record a tombstone so that a late original is refused (API.md /v1/reversals). The change, its reconciliation
 -- line and its event are written together here, or not at all.
 --
--- KEYS[1] sg:{card}:stl:<hospital>/<hsid>   KEYS[2] sg:claim:{<hospital>/<hsid>}   KEYS[3] sg:{card}:usage
--- KEYS[4] sg:program_paid   KEYS[5] sg:recon:<day>:<hospital>:events   KEYS[6] sg:recon:<day>:hospitals
--- KEYS[7] sg:events (stream)   KEYS[8] sg:ref:{<ref>}, only when ARGV[10] names a ref
+-- KEYS[1] {sg}:{card}:stl:<hospital>/<hsid>   KEYS[2] {sg}:claim:{<hospital>/<hsid>}   KEYS[3] {sg}:{card}:usage
+-- KEYS[4] {sg}:program_paid   KEYS[5] {sg}:recon:<day>:<hospital>:events   KEYS[6] {sg}:recon:<day>:hospitals
+-- KEYS[7] {sg}:events (stream)   KEYS[8] {sg}:ref:{<ref>}, only when ARGV[10] names a ref
 local CARD_ID, HOSPITAL, HSID, REVERSED_AT, REVERSED_DAY, REASON = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local TOMBSTONE_IF_ABSENT = ARGV[7] == '1'
 local OPERATOR_ID, OPERATOR_NAME = ARGV[8], ARGV[9]  -- "" when the request named no operator

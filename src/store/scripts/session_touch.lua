@@ -1,6 +1,6 @@
 -- session_touch.lua: a console request's session: read it, check its account is still enabled, restart its idle
 -- clock. An expired session is simply gone (its key expired); a disabled account's session is deleted.
--- KEYS[1] sg:console:session:<sha256 of the token>, KEYS[2] sg:users
+-- KEYS[1] {sg}:console:session:<sha256 of the token>, KEYS[2] {sg}:users
 -- ARGV[1] idle ms
 -- -> {} (no session) | {user, csrf, account JSON}
 local user = redis.call('HGET', KEYS[1], 'user')

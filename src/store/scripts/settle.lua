@@ -5,19 +5,19 @@
 -- through fmt() (string.format %d), never tostring (14 significant digits). Reads are batched (one HMGET per hash)
 -- because each redis.call costs about a microsecond of Redis's single thread.
 --
--- KEYS[1] sg:{card}:card        hash: category status valid_from valid_until tags(",a,b,") [street community]
--- KEYS[2] sg:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
--- KEYS[3] sg:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year,
+-- KEYS[1] {sg}:{card}:card        hash: category status valid_from valid_until tags(",a,b,") [street community]
+-- KEYS[2] {sg}:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
+-- KEYS[3] {sg}:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year,
 --                               "<year>:<program>:contrib" -> net contributions to its pool (contribution.lua)
 -- settle mode only:
--- KEYS[4] sg:{card}:stl:<hospital>/<hsid>   hash: the settlement record (or a tombstone)
--- KEYS[5] sg:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
--- KEYS[6] sg:recon:<day>:<hospital>:events   list: one line per settlement / reversal (the day's totals are their sum)
--- KEYS[7] sg:recon:<day>:hospitals           set: hospitals with events that day
--- KEYS[8] sg:events                           stream: one entry per acknowledged change (src/store/keys.rs EVENTS)
--- KEYS[9] sg:{card}:hist:<year>               list: the card's settlements of the year, in the order applied
+-- KEYS[4] {sg}:{card}:stl:<hospital>/<hsid>   hash: the settlement record (or a tombstone)
+-- KEYS[5] {sg}:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
+-- KEYS[6] {sg}:recon:<day>:<hospital>:events   list: one line per settlement / reversal (the day's totals are their sum)
+-- KEYS[7] {sg}:recon:<day>:hospitals           set: hospitals with events that day
+-- KEYS[8] {sg}:events                           stream: one entry per acknowledged change (src/store/keys.rs EVENTS)
+-- KEYS[9] {sg}:{card}:hist:<year>               list: the card's settlements of the year, in the order applied
 -- both modes, last, only when the request carries insurance.settlement_ref:
--- KEYS[#KEYS] sg:ref:{<ref>}                  string "<card>|<hospital>|<hsid>": the settlement holding the ref
+-- KEYS[#KEYS] {sg}:ref:{<ref>}                  string "<card>|<hospital>|<hsid>": the settlement holding the ref
 --
 -- ARGV (named once here; src/store/settle.rs passes them in this order):
 local MODE, CARD_ID, REQUEST, VISIT_DATE, YEAR = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
