@@ -135,13 +135,13 @@ impl Link {
         settings: ClusterSettings,
     ) -> redis::RedisResult<Arc<Link>> {
         // The wait before try n is min(max_wait, min_wait + factor * 2^n) ms with factor = min_wait.
-        let min_ms = settings.min_retry_wait.as_millis() as u64;
+        let min_ms = u64::try_from(settings.min_retry_wait.as_millis()).unwrap_or(u64::MAX);
         let client = ClusterClient::builder(seeds.iter().map(String::as_str))
             .connection_timeout(connect_timeout)
             .response_timeout(response_timeout)
             .retries(settings.retries)
             .min_retry_wait(min_ms)
-            .max_retry_wait(settings.max_retry_wait.as_millis() as u64)
+            .max_retry_wait(u64::try_from(settings.max_retry_wait.as_millis()).unwrap_or(u64::MAX))
             .retry_wait_formula(min_ms.max(1), 2)
             .use_protocol(redis::ProtocolVersion::RESP3)
             .build()?;

@@ -230,7 +230,10 @@ impl Store {
         }
         let mut conn = sent_on;
         let wanted = self.min_replicas_ack;
-        let wait = redis::cmd("WAIT").arg(wanted).arg(self.replica_ack_timeout.as_millis() as u64).to_owned();
+        let wait = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(u64::try_from(self.replica_ack_timeout.as_millis()).unwrap_or(u64::MAX))
+            .to_owned();
         let bound = self.replica_ack_timeout + self.response_timeout;
         let started = Instant::now();
         let acked = tokio::time::timeout(bound, conn.to_ledger_primary::<u32>(wait)).await;
