@@ -145,12 +145,12 @@ async fn the_today_page_shows_settlements_latency_pools_reversals_and_instances(
 
     // the stored figures are what the docs say: one field per instance, an expiry
     let minute = chrono::Utc::now().timestamp().div_euclid(60);
-    let key = format!("sg:stats:settle:{minute}");
-    let previous = format!("sg:stats:settle:{}", minute - 1);
+    let key = format!("{{sg}}:stats:settle:{minute}");
+    let previous = format!("{{sg}}:stats:settle:{}", minute - 1);
     let ttl: i64 = stack.redis.cli(&["TTL", &key]).trim().parse().unwrap_or(-2);
     let ttl_previous: i64 = stack.redis.cli(&["TTL", &previous]).trim().parse().unwrap_or(-2);
     assert!((1..=7200).contains(&ttl.max(ttl_previous)), "TTL {ttl} / {ttl_previous}");
-    assert!(stack.redis.cli(&["HKEYS", "sg:instances"]).contains(&row.heartbeat.instance));
+    assert!(stack.redis.cli(&["HKEYS", "{sg}:instances"]).contains(&row.heartbeat.instance));
 
     // Redis gone: the page still answers, empty and zero, and says so
     stack.redis.stop();

@@ -110,7 +110,7 @@ async fn a_counter_near_overflow_refuses_before_any_write() {
     redis.cli(&["HSET", "{sg}:program_paid", &format!("{year}:medical_assistance"), "9223372036854775000"]);
     // The settlement id secret is created by the first settlement that needs it, refused or not (a one-time key,
     // no settlement data): create it first, so that the data keys count what the refused settlement wrote.
-    redis.cli(&["SET", "sg:secret:ids", "0123456789abcdef0123456789abcdef"]);
+    redis.cli(&["SET", "{sg}:secret:ids", "0123456789abcdef0123456789abcdef"]);
     let before = redis.data_keys();
     let reply = h.post("/v1/settlements", &bill("limit-1", "C3", 9007199254740991)).await;
     assert_eq!((reply.status, reply.body["code"].as_str()), (500, Some("internal")), "{}", reply.body);

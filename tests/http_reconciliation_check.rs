@@ -1,7 +1,7 @@
 //! Two-sided reconciliation over the real `settlegate serve` binary and a private Redis (docs/API.md "Two-sided
 //! reconciliation"): the totals check and the line-by-line check, for a hospital (its own day) and for the relief
 //! office (any hospital's), with each kind of difference planted and found exactly, and the check's scratch hash
-//! (`sg:check:*`) gone after every call, answered or refused.
+//! (`{sg}:check:*`) gone after every call, answered or refused.
 
 mod common;
 
@@ -24,7 +24,7 @@ fn stack() -> Stack {
 /// No scratch hash of a check is left in Redis.
 #[track_caller]
 fn assert_no_scratch(redis: &Redis, after: &str) {
-    let keys = redis.cli(&["--scan", "--pattern", "sg:check:*"]);
+    let keys = redis.cli(&["--scan", "--pattern", "{sg}:check:*"]);
     assert!(keys.trim().is_empty(), "{after}: scratch keys left: {keys}");
 }
 

@@ -203,7 +203,7 @@ async fn ids_are_shared_by_instances_and_bound_to_their_hospital() {
     let (ra, rb) = tokio::join!(a.post("/v1/settlements", &bill_a), b.post("/v1/settlements", &bill_b));
     status(&ra, 201, "settle on instance 1");
     status(&rb, 201, "settle on instance 2");
-    assert_eq!(redis.cli(&["STRLEN", "sg:secret:ids"]).trim(), "32", "one 32-byte secret");
+    assert_eq!(redis.cli(&["STRLEN", "{sg}:secret:ids"]).trim(), "32", "one 32-byte secret");
     let (id_a, id_b) = (ra.body["settlement_id"].as_str().unwrap(), rb.body["settlement_id"].as_str().unwrap());
     for (client, id, hsid) in [(&b, id_a, "A-1"), (&a, id_b, "B-1"), (&a, id_a, "A-1")] {
         let r = client.get(&format!("/v1/settlements/{id}")).await;
@@ -301,7 +301,7 @@ async fn a_lookup_is_one_redis_read() {
         status(&h.post("/v1/settlements", &bill("R-0", "C1", 100)).await, 201, "first settlement");
     })
     .await;
-    assert!(first.iter().any(|c| c.contains("sg:secret:ids")), "the first settlement loads the secret: {first:?}");
+    assert!(first.iter().any(|c| c.contains("{sg}:secret:ids")), "the first settlement loads the secret: {first:?}");
     let id = h.get("/v1/settlements?card_id=C1&hospital_settlement_id=R-0").await.body["settlement_id"].clone();
     let id = id.as_str().unwrap().to_string();
     let sent = commands_sent(&redis, async {

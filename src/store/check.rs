@@ -1,5 +1,5 @@
 //! The scratch hash of a two-sided reconciliation check (`POST /v1/reconciliation/check/details`,
-//! docs/DESIGN.md "Two-sided reconciliation"). The hospital's lines go into `sg:check:<nonce>` in batches, the
+//! docs/DESIGN.md "Two-sided reconciliation"). The hospital's lines go into `{sg}:check:<nonce>` in batches, the
 //! gateway's day is then read a page at a time and each page takes its counterparts out of the hash, and what is
 //! left is read with HSCAN. Neither side is ever held in the gateway's memory whole.
 //!

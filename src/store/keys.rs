@@ -6,8 +6,9 @@
 //! scripts, the same keys, one code path (docs/CLUSTER.md says why, and what a second ledger slot would need).
 //! Inside it, each card's keys still carry the card's own braces `{<card_id>}` as a delimiter (card ids and
 //! hospital ids cannot contain braces, `domain::is_valid_id`, so no two kinds of key can collide); Redis hashes
-//! only the first tag. Keys that no money script touches — the report aggregates (tagged by day), the check
-//! scratch hashes, the id secret, the console figures — carry no ledger tag and may live on any node.
+//! only the first tag. The keys no money script touches (report aggregates, check scratch, the id secret, the
+//! console figures) carry the tag too: the gateway reads them in pipelines, and redis-rs's cluster pipelines stay
+//! within one slot.
 
 /// The hash tag of the ledger slot: the first `{…}` of every key a money script touches.
 pub const LEDGER_TAG: &str = "{sg}";
@@ -73,22 +74,22 @@ pub fn recon_hospitals(day: &str) -> String {
 /// field `<hospital>` → lines consumed (the aggregator's watermark). Tagged by day, with [`report_entries`], so the
 /// script that moves both is one slot on a cluster.
 pub fn report_consumed(day: &str) -> String {
-    format!("sg:report:{{{day}}}:consumed")
+    format!("{{sg}}:report:{day}:consumed")
 }
 
 /// String of the day's report entries (`store::report::entry`), appended a batch at a time.
 pub fn report_entries(day: &str) -> String {
-    format!("sg:report:{{{day}}}:entries")
+    format!("{{sg}}:report:{day}:entries")
 }
 
 /// Hash of the labels report entries name by id: `l:<label>` → id, `i:<id>` → label, `n` → the last id given.
-pub const REPORT_LABELS: &str = "sg:report:labels";
+pub const REPORT_LABELS: &str = "{sg}:report:labels";
 
 /// The scratch hash of one two-sided reconciliation check (`POST /v1/reconciliation/check/details`): the hospital's
 /// lines while they are compared, field `S|<hsid>` or `R|<hsid>`, value `total|relief|patient`. `nonce` is fresh
 /// random hex per call, so no other read ever sees it; it expires on its own (`store::check::SCRATCH_TTL_S`).
 pub fn check_scratch(nonce: &str) -> String {
-    format!("sg:check:{nonce}")
+    format!("{{sg}}:check:{nonce}")
 }
 
 /// Hash of one hospital's monthly clearing statement (`period` = `YYYY-MM`); `/` separates the two, as in
@@ -140,18 +141,18 @@ pub const RULESETS: &str = "{sg}:rulesets";
 /// The 32 random bytes the opaque `settlement_id`s are sealed with (`store::ids`): created once with `SET NX` by
 /// whichever gateway instance needs it first, read by every instance. Losing it makes the `s2_` ids handed out
 /// unreadable (the records stay, reachable by card and `hospital_settlement_id`).
-pub const ID_SECRET: &str = "sg:secret:ids";
+pub const ID_SECRET: &str = "{sg}:secret:ids";
 
 /// Hash of one wall-clock minute's settle latencies (`store::stats`): field `<instance>` = base64 of that gateway
 /// instance's HDR histogram (µs, V2 serialization) of the minute. `minute` is the Unix minute (Unix seconds / 60).
 /// Not money: rewritten every few seconds by its instance, expires after `store::stats::STATS_TTL_S`.
 pub fn settle_stats(minute: i64) -> String {
-    format!("sg:stats:settle:{minute}")
+    format!("{{sg}}:stats:settle:{minute}")
 }
 
 /// Hash of the gateway instances' heartbeats (`store::stats`): field `<instance>` = JSON `{"instance", "version",
 /// "listen", "started_at", "seen_at"}`, rewritten every few seconds; a field silent for an hour is removed.
-pub const INSTANCES: &str = "sg:instances";
+pub const INSTANCES: &str = "{sg}:instances";
 
 /// Where a settlement lives: the card (its hash tag), the hospital and the hospital's own id. Its opaque
 /// `settlement_id` is sealed and opened by `store::ids`.

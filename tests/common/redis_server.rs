@@ -96,13 +96,13 @@ impl Redis {
     }
 
     /// The keys holding data: every key but the gateway's own operational figures, which each instance rewrites
-    /// every few seconds whatever the requests (its heartbeat `sg:instances`, the per-minute latencies
-    /// `sg:stats:settle:*`). Sorted.
+    /// every few seconds whatever the requests (its heartbeat `{sg}:instances`, the per-minute latencies
+    /// `{sg}:stats:settle:*`). Sorted.
     pub fn data_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .cli(&["--scan"])
             .lines()
-            .filter(|k| !k.is_empty() && *k != "sg:instances" && !k.starts_with("sg:stats:"))
+            .filter(|k| !k.is_empty() && *k != "{sg}:instances" && !k.starts_with("{sg}:stats:"))
             .map(String::from)
             .collect();
         keys.sort();

@@ -165,7 +165,7 @@ impl DetailsReport {
 /// it in the background, and the hash's expiry is the backstop of both.
 pub struct DetailsCheck {
     store: Arc<Store>,
-    /// `sg:check:<nonce>`.
+    /// `{sg}:check:<nonce>`.
     key: String,
     /// A write to the scratch hash may have reached Redis: it must be deleted.
     written: bool,

@@ -26,7 +26,7 @@ static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../s
 /// `scripts/report_labels.lua`: label → id, assigned once.
 static LABELS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../scripts/report_labels.lua")));
 
-/// Most label ids a report accepts from `sg:report:labels` (hospitals, streets, communities, categories and
+/// Most label ids a report accepts from `{sg}:report:labels` (hospitals, streets, communities, categories and
 /// programs of a district: thousands); a larger id means the hash is not what this code wrote.
 pub const MAX_LABEL_ID: u32 = 1 << 24;
 
