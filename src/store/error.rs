@@ -58,7 +58,18 @@ impl StoreError {
             unknown
         } else if matches!(
             e.code(),
-            Some("OOM" | "LOADING" | "READONLY" | "BUSY" | "MASTERDOWN" | "NOSCRIPT" | "CLUSTERDOWN" | "TRYAGAIN")
+            Some(
+                "OOM"
+                    | "LOADING"
+                    | "READONLY"
+                    | "BUSY"
+                    | "MASTERDOWN"
+                    | "NOSCRIPT"
+                    | "CLUSTERDOWN"
+                    | "TRYAGAIN"
+                    | "MOVED"
+                    | "ASK"
+            )
         ) {
             // refused by the server before the command ran
             StoreErrorKind::Unavailable
