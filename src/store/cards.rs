@@ -101,7 +101,7 @@ impl Store {
             }
             let mut conn = self.conn(OP)?;
             let reply: Vec<String> = {
-                let sent_on = conn.clone();
+                let sent_on = self.ack_on(&conn);
                 self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
             }
             .await?;

@@ -226,7 +226,7 @@ impl Store {
             }
             let mut conn = self.conn(OP)?;
             reply = {
-                let sent_on = conn.clone();
+                let sent_on = self.ack_on(&conn);
                 self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
             }
             .await?;

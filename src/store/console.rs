@@ -132,7 +132,7 @@ impl Store {
             }
             let mut conn = self.conn(OP)?;
             let reply: Vec<String> = {
-                let sent_on = conn.clone();
+                let sent_on = self.ack_on(&conn);
                 self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
             }
             .await?;
@@ -156,7 +156,7 @@ impl Store {
         inv.key(keys::USERS).key(keys::login_failures(name)).arg(name).arg(max_failed).arg(lockout_ms);
         let mut conn = self.conn(OP)?;
         let reply: Vec<String> = {
-            let sent_on = conn.clone();
+            let sent_on = self.ack_on(&conn);
             self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
         }
         .await?;
@@ -181,7 +181,7 @@ impl Store {
         inv.key(keys::console_session(token_sha256)).key(keys::USERS).arg(idle_ms);
         let mut conn = self.conn(OP)?;
         let reply: Vec<String> = {
-            let sent_on = conn.clone();
+            let sent_on = self.ack_on(&conn);
             self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
         }
         .await?;

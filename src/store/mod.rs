@@ -121,7 +121,7 @@ impl Store {
             response_timeout,
             ids: OnceCell::new(),
             min_replicas_ack: 0,
-            replica_ack_timeout: Duration::from_millis(200),
+            replica_ack_timeout: Duration::ZERO,
         }
     }
 
@@ -220,15 +220,12 @@ impl Store {
     /// of its own connection). Too few replicas within `replica_ack_timeout` → `OutcomeUnknown` (504): the write is
     /// on the primary, and a retry with the same id tells whether it survived. That is not a broken connection, so
     /// the breaker stays closed.
-    async fn call_acked<T, F>(&self, op: &'static str, sent_on: Conn, fut: F) -> StoreResult<T>
+    async fn call_acked<T, F>(&self, op: &'static str, sent_on: Option<Conn>, fut: F) -> StoreResult<T>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let value = self.call(op, true, fut).await?;
-        if self.min_replicas_ack == 0 {
-            return Ok(value);
-        }
-        let mut conn = sent_on;
+        let Some(mut conn) = sent_on else { return Ok(value) };
         let wanted = self.min_replicas_ack;
         let wait = redis::cmd("WAIT")
             .arg(wanted)
@@ -246,6 +243,12 @@ impl Store {
         };
         metrics::counter!("settlegate_redis_errors_total", "op" => op, "kind" => "replica_ack").increment(1);
         Err(StoreError::new(op, StoreErrorKind::OutcomeUnknown, detail))
+    }
+
+    /// The connection [`Store::call_acked`] waits on: a clone of `conn` when writes wait for replicas, else
+    /// `None` (no clone on the settle path when `min_replicas_ack` is 0).
+    fn ack_on(&self, conn: &Conn) -> Option<Conn> {
+        (self.min_replicas_ack > 0).then(|| conn.clone())
     }
 
     pub async fn ping(&self) -> StoreResult<()> {

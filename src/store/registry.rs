@@ -160,7 +160,7 @@ impl Store {
             inv.key(keys::RULESETS).arg(version).arg(json);
             let mut conn = self.conn(OP)?;
             let reply: Vec<String> = {
-                let sent_on = conn.clone();
+                let sent_on = self.ack_on(&conn);
                 self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
             }
             .await?;

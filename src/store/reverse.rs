@@ -92,7 +92,7 @@ impl Store {
             .arg(insurance_ref);
         let mut conn = self.conn("reverse")?;
         let reply: Vec<String> = {
-            let sent_on = conn.clone();
+            let sent_on = self.ack_on(&conn);
             self.call_acked("reverse", sent_on, async move { inv.invoke_async(&mut conn).await })
         }
         .await?;

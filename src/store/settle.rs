@@ -142,7 +142,7 @@ impl Store {
             .arg(operator_name.unwrap_or(""));
         inv.arg(specs.len()).arg(specs);
         let mut conn = self.conn(op)?;
-        let sent_on = conn.clone();
+        let sent_on = self.ack_on(&conn);
         let writes = matches!(call.mode, SettleMode::Settle { .. });
         let script = async move { inv.invoke_async(&mut conn).await };
         let reply: Vec<String> =
