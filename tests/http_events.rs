@@ -28,50 +28,6 @@ fn fen(n: usize) -> i64 {
     i64::try_from(n).unwrap()
 }
 
-/// Every event, read in pages of `limit`; checks cursors, `Next-Cursor` and unique ids on the way.
-async fn all_events(admin: &Client, limit: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(c) => format!("/admin/v1/events?limit={limit}&after={c}"),
-            None => format!("/admin/v1/events?limit={limit}"),
-        };
-        let r = admin.get(&path).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.raw));
-        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
-        let next = r.header("next-cursor").expect("Next-Cursor header").to_string();
-        let page: Vec<Value> = String::from_utf8(r.raw.to_vec())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event line {l}: {e}")))
-            .collect();
-        assert!(page.len() <= limit);
-        match page.last() {
-            Some(last) => assert_eq!(last["cursor"].as_str(), Some(next.as_str()), "Next-Cursor = last cursor"),
-            None => {
-                if let Some(a) = &after {
-                    assert_eq!(&next, a, "nothing new: Next-Cursor = after");
-                }
-            }
-        }
-        let done = page.is_empty();
-        events.extend(page);
-        if done {
-            break;
-        }
-        after = Some(next);
-    }
-    let ids: HashSet<&str> = events.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), events.len(), "event_id never repeats");
-    events
-}
-
-/// The settlement events only (`settlement.*`): the office's writes (cards, rulesets) have events too.
-fn settlement_events(events: Vec<Value>) -> Vec<Value> {
-    events.into_iter().filter(|e| e["type"].as_str().is_some_and(|t| t.starts_with("settlement."))).collect()
-}
-
 /// (hospital, hospital_settlement_id) of a settlement or cancellation event.
 fn event_key(e: &Value) -> (String, String) {
     let d = &e["data"];

@@ -99,12 +99,8 @@ impl Store {
                 };
                 inv.arg(expected.as_slice());
             }
-            let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = {
-                let sent_on = self.ack_on(&conn);
-                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-            }
-            .await?;
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
             match reply.first().map(String::as_str) {
                 Some("audit_stale") => continue,
                 Some("stored") => break,

@@ -224,12 +224,8 @@ impl Store {
             for (field, value) in clearing_fields(c) {
                 inv.arg(field).arg(value);
             }
-            let mut conn = self.conn(OP)?;
-            reply = {
-                let sent_on = self.ack_on(&conn);
-                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-            }
-            .await?;
+            let conn = self.conn(OP)?;
+            reply = { self.run_write(OP, conn, inv) }.await?;
             if !audit::is_stale(&reply) {
                 break;
             }

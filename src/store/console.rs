@@ -130,12 +130,8 @@ impl Store {
                     inv.arg("logout");
                 }
             }
-            let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = {
-                let sent_on = self.ack_on(&conn);
-                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-            }
-            .await?;
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
             return match reply.first().map(String::as_str) {
                 Some("audit_stale") => continue,
                 Some("ok") => Ok(ConsoleOutcome::Applied),
@@ -154,12 +150,8 @@ impl Store {
         const OP: &str = "login_begin";
         let mut inv = LOGIN_BEGIN.prepare_invoke();
         inv.key(keys::USERS).key(keys::login_failures(name)).arg(name).arg(max_failed).arg(lockout_ms);
-        let mut conn = self.conn(OP)?;
-        let reply: Vec<String> = {
-            let sent_on = self.ack_on(&conn);
-            self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-        }
-        .await?;
+        let conn = self.conn(OP)?;
+        let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
         let num = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok());
         match reply.first().map(String::as_str) {
             Some("unknown") => Ok(LoginBegin::Unknown),
@@ -179,12 +171,8 @@ impl Store {
         const OP: &str = "session_touch";
         let mut inv = SESSION_TOUCH.prepare_invoke();
         inv.key(keys::console_session(token_sha256)).key(keys::USERS).arg(idle_ms);
-        let mut conn = self.conn(OP)?;
-        let reply: Vec<String> = {
-            let sent_on = self.ack_on(&conn);
-            self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-        }
-        .await?;
+        let conn = self.conn(OP)?;
+        let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
         if reply.len() < 3 {
             return Ok(None);
         }

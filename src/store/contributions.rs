@@ -80,12 +80,8 @@ impl Store {
                 .arg(w.base_fen)
                 .arg(w.donor)
                 .arg(w.json);
-            let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = {
-                let sent_on = self.ack_on(&conn);
-                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-            }
-            .await?;
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
             let n = |i: usize| -> StoreResult<i64> {
                 reply
                     .get(i)

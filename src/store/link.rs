@@ -82,6 +82,26 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Sends `pipeline` (its first `count` commands) in one write to the primary of the ledger slot, on one
+    /// connection: a `WAIT` after a script then counts the replicas that hold that script's write (`WAIT` counts
+    /// its own connection's writes). On a cluster the client may send the whole pipeline again to a new primary
+    /// after a failover: then both commands run there, and the `WAIT` still speaks of the script before it.
+    pub async fn pipeline_to_ledger_primary(
+        &mut self,
+        pipeline: &Pipeline,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(pipeline, 0, count).await,
+            Conn::Cluster(c) => {
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(LEDGER_TAG, SlotAddr::Master));
+                c.route_pipeline(pipeline.clone(), 0, count, route).await
+            }
+        }
+    }
+}
+
 /// Where the connections come from.
 enum Backend {
     Node { client: Client, config: AsyncConnectionConfig },

@@ -198,57 +198,91 @@ impl Store {
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.call_within(op, writes, self.response_timeout, fut).await
+    }
+
+    /// [`Store::call`] with its own bound.
+    async fn call_within<T, F>(&self, op: &'static str, writes: bool, bound: Duration, fut: F) -> StoreResult<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let unknown = if writes { StoreErrorKind::OutcomeUnknown } else { StoreErrorKind::Unavailable };
         let started = Instant::now();
-        let result = tokio::time::timeout(self.response_timeout, fut).await;
+        let result = tokio::time::timeout(bound, fut).await;
         metrics::histogram!("settlegate_redis_call_seconds", "op" => op).record(started.elapsed().as_secs_f64());
         let error = match result {
             Ok(Ok(value)) => return Ok(value),
             Err(_elapsed) => StoreError::new(op, unknown, "no answer within the response timeout"),
             Ok(Err(e)) => StoreError::from_redis(op, unknown, e),
         };
+        self.failed(op, error)
+    }
+
+    /// Counts a failed call, and stops sending to the connection (until the supervisor vouches for it again)
+    /// unless the store answered.
+    fn failed<T>(&self, op: &'static str, error: StoreError) -> StoreResult<T> {
         if error.kind != StoreErrorKind::Corrupt {
-            // a timeout or I/O failure: stop sending to this connection until the supervisor vouches for it again
             self.link.mark_broken();
         }
         metrics::counter!("settlegate_redis_errors_total", "op" => op, "kind" => error.kind.as_str()).increment(1);
         Err(error)
     }
 
-    /// [`Store::call`] for a write that must reach `min_replicas_ack` replicas before it is acknowledged: after
-    /// the write's answer, `WAIT` on `sent_on`, a clone of the connection that sent it (`WAIT` counts the writes
-    /// of its own connection). Too few replicas within `replica_ack_timeout` → `OutcomeUnknown` (504): the write is
-    /// on the primary, and a retry with the same id tells whether it survived. That is not a broken connection, so
-    /// the breaker stays closed.
-    async fn call_acked<T, F>(&self, op: &'static str, sent_on: Option<Conn>, fut: F) -> StoreResult<T>
-    where
-        F: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let value = self.call(op, true, fut).await?;
-        let Some(mut conn) = sent_on else { return Ok(value) };
+    /// Runs a script that may write, on `conn`. With `min_replicas_ack` > 0 the script is followed by
+    /// `WAIT <min_replicas_ack> <replica_ack_timeout_ms>` in the same pipeline, on the same connection to the
+    /// ledger's primary, so the `WAIT` counts the replicas holding this script's write even when the cluster
+    /// client moved to a new primary in between (a `WAIT` sent after the script's answer, as its own request,
+    /// could reach a promoted replica that never had the write and count its replicas: the failover test saw an
+    /// acknowledged settlement lost that way). Too few replicas → `OutcomeUnknown` (504): the write is on the
+    /// primary, and a retry with the same id tells whether it survived; the store answered, so the breaker stays
+    /// closed. A refusal or a replay waits too (a replay may be of a write not yet on any replica).
+    async fn run_write<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        mut conn: Conn,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> StoreResult<T> {
         let wanted = self.min_replicas_ack;
-        let wait = redis::cmd("WAIT")
+        if wanted == 0 {
+            return self.call(op, true, async move { inv.invoke_async(&mut conn).await }).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv)
+            .cmd("WAIT")
             .arg(wanted)
-            .arg(u64::try_from(self.replica_ack_timeout.as_millis()).unwrap_or(u64::MAX))
-            .to_owned();
+            .arg(u64::try_from(self.replica_ack_timeout.as_millis()).unwrap_or(u64::MAX));
         let bound = self.replica_ack_timeout + self.response_timeout;
         let started = Instant::now();
-        let acked = tokio::time::timeout(bound, conn.to_ledger_primary::<u32>(wait)).await;
+        let replies = self
+            .call_within(op, true, bound, async {
+                let replies = conn.pipeline_to_ledger_primary(&pipe, 2).await?;
+                if !is_noscript(replies.first()) {
+                    return Ok(replies);
+                }
+                // a primary that never ran the script (a promoted replica): nothing ran, load it and send again
+                inv.load_async(&mut conn).await?;
+                conn.pipeline_to_ledger_primary(&pipe, 2).await
+            })
+            .await?;
         metrics::histogram!("settlegate_redis_replica_ack_seconds", "op" => op).record(started.elapsed().as_secs_f64());
-        let detail = match acked {
-            Ok(Ok(n)) if n >= wanted => return Ok(value),
-            Ok(Ok(n)) => format!("{n} of {wanted} replicas acknowledged within {bound:?}"),
-            Ok(Err(e)) => format!("WAIT failed: {e}"),
-            Err(_) => format!("WAIT not answered within {bound:?}"),
+        let mut replies = replies.into_iter();
+        let (Some(value), Some(acked)) = (replies.next(), replies.next()) else {
+            return self.failed(op, StoreError::new(op, StoreErrorKind::OutcomeUnknown, "a short pipeline reply"));
+        };
+        let value = match value.extract_error() {
+            Ok(v) => v,
+            Err(e) => return self.failed(op, StoreError::from_redis(op, StoreErrorKind::OutcomeUnknown, e)),
+        };
+        let Ok(value) = redis::from_redis_value::<T>(value) else {
+            return self.failed(op, StoreError::new(op, StoreErrorKind::Corrupt, "an unexpected script reply"));
+        };
+        let detail = match redis::from_redis_value::<u32>(acked) {
+            Ok(n) if n >= wanted => return Ok(value),
+            Ok(n) => format!("{n} of {wanted} replicas acknowledged within {:?}", self.replica_ack_timeout),
+            Err(e) => format!("WAIT failed: {e}"),
         };
         metrics::counter!("settlegate_redis_errors_total", "op" => op, "kind" => "replica_ack").increment(1);
         Err(StoreError::new(op, StoreErrorKind::OutcomeUnknown, detail))
-    }
-
-    /// The connection [`Store::call_acked`] waits on: a clone of `conn` when writes wait for replicas, else
-    /// `None` (no clone on the settle path when `min_replicas_ack` is 0).
-    fn ack_on(&self, conn: &Conn) -> Option<Conn> {
-        (self.min_replicas_ack > 0).then(|| conn.clone())
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
@@ -292,4 +326,9 @@ impl Store {
             );
         }
     }
+}
+
+/// Whether a pipeline's first reply is `NOSCRIPT` (the primary does not have the script).
+fn is_noscript(reply: Option<&redis::Value>) -> bool {
+    matches!(reply, Some(redis::Value::ServerError(e)) if e.kind() == Some(redis::ServerErrorKind::NoScript))
 }

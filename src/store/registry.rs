@@ -158,12 +158,8 @@ impl Store {
             let mut inv = self.publish_script.prepare_invoke();
             sealed.push(&mut inv);
             inv.key(keys::RULESETS).arg(version).arg(json);
-            let mut conn = self.conn(OP)?;
-            let reply: Vec<String> = {
-                let sent_on = self.ack_on(&conn);
-                self.call_acked(OP, sent_on, async move { inv.invoke_async(&mut conn).await })
-            }
-            .await?;
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = { self.run_write(OP, conn, inv) }.await?;
             if !audit::is_stale(&reply) {
                 return Ok(version);
             }

@@ -90,12 +90,8 @@ impl Store {
             .arg(call.operator.map_or("", |o| o.id.as_str()))
             .arg(operator_name.unwrap_or(""))
             .arg(insurance_ref);
-        let mut conn = self.conn("reverse")?;
-        let reply: Vec<String> = {
-            let sent_on = self.ack_on(&conn);
-            self.call_acked("reverse", sent_on, async move { inv.invoke_async(&mut conn).await })
-        }
-        .await?;
+        let conn = self.conn("reverse")?;
+        let reply: Vec<String> = { self.run_write("reverse", conn, inv) }.await?;
         let corrupt = |e: String| StoreError::corrupt("reverse", e);
         let Some(tag) = reply.first() else {
             return Err(corrupt("empty reply".into()));

@@ -142,11 +142,11 @@ impl Store {
             .arg(operator_name.unwrap_or(""));
         inv.arg(specs.len()).arg(specs);
         let mut conn = self.conn(op)?;
-        let sent_on = self.ack_on(&conn);
-        let writes = matches!(call.mode, SettleMode::Settle { .. });
-        let script = async move { inv.invoke_async(&mut conn).await };
-        let reply: Vec<String> =
-            if writes { self.call_acked(op, sent_on, script).await? } else { self.call(op, false, script).await? };
+        let reply: Vec<String> = if matches!(call.mode, SettleMode::Settle { .. }) {
+            self.run_write(op, conn, inv).await?
+        } else {
+            self.call(op, false, async move { inv.invoke_async(&mut conn).await }).await?
+        };
         decode_reply(op, call, settlement_id, &reply)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::{read_reply, tls_client_config, tls_connect, Client, Reply, TestBody};
+use super::cluster::Cluster;
 use super::fixtures::TIMEZONE;
 use super::redis_server::{free_ports, Redis};
 
@@ -88,8 +89,18 @@ impl Gateway {
     }
 
     pub fn start_env(redis_url: &str, certs: &Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Gateway {
+        Gateway::launch(&format!("url = \"{redis_url}\""), certs, extra, env)
+    }
+
+    /// Starts `settlegate serve` on `cluster` (`[redis] cluster = [every node]`); `extra` as for [`Gateway::start`].
+    pub fn start_on_cluster(cluster: &Cluster, certs: &Arc<Certs>, extra: &str) -> Gateway {
+        Gateway::launch(&cluster.redis_toml(), certs, extra, &[])
+    }
+
+    /// `redis_line`: the `[redis]` section's address line (`url = …` or `cluster = […]`).
+    fn launch(redis_line: &str, certs: &Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Gateway {
         for _attempt in 0..5 {
-            if let Some(gw) = Gateway::try_start(redis_url, certs.clone(), extra, env) {
+            if let Some(gw) = Gateway::try_start(redis_line, certs.clone(), extra, env) {
                 return gw;
             }
         }
@@ -97,7 +108,7 @@ impl Gateway {
     }
 
     /// One attempt on fresh ports; `None` when the process exited (a port was taken meanwhile).
-    fn try_start(redis_url: &str, certs: Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Option<Gateway> {
+    fn try_start(redis_line: &str, certs: Arc<Certs>, extra: &str, env: &[(&str, &str)]) -> Option<Gateway> {
         let dir = tempfile::tempdir().unwrap();
         let [port, ops_port] = free_ports::<2>();
         let c = certs.path().display();
@@ -109,9 +120,9 @@ impl Gateway {
         );
         // [redis] may come from `extra`; otherwise add it.
         let config = if extra.contains("[redis]") {
-            config.replace("[redis]", &format!("[redis]\nurl = \"{redis_url}\""))
+            config.replace("[redis]", &format!("[redis]\n{redis_line}"))
         } else {
-            format!("{config}\n[redis]\nurl = \"{redis_url}\"\n")
+            format!("{config}\n[redis]\n{redis_line}\n")
         };
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();

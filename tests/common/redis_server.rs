@@ -22,6 +22,8 @@ pub struct Redis {
     pub port: u16,
     /// The command line, kept for [`Redis::restart`].
     args: Vec<String>,
+    /// False once [`Redis::stop`] (or [`Redis::kill9`]) ended it, until [`Redis::restart`].
+    running: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -54,13 +56,18 @@ impl Redis {
 
     /// One attempt on a fresh free port; `None` when the server exited (e.g. the port was taken meanwhile).
     fn try_start(extra: &[&str]) -> Option<Redis> {
+        Redis::start_on(free_port(), extra)
+    }
+
+    /// One attempt on `port`; `None` when the server exited (e.g. the port was taken meanwhile).
+    pub fn start_on(port: u16, extra: &[&str]) -> Option<Redis> {
         let dir = tempfile::tempdir().unwrap();
-        let (port, dir_arg) = (free_port(), dir.path().display().to_string());
+        let dir_arg = dir.path().display().to_string();
         let port_arg = port.to_string();
         let defaults = ["--port", &port_arg, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
         let more = ["--maxmemory-policy", "noeviction", "--dir", &dir_arg];
         let args: Vec<String> = defaults.iter().chain(&more).chain(extra).map(|a| (*a).to_string()).collect();
-        let mut redis = Redis { child: spawn(&args), port, args, _dir: dir };
+        let mut redis = Redis { child: spawn(&args), port, args, running: true, _dir: dir };
         redis.wait_until_up().then_some(redis)
     }
 
@@ -82,6 +89,7 @@ impl Redis {
     pub fn restart(&mut self) {
         self.stop();
         self.child = spawn(&self.args);
+        self.running = true;
         assert!(self.wait_until_up(), "redis-server did not restart on port {}", self.port);
     }
 
@@ -140,9 +148,16 @@ impl Redis {
         self.signal("-CONT");
     }
 
+    /// `kill -9` (no shutdown, nothing saved), and reaps it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.running = false;
+    }
+
+    /// Whether it runs (started, or restarted, and not stopped since).
+    pub fn is_running(&self) -> bool {
+        self.running
     }
 }
 
