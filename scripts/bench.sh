@@ -4,6 +4,7 @@
 #   (b) the floor of the architecture: `floor --mode evalsha` (the same + one EVALSHA per request);
 #   (c) settlegate's settle path (loadtest/scenarios/settle_only.toml), Redis without persistence;
 #   (c') the same with Redis `--appendonly yes --appendfsync always`;
+#   (d) the same on a Redis Cluster of 3 primaries (`[redis] cluster`, the ledger slot on one of them);
 # each as saturation (closed model), p99 at half of that saturation (open model) and the highest open-model rate
 # that meets the scenario's p99 SLO (a ramp in steps of 20 % of saturation), with CPU per request from
 # /proc/<pid>/stat. Writes target/bench/<run>/report.{json,html} and docs/BENCHMARKS.md (via `bench-report`).
@@ -200,6 +201,16 @@ watch=(--watch-pid "gateway=$GW_PID" --watch-pid "redis=$REDIS_PID")
 RUN_MAX_OTHERS=2 measure_system settle-aof "$GW_URL" "${watch[@]}"
 lt_stop_pid "$GW_PID"
 lt_stop_pid "$REDIS_PID"
+
+# (d): the gateway on a Redis Cluster of three primaries (no replicas: they would share these two cores). Every
+# money key is in the ledger slot, so one primary runs every script; the others hold nothing the settle path
+# touches. The same scripts and keys as (c): the cluster code path is the only one.
+lt_start_cluster "$OUT/cluster" 3
+lt_log "redis cluster of 3 primaries; the ledger slot's primary on port $REDIS_PORT"
+lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gateway-cluster" "$CERTS" "$CLUSTER_REDIS"
+watch=(--watch-pid "gateway=$GW_PID" --watch-pid "redis=$REDIS_PID")
+measure_system settle-cluster "$GW_URL" "${watch[@]}"
+lt_stop_pid "$GW_PID"
 
 notes=()
 [ -f "$ROOT/loadtest/BENCH_NOTES.md" ] && notes=(--notes "$ROOT/loadtest/BENCH_NOTES.md")

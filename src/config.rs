@@ -10,9 +10,11 @@ use serde::Deserialize;
 
 mod console;
 mod redis;
+mod retention;
 mod streets;
 pub use console::ConsoleConfig;
 pub use redis::{RedisConfig, MAX_CLUSTER_SEEDS};
+pub use retention::{RetentionConfig, MIN_SETTLEMENT_DAYS};
 pub use streets::{StreetsConfig, MAX_STREET_IDENTITIES};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +47,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    /// When settlement records are archived (`[retention]`); never by default.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Street offices: certificate CN → street label (`[streets] identities`); none by default.
     #[serde(default)]
     pub streets: StreetsConfig,
@@ -333,7 +338,8 @@ mod defaults {
     }
 }
 
-const SECTIONS: [&str; 9] = ["rate_limit", "limits", "redis", "admin", "tls", "log", "events", "streets", "console"];
+const SECTIONS: [&str; 10] =
+    ["rate_limit", "limits", "redis", "admin", "tls", "log", "events", "retention", "streets", "console"];
 pub const ENV_PREFIX: &str = "SETTLEGATE_";
 
 #[derive(Debug, thiserror::Error)]
@@ -389,6 +395,7 @@ impl Config {
             return bad(format!("timezone {:?} is not an IANA zone", self.timezone));
         }
         self.redis.validate().map_err(ConfigError::Invalid)?;
+        self.retention.validate().map_err(ConfigError::Invalid)?;
         if self.admin.identities.is_empty() {
             return bad("admin.identities must name at least one certificate CN".into());
         }

@@ -171,6 +171,12 @@ pub async fn run(store: &Store, opts: &ExportOptions) -> Result<Vec<ManifestEntr
     if days > opts.max_days {
         return Err(format!("{days} days asked; at most {} per run (limits.max_export_days)", opts.max_days));
     }
+    let archived = store.archived_through().await.map_err(|e| format!("reading the archive's state: {e}"))?;
+    if let Some(through) = archived.filter(|t| opts.from <= *t) {
+        return Err(format!(
+            "the days up to {through} are archived ([retention]): their lines are in the exports written before"
+        ));
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let mut manifest = Vec::new();
     let mut day = opts.from;
@@ -179,6 +185,11 @@ pub async fn run(store: &Store, opts: &ExportOptions) -> Result<Vec<ManifestEntr
             eprintln!("settlegate export: {day} is not over yet (local time); its file may still change");
         }
         manifest.push(export_day(store, opts, day).await?);
+        if day < opts.today {
+            // the day is over and its file complete: archiving may take its lines once its clearings are paid
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            store.mark_exported(&day.to_string(), &at).await.map_err(|e| format!("marking {day} exported: {e}"))?;
+        }
         if day == opts.to {
             break;
         }

@@ -92,6 +92,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(rules.clone().keep_fresh(store.clone(), Duration::from_millis(config.redis.rules_refresh_ms)));
     tokio::spawn(keep_events_trimmed(store.clone(), config.events.clone()));
     tokio::spawn(keep_reports_current(store.clone(), config.tz(), config.limits.clone()));
+    if config.retention.settlement_days > 0 {
+        tokio::spawn(keep_archiving(store.clone(), config.tz(), config.retention.clone()));
+    }
     let stats = Arc::new(SettleStats::new(&config.listen.to_string()));
     tokio::spawn(stats.clone().keep_flushed(store.clone(), config.tz()));
     tokio::spawn(ops::serve(Arc::new(Ops { link: link.clone(), rules: rules.clone(), metrics }), ops_listener));
@@ -179,5 +182,44 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Archives the days past `retention.settlement_days`, oldest first, every `retention.archive_interval_ms` (any
+/// number of instances may: every step is a compare-and-set; `store::archive`). A day held back by a watermark
+/// (not exported, a clearing not paid) is logged once a round and tried again next round.
+async fn keep_archiving(store: Arc<Store>, tz: chrono_tz::Tz, retention: crate::config::RetentionConfig) {
+    /// Days one round archives at most (a round stays short; the next continues).
+    const DAYS_PER_ROUND: usize = 31;
+    let by = crate::domain::audit::Actor {
+        name: "settlegate:archive".into(),
+        role: crate::domain::audit::AuditRole::Admin,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let batch = usize::try_from(retention.archive_batch_lines).unwrap_or(usize::MAX);
+    loop {
+        tokio::time::sleep(Duration::from_millis(retention.archive_interval_ms)).await;
+        let now = chrono::Utc::now().with_timezone(&tz);
+        let Some(cutoff) = now.date_naive().checked_sub_days(chrono::Days::new(retention.settlement_days)) else {
+            continue;
+        };
+        let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        for _ in 0..DAYS_PER_ROUND {
+            match store.archive_next_day(cutoff, batch, &at, &by).await {
+                Ok(crate::store::archive::ArchiveStep::Closed { day, records, lines }) => {
+                    tracing::info!(%day, records, lines, "day archived");
+                }
+                Ok(crate::store::archive::ArchiveStep::Raced) => {}
+                Ok(crate::store::archive::ArchiveStep::UpToDate) => break,
+                Ok(crate::store::archive::ArchiveStep::Blocked { day, hospital, why }) => {
+                    tracing::warn!(%day, hospital, why, "archiving waits (export the day / pay the month's clearing)");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "archiving failed; retrying next round");
+                    break;
+                }
+            }
+        }
     }
 }

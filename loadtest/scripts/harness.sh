@@ -68,6 +68,43 @@ lt_start_redis() {
   return 1
 }
 
+# lt_start_cluster DIR N: N Redis Cluster primaries (no replicas, no persistence) on free ports, joined by
+# `redis-cli --cluster create`; sets CLUSTER_REDIS (a `[redis]` line for lt_start_gateway), and REDIS_PORT /
+# REDIS_PID to the primary of the ledger slot (the hash tag `{sg}`: every money key is there).
+lt_start_cluster() {
+  local dir=$1 n=$2 i port seeds=() addrs=()
+  for i in $(seq 1 "$n"); do
+    mkdir -p "$dir/$i"
+    port=$(lt_free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+      --maxmemory-policy noeviction --dir "$dir/$i" --logfile "$dir/$i/redis.log" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 &
+    lt_track "$!"
+    eval "CLUSTER_PID_$port=$!"
+    for _ in $(seq 1 100); do
+      [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
+      sleep 0.05
+    done
+    seeds+=("\"redis://127.0.0.1:$port\"")
+    addrs+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 || {
+    echo "redis-cli --cluster create failed; see $dir/create.log" >&2
+    return 1
+  }
+  for _ in $(seq 1 200); do
+    redis-cli -p "${addrs[0]##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+    sleep 0.05
+  done
+  local slot
+  slot=$(redis-cli -p "${addrs[0]##*:}" cluster keyslot '{sg}')
+  REDIS_PORT=$(redis-cli -p "${addrs[0]##*:}" cluster nodes | awk -v s="$slot" '$3 ~ /master/ {
+      for (i = 9; i <= NF; i++) { split($i, r, "-"); if (r[2] == "") r[2] = r[1]; if (s >= r[1] && s <= r[2]) {
+        split($2, a, "[:@]"); print a[2]; exit } } }')
+  eval "REDIS_PID=\$CLUSTER_PID_$REDIS_PORT"
+  CLUSTER_REDIS="cluster = [$(IFS=,; echo "${seeds[*]}")]"
+}
+
 # lt_build_bins SETTLEGATE_BIN LOADTEST_BIN: release builds (unless SKIP_BUILD=1); exit 2 if a binary is missing.
 lt_build_bins() {
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -88,9 +125,12 @@ lt_make_certs() {
   "$bin" certs --out "$dir" --admin "$admin" "${args[@]}" >/dev/null
 }
 
-# lt_start_gateway SETTLEGATE_BIN DIR CERTS REDIS_URL: sets GW_PORT, OPS_PORT, GW_PID, GW_URL.
+# lt_start_gateway SETTLEGATE_BIN DIR CERTS REDIS: sets GW_PORT, OPS_PORT, GW_PID, GW_URL. REDIS is a Redis URL,
+# or a whole `cluster = [...]` line (lt_start_cluster's CLUSTER_REDIS).
 lt_start_gateway() {
-  local bin=$1 dir=$2 certs=$3 redis_url=$4
+  local bin=$1 dir=$2 certs=$3 redis_url=$4 redis_line
+  redis_line="url = \"$redis_url\""
+  case "$redis_url" in "cluster = "*) redis_line=$redis_url ;; esac
   mkdir -p "$dir"
   GW_PORT=$(lt_free_port)
   OPS_PORT=$(lt_free_port)
@@ -105,7 +145,7 @@ cert = "$certs/server.pem"
 key = "$certs/server.key"
 client_ca = "$certs/ca.pem"
 [redis]
-url = "$redis_url"
+$redis_line
 connect_timeout_ms = 1000
 response_timeout_ms = 250
 [admin]

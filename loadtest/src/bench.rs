@@ -17,11 +17,12 @@ pub struct System {
 }
 
 /// The systems of the benchmark, in table order.
-pub const SYSTEMS: [System; 4] = [
+pub const SYSTEMS: [System; 5] = [
     System { prefix: "ceiling", label: "(a) TLS ceiling: hyper+rustls answering 201" },
     System { prefix: "floor", label: "(b) floor: hyper+rustls + one EVALSHA per request" },
     System { prefix: "settle", label: "(c) settlegate settle, Redis without persistence" },
     System { prefix: "settle-aof", label: "(c′) settlegate settle, Redis appendonly + appendfsync always" },
+    System { prefix: "settle-cluster", label: "(d) settlegate settle, Redis Cluster of 3 primaries (no persistence)" },
 ];
 
 /// Targets of the issue.
@@ -299,6 +300,19 @@ pub fn render(run: &BenchRun) -> String {
         fmt_opt(ratio(aof, settle), 2)
     );
     let _ = writeln!(s, "| settle with fsync-always AOF / floor | {} | (context) |", fmt_opt(ratio(aof, floor), 2));
+    let cluster = saturation(run, "settle-cluster");
+    if cluster.is_some() {
+        let _ = writeln!(
+            s,
+            "| settle on a 3-primary cluster / floor | {} | (context) |",
+            fmt_opt(ratio(cluster, floor), 2)
+        );
+        let _ = writeln!(
+            s,
+            "| settle on a 3-primary cluster / settle on one node | {} | (context: the cluster client's cost) |",
+            fmt_opt(ratio(cluster, settle), 2)
+        );
+    }
     let ramp_best = |sys: &str| run.reports.get(&format!("{sys}-ramp")).and_then(|r| f(&r["ramp"]["best_rate_per_s"]));
     if run.reports.contains_key("settle-ramp") {
         let _ = writeln!(

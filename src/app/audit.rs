@@ -10,7 +10,7 @@ use crate::store::audit::AUDIT_PAGE;
 /// Most entries one `GET /admin/v1/audit` returns.
 pub const MAX_AUDIT_LIMIT: usize = 10_000;
 /// Every audit entry's `action`.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 13] = [
     "ruleset.publish",
     "cardholder.put",
     "cardholder.import",
@@ -23,6 +23,7 @@ pub const ACTIONS: [&str; 12] = [
     "console.login",
     "console.login_failed",
     "console.logout",
+    "ledger.archive",
 ];
 /// The largest `after` (the API's integers stay within 2^53 - 1).
 const MAX_SEQ: u64 = 9_007_199_254_740_991;

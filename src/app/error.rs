@@ -44,6 +44,12 @@ pub enum ApiError {
     NotEligible(String),
     #[error("{0}")]
     NoRulesInForce(String),
+    /// A new settlement with a visit date not after the archived days ([retention]).
+    #[error("{0}")]
+    VisitArchived(String),
+    /// A day whose lines were archived ([retention]): its reconciliation and export are in the office's files.
+    #[error("{0}")]
+    DayArchived(String),
     #[error("rate limit reached; retry in {retry_after_s} s")]
     RateLimited { retry_after_s: u64 },
     #[error("{0}")]

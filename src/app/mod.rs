@@ -284,7 +284,18 @@ impl App {
     }
 
     pub async fn day_totals(&self, hospital_id: &str, date: NaiveDate) -> ApiResult<DayTotals> {
+        self.refuse_archived(date).await?;
         Ok(self.store.day_totals(&date.to_string(), hospital_id).await?)
+    }
+
+    /// 410 `day_archived` for a day whose lines were archived ([retention]): its totals would read as zero.
+    pub async fn refuse_archived(&self, date: NaiveDate) -> ApiResult<()> {
+        match self.store.archived_through().await? {
+            Some(through) if date <= through => Err(ApiError::DayArchived(format!(
+                "{date} is archived (every day up to {through}): its lines are in the relief office's exports"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     // ---- relief-office operations --------------------------------------------------------------------------
@@ -365,6 +376,7 @@ impl App {
     }
 
     pub async fn admin_day_totals(&self, date: NaiveDate) -> ApiResult<Vec<HospitalDay>> {
+        self.refuse_archived(date).await?;
         let day = date.to_string();
         let mut out = Vec::new();
         for hospital_id in self.store.day_hospitals(&day).await? {
@@ -418,6 +430,9 @@ fn refusal(outcome: &SettleOutcome, card_id: &str) -> ApiError {
         SettleOutcome::NoRulesInForce => {
             ApiError::NoRulesInForce("no published ruleset is in force on the visit date".into())
         }
+        SettleOutcome::VisitArchived { visit_floor } => ApiError::VisitArchived(format!(
+            "settlements up to the archived days are closed: a new settlement needs a visit date on or after {visit_floor}"
+        )),
         SettleOutcome::CounterLimit => {
             tracing::error!("a ledger counter passed 2^62 fen; settlement refused, nothing written");
             ApiError::Internal("a ledger counter is at its limit; nothing was changed".into())

@@ -39,7 +39,7 @@ pub struct Entry {
     pub actor: String,
     pub role: AuditRole,
     /// What was done: `ruleset.publish`, `cardholder.put`, `cardholder.import`, `pool.contribution`,
-    /// `clearing.create`, `clearing.confirm`, `clearing.paid`.
+    /// `clearing.create`, `clearing.confirm`, `clearing.paid`, `user.*`, `console.*`, `ledger.archive`.
     pub action: String,
     /// What it was done to: a card id, a program, a clearing id, a ruleset version, "import".
     pub target: String,

@@ -20,10 +20,12 @@ impl ApiError {
             | ApiError::NotConfirmed(_)
             | ApiError::PoolWouldOverdraw(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::DayArchived(_) => StatusCode::GONE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotEligible(_) | ApiError::NoRulesInForce(_) | ApiError::NotAPool(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::NotEligible(_)
+            | ApiError::NoRulesInForce(_)
+            | ApiError::NotAPool(_)
+            | ApiError::VisitArchived(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -49,6 +51,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotEligible(_) => "not_eligible",
             ApiError::NoRulesInForce(_) => "no_rules_in_force",
+            ApiError::VisitArchived(_) => "visit_archived",
+            ApiError::DayArchived(_) => "day_archived",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::OutcomeUnknown(_) => "outcome_unknown",
@@ -74,6 +78,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::NotEligible(_) => "Card not eligible",
             ApiError::NoRulesInForce(_) => "No rules in force",
+            ApiError::VisitArchived(_) => "Visit date archived",
+            ApiError::DayArchived(_) => "Day archived",
             ApiError::RateLimited { .. } => "Rate limited",
             ApiError::Unavailable(_) => "Store unavailable",
             ApiError::OutcomeUnknown(_) => "Outcome unknown",

@@ -11,6 +11,7 @@ use super::{wire, Ctx, Handled};
 use crate::store::{DayEvent, EVENTS_PAGE};
 
 pub async fn day_events(ctx: &Ctx, hospital_id: String, date: NaiveDate) -> Handled {
+    ctx.app.refuse_archived(date).await?;
     let store = ctx.app.store.clone();
     let day = date.to_string();
     let first = store.day_events(&day, &hospital_id, 0).await?;

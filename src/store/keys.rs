@@ -114,6 +114,18 @@ pub fn hospital_clearings(hospital_id: &str) -> String {
 /// (Redis's `<ms>-<seq>`) is the basis of the event's `event_id` and cursor (`store::events`).
 pub const EVENTS: &str = "{sg}:events";
 
+/// Hash of the archive's state (`store::archive`): `through` = the last archived day (every day up to it is
+/// archived), `progress:<day>:<hospital>` = lines of that list archived so far, `records:<day>` / `lines:<day>` =
+/// what the day's archiving removed so far (for its audit entry).
+pub const ARCHIVE: &str = "{sg}:archive";
+
+/// Hash of the days `settlegate export` wrote: field `<day>` = when (RFC 3339). Archiving waits for it.
+pub const EXPORTED: &str = "{sg}:exported";
+
+/// The field of [`PROGRAM_PAID`] holding the earliest visit date a new settlement may have (`YYYY-MM-DD`), raised
+/// by archiving; the settle script reads it with the card's id check.
+pub const VISIT_FLOOR_FIELD: &str = "visit_floor";
+
 /// The audit chain (`store::audit`): hash, field `head` = `"<seq>|<sha256>"` of the last entry, field `<seq>` =
 /// the stored entry JSON (`domain::audit`).
 pub const AUDIT: &str = "{sg}:audit";
@@ -223,7 +235,7 @@ mod tests {
         ]
         .iter()
         .map(String::as_str)
-        .chain([PROGRAM_PAID, CLEARINGS, EVENTS, AUDIT, RULESETS, USERS])
+        .chain([PROGRAM_PAID, CLEARINGS, EVENTS, AUDIT, RULESETS, USERS, ARCHIVE, EXPORTED])
         {
             assert!(k.starts_with(LEDGER_TAG), "{k}");
             assert_eq!(slot(k), ledger, "{k}");

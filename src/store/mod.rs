@@ -27,6 +27,7 @@
 //! Errors say whether anything may have changed ([`StoreErrorKind`]): a call refused before it was sent is
 //! `Unavailable` (nothing changed, retry safe); a write that was sent but not answered in time is `OutcomeUnknown`.
 
+pub mod archive;
 pub mod audit;
 pub mod cards;
 pub mod check;

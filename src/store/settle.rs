@@ -79,6 +79,11 @@ pub enum SettleOutcome {
     CardNotFound,
     NotEligible(Ineligible),
     NoRulesInForce,
+    /// A new settlement whose visit date is not after the archived days: the earliest visit date accepted
+    /// (docs/API.md "Retention").
+    VisitArchived {
+        visit_floor: String,
+    },
     /// A ledger counter is so large (> 2^62 fen) that recording could overflow: refused, nothing written.
     CounterLimit,
 }
@@ -211,6 +216,9 @@ fn decode_reply(
         "card_not_found" => SettleOutcome::CardNotFound,
         "no_rules_in_force" => SettleOutcome::NoRulesInForce,
         "counter_limit" => SettleOutcome::CounterLimit,
+        "visit_archived" => SettleOutcome::VisitArchived {
+            visit_floor: reply.get(1).cloned().ok_or_else(|| corrupt("visit_archived without its floor".into()))?,
+        },
         "not_eligible" => SettleOutcome::NotEligible(match reply.get(1).map(String::as_str) {
             Some("suspended") => Ineligible::Suspended,
             Some("not_yet_valid") => Ineligible::NotYetValid,

@@ -232,6 +232,12 @@ impl DetailsCheck {
     }
 
     async fn compare(&mut self) -> ApiResult<()> {
+        if let Some(through) = self.store.archived_through().await? {
+            if self.report.date <= through {
+                let date = self.report.date;
+                return Err(ApiError::DayArchived(format!("{date} is archived (every day up to {through})")));
+            }
+        }
         self.flush().await?;
         // every line stored is still there: the hash cannot have expired between two writes (each sets the expiry
         // again), but a check that finds it short must not report the lost lines as missing

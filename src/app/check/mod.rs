@@ -193,6 +193,7 @@ impl App {
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
+        self.refuse_archived(claim.date).await?;
         let gateway = self.store.day_totals(&claim.date.to_string(), &hospital_id).await?;
         let differences = totals_differences(claim, &gateway);
         let result = result_label(differences.is_empty());

@@ -8,7 +8,8 @@
 -- KEYS[1] {sg}:{card}:card        hash: category status valid_from valid_until tags(",a,b,") [street community]
 -- KEYS[2] {sg}:{card}:usage       hash: "<year>:<program>:paid", "<year>:<program>:ded"
 -- KEYS[3] {sg}:program_paid       hash: "<year>:<program>" -> paid by the program to all cards that year,
---                               "<year>:<program>:contrib" -> net contributions to its pool (contribution.lua)
+--                               "<year>:<program>:contrib" -> net contributions to its pool (contribution.lua),
+--                               "visit_floor" -> the earliest visit date a new settlement may have (archive_day.lua)
 -- settle mode only:
 -- KEYS[4] {sg}:{card}:stl:<hospital>/<hsid>   hash: the settlement record (or a tombstone)
 -- KEYS[5] {sg}:claim:{<hospital>/<hsid>}       string "S:<card>" | "T:<card>": who holds this id
@@ -71,6 +72,10 @@ if settle then
     if field(rec, 'req') ~= REQUEST then return {'conflict'} end
     return {'replay', unpack(rec)}
   end
+  -- a new id: its visit must be after the archived days (docs/API.md "Retention"), or it could be a late retry of
+  -- an archived settlement, whose claim is gone
+  local floor = redis.call('HGET', KEYS[3], 'visit_floor')
+  if floor and VISIT_DATE < floor then return {'visit_archived', floor} end
 end
 
 local card = redis.call('HMGET', KEYS[1], 'category', 'status', 'valid_from', 'valid_until', 'tags', 'street',

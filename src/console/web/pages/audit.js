@@ -43,6 +43,7 @@ SG.strings({
     "act.console.login": "登录管理台",
     "act.console.login_failed": "登录失败",
     "act.console.logout": "退出管理台",
+    "act.ledger.archive": "归档结算记录",
     "sum.cards": "{n} 张卡",
     "sum.active": "正常",
     "sum.suspended": "已暂停",
@@ -95,6 +96,7 @@ SG.strings({
     "act.console.login": "Console sign-in",
     "act.console.login_failed": "Failed sign-in",
     "act.console.logout": "Console sign-out",
+    "act.ledger.archive": "Settlements archived",
     "sum.cards": "{n} cards",
     "sum.active": "active",
     "sum.suspended": "suspended",
@@ -112,7 +114,8 @@ SG.strings({
 SG.page(function (app) {
   // the API's action list (docs/openapi.yaml AuditAction)
   var ACTIONS = ["ruleset.publish", "cardholder.put", "cardholder.import", "pool.contribution", "clearing.create",
-    "clearing.confirm", "clearing.paid", "user.add", "user.disable", "console.login", "console.login_failed", "console.logout"];
+    "clearing.confirm", "clearing.paid", "user.add", "user.disable", "console.login", "console.login_failed", "console.logout",
+    "ledger.archive"];
   var SCAN = 100000n; // entries one response examines at most
   var today = SG.today();
   var params = new URLSearchParams(window.location.search);

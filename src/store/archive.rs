@@ -1,0 +1,240 @@
+//! Archiving ([retention], docs/REDIS_KEYS.md "Retention"): the settlement records, id claims, reconciliation
+//! lines and card-history members of days older than `retention.settlement_days` leave Redis, one day at a time,
+//! oldest first, and only behind three watermarks checked in the same script step as each removal: the day was
+//! exported (`settlegate export` marked it in [`keys::EXPORTED`]), each hospital's clearing of its month is paid,
+//! and the report entries hold every line (reports of archived days stay exact). Closing a day moves the archive's
+//! watermark ([`keys::ARCHIVE`] `through`), raises the earliest visit date a new settlement may have to two days
+//! after it (a late retry of an archived settlement, whose claim is gone, is refused instead of paid again: its
+//! visit date is at most a day after the day it settled), and appends an audit entry, in one step.
+//!
+//! Every step is a compare-and-set on the watermark and on the list's progress, so any number of instances may
+//! archive at once, and one killed between two steps leaves a state the next round continues from: a batch is
+//! removed whole or not at all, a day closes once. What is kept: tombstones (cancellations before arrival),
+//! insurance-ref keys (a ref stays used), the usage and pool counters, report entries, clearing statements, the
+//! audit chain. Events have their own retention (`events.retention_days`).
+
+use std::sync::LazyLock;
+
+use chrono::{Datelike, Days, NaiveDate};
+use redis::Script;
+use serde_json::json;
+
+use super::audit::AUDIT_ATTEMPTS;
+use super::dayline::parse_event;
+use super::error::{StoreError, StoreResult};
+use super::keys;
+use super::Store;
+use crate::domain::audit::Actor;
+
+static LINES: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/archive_lines.lua")));
+static DAY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/archive_day.lua"))));
+
+/// Batches one hospital's day may take (a bound, not a limit met in practice: 5 000 lines a batch × this).
+const MAX_BATCHES: usize = 100_000;
+/// Report lines consumed per step when a day is brought up to date before archiving.
+const REPORT_BATCH_LINES: usize = 2000;
+/// Keys a `SCAN` page asks for when the first archiving looks for the oldest day.
+const SCAN_PAGE_KEYS: usize = 1000;
+
+/// What one [`Store::archive_next_day`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveStep {
+    /// Nothing to do: the next day is not past the retention yet.
+    UpToDate,
+    /// The day is archived and closed.
+    Closed { day: NaiveDate, records: u64, lines: u64 },
+    /// Another instance closed the day meanwhile.
+    Raced,
+    /// A watermark holds the day back: `why` is `export`, `clearing` or `report`.
+    Blocked { day: NaiveDate, hospital: String, why: String },
+}
+
+impl Store {
+    /// The last archived day (every day up to it is archived), if any.
+    pub async fn archived_through(&self) -> StoreResult<Option<NaiveDate>> {
+        const OP: &str = "archive_state";
+        let mut conn = self.conn(OP)?;
+        let through: Option<String> = self
+            .call(OP, false, async move { redis::AsyncCommands::hget(&mut conn, keys::ARCHIVE, "through").await })
+            .await?;
+        through.map(|d| d.parse().map_err(|_| StoreError::corrupt(OP, format!("archive through {d:?}")))).transpose()
+    }
+
+    /// Records that `settlegate export` wrote `day` (archiving waits for it).
+    pub async fn mark_exported(&self, day: &str, at: &str) -> StoreResult<()> {
+        const OP: &str = "mark_exported";
+        let mut conn = self.conn(OP)?;
+        let (day, at) = (day.to_string(), at.to_string());
+        self.call(OP, true, async move { redis::AsyncCommands::hset(&mut conn, keys::EXPORTED, day, at).await }).await
+    }
+
+    /// The oldest day with reconciliation lines (a `SCAN` of `{sg}:recon:*:hospitals`), for the first archiving.
+    async fn oldest_line_day(&self) -> StoreResult<Option<NaiveDate>> {
+        const OP: &str = "archive_scan";
+        let mut cursor = 0u64;
+        let mut oldest: Option<NaiveDate> = None;
+        loop {
+            let mut conn = self.conn(OP)?;
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("{sg}:recon:*:hospitals")
+                .arg("COUNT")
+                .arg(SCAN_PAGE_KEYS)
+                .to_owned();
+            let (next, found): (u64, Vec<String>) =
+                self.call(OP, false, async move { conn.to_ledger_primary(scan).await }).await?;
+            let days = found.iter().filter_map(|k| k.strip_prefix("{sg}:recon:")?.strip_suffix(":hospitals"));
+            for day in days.filter_map(|d| d.parse::<NaiveDate>().ok()) {
+                oldest = Some(oldest.map_or(day, |o| o.min(day)));
+            }
+            if next == 0 {
+                return Ok(oldest);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Archives the day after the last archived one, if it is not after `cutoff` (today − retention): every
+    /// hospital's lines in batches of `batch_lines`, then closes the day with its audit entry (`at`, `by`).
+    pub async fn archive_next_day(
+        &self,
+        cutoff: NaiveDate,
+        batch_lines: usize,
+        at: &str,
+        by: &Actor,
+    ) -> StoreResult<ArchiveStep> {
+        assert!(batch_lines > 0);
+        let through = self.archived_through().await?;
+        let day = match through {
+            Some(t) => t.succ_opt().expect("a date before the end of time"),
+            // nothing archived yet: start at the oldest day with lines (none older than the cutoff: at the cutoff)
+            None => self.oldest_line_day().await?.map_or(cutoff, |d| d.min(cutoff)),
+        };
+        if day > cutoff {
+            return Ok(ArchiveStep::UpToDate);
+        }
+        let (day_s, through_s) = (day.to_string(), through.map(|t| t.to_string()).unwrap_or_default());
+        // the report entries must hold every line before the lines go
+        self.report_catch_up(std::slice::from_ref(&day_s), REPORT_BATCH_LINES).await?;
+        let key = keys::recon_hospitals(&day_s);
+        let mut conn = self.conn("archive_hospitals")?;
+        let mut hospitals: Vec<String> = self
+            .call("archive_hospitals", false, async move { redis::AsyncCommands::smembers(&mut conn, key).await })
+            .await?;
+        hospitals.sort();
+        for hospital in &hospitals {
+            if let Some(why) = self.archive_list(day, &through_s, hospital, batch_lines).await? {
+                return Ok(ArchiveStep::Blocked { day, hospital: hospital.clone(), why });
+            }
+        }
+        self.close_day(day, &through_s, at, by).await
+    }
+
+    /// Archives one hospital's list of `day` to its end; `Some(why)` when a watermark holds it back.
+    async fn archive_list(
+        &self,
+        day: NaiveDate,
+        through: &str,
+        hospital: &str,
+        batch_lines: usize,
+    ) -> StoreResult<Option<String>> {
+        const OP: &str = "archive_lines";
+        let day_s = day.to_string();
+        let list = keys::recon_events(&day_s, hospital);
+        let period = format!("{:04}-{:02}", day.year(), day.month());
+        for _ in 0..MAX_BATCHES {
+            let progress_field = format!("progress:{day_s}:{hospital}");
+            let mut conn = self.conn(OP)?;
+            let mut pipe = redis::pipe();
+            pipe.hget(keys::ARCHIVE, &progress_field).lrange(
+                &list,
+                0,
+                isize::try_from(batch_lines).unwrap_or(isize::MAX) - 1,
+            );
+            let (progress, lines): (Option<u64>, Vec<String>) =
+                self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?;
+            let settled: Vec<(String, String)> = lines
+                .iter()
+                .map(|l| parse_event(l).ok_or_else(|| StoreError::corrupt(OP, format!("day line {l:?}"))))
+                .collect::<StoreResult<Vec<_>>>()?
+                .into_iter()
+                .filter(|e| !e.reversal)
+                .map(|e| (e.card_id, e.hospital_settlement_id))
+                .collect();
+            // the history list is the visit year's: the record says which (a record already gone: the day's year)
+            let mut pipe = redis::pipe();
+            for (card, hsid) in &settled {
+                pipe.hget(keys::settlement(card, hospital, hsid), "year");
+            }
+            let mut conn = self.conn(OP)?;
+            let years: Vec<Option<i32>> = if settled.is_empty() {
+                Vec::new()
+            } else {
+                self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?
+            };
+            let mut inv = LINES.prepare_invoke();
+            inv.key(&list)
+                .key(keys::recon_hospitals(&day_s))
+                .key(keys::clearing(hospital, &period))
+                .key(keys::EXPORTED)
+                .key(keys::report_consumed(&day_s))
+                .key(keys::ARCHIVE);
+            inv.arg(&day_s).arg(hospital).arg(through).arg(progress.unwrap_or(0)).arg(lines.len());
+            for ((card, hsid), year) in settled.iter().zip(&years) {
+                inv.key(keys::settlement(card, hospital, hsid))
+                    .key(keys::claim(hospital, hsid))
+                    .key(keys::history(card, year.unwrap_or(day.year())));
+                inv.arg(format!("{hospital}/{hsid}")).arg(card);
+            }
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = self.run_write(OP, conn, inv).await?;
+            match reply.first().map(String::as_str) {
+                Some("archived") => {
+                    let n = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                    metrics::counter!("settlegate_archived_records_total").increment(n(2));
+                    if n(3) == 0 {
+                        return Ok(None);
+                    }
+                }
+                Some("stale") => {}
+                Some("blocked") => return Ok(Some(reply.get(1).cloned().unwrap_or_default())),
+                other => return Err(StoreError::corrupt(OP, format!("unknown reply {other:?}"))),
+            }
+        }
+        Err(StoreError::corrupt(OP, format!("{day_s} {hospital}: more than {MAX_BATCHES} batches")))
+    }
+
+    /// Closes `day` (every list of it archived): watermark, visit floor and audit entry in one step.
+    async fn close_day(&self, day: NaiveDate, through: &str, at: &str, by: &Actor) -> StoreResult<ArchiveStep> {
+        const OP: &str = "archive_day";
+        let day_s = day.to_string();
+        let floor = day.checked_add_days(Days::new(2)).expect("a date before the end of time").to_string();
+        for _ in 0..AUDIT_ATTEMPTS {
+            let fields = [format!("records:{day_s}"), format!("lines:{day_s}")];
+            let mut conn = self.conn(OP)?;
+            let counted: (Option<u64>, Option<u64>) = self
+                .call(OP, false, async move {
+                    redis::cmd("HMGET").arg(keys::ARCHIVE).arg(&fields).query_async(&mut conn).await
+                })
+                .await?;
+            let (records, lines) = (counted.0.unwrap_or(0), counted.1.unwrap_or(0));
+            let detail = json!({"records": records, "lines": lines, "visit_floor": floor});
+            let sealed = self.seal(&by.draft(at, "ledger.archive", &day_s, detail)).await?;
+            let mut inv = DAY.prepare_invoke();
+            sealed.push(&mut inv);
+            inv.key(keys::recon_hospitals(&day_s)).key(keys::ARCHIVE).key(keys::PROGRAM_PAID);
+            inv.arg(&day_s).arg(through).arg(&floor).arg(records).arg(lines);
+            let conn = self.conn(OP)?;
+            let reply: Vec<String> = self.run_write(OP, conn, inv).await?;
+            match reply.first().map(String::as_str) {
+                Some("closed") => return Ok(ArchiveStep::Closed { day, records, lines }),
+                Some("stale") => return Ok(ArchiveStep::Raced),
+                Some("audit_stale") => {}
+                other => return Err(StoreError::corrupt(OP, format!("unknown reply {other:?}"))),
+            }
+        }
+        Err(super::audit::busy(OP))
+    }
+}
