@@ -209,7 +209,7 @@ async fn keep_archiving(store: Arc<Store>, tz: chrono_tz::Tz, retention: crate::
                 Ok(crate::store::archive::ArchiveStep::Closed { day, records, lines }) => {
                     tracing::info!(%day, records, lines, "day archived");
                 }
-                Ok(crate::store::archive::ArchiveStep::Raced) => {}
+                Ok(crate::store::archive::ArchiveStep::Raced | crate::store::archive::ArchiveStep::Batch { .. }) => {}
                 Ok(crate::store::archive::ArchiveStep::UpToDate) => break,
                 Ok(crate::store::archive::ArchiveStep::Blocked { day, hospital, why }) => {
                     tracing::warn!(%day, hospital, why, "archiving waits (export the day / pay the month's clearing)");

@@ -137,3 +137,89 @@ async fn a_day_is_archived_behind_its_watermarks_once_and_its_retries_are_refuse
     let lookup = h1.get("/v1/settlements?card_id=C1&hospital_settlement_id=A-1").await;
     assert_eq!(lookup.status, 404, "an archived settlement is no longer known: {}", lookup.body);
 }
+
+/// What an archiving leaves, without what differs from run to run (sealed ids, times): the data keys, the archive's
+/// state, the visit floor, the cards' usage, and the archive's audit entries (target and detail).
+#[derive(Debug, PartialEq, Eq)]
+struct EndState {
+    keys: Vec<String>,
+    archive: String,
+    visit_floor: String,
+    usage: Vec<String>,
+    audit: Vec<String>,
+}
+
+async fn end_state(redis: &Redis, admin: &Client) -> EndState {
+    let audit = admin.get("/admin/v1/audit?action=ledger.archive").await;
+    let audit = String::from_utf8_lossy(&audit.raw)
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            format!("{} {}", e["target"], e["detail"])
+        })
+        .collect();
+    EndState {
+        keys: redis.data_keys(),
+        archive: redis.cli(&["HGETALL", "{sg}:archive"]),
+        visit_floor: redis.cli(&["HGET", "{sg}:program_paid", "visit_floor"]),
+        usage: ["C1", "C2"].iter().map(|c| redis.cli(&["HGETALL", &format!("{{sg}}:{{{c}}}:usage")])).collect(),
+        audit,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_gone_after_any_step_leaves_a_state_the_next_one_finishes() {
+    // H0001: three settlements and a reversal, H0002: two settlements; in batches of one line that is 4 + 2 batch
+    // steps and the day's close. A gateway killed during a step leaves it applied whole or not at all (one
+    // script), which is the state after the step or before it: so "after k steps, for every k" covers every kill.
+    const STEPS: usize = 7;
+    let certs = Arc::new(Certs::new());
+    let mut ends = Vec::new();
+    for k in 0..=STEPS {
+        let redis = Redis::start();
+        let gw = Gateway::start(&redis.url(), &certs, "");
+        let admin = gw.client(ADMIN);
+        seed(&admin, &[worked_ruleset()], &[cardholder("C1", "dibao"), cardholder("C2", "dibao")]).await;
+        for (h, hsid, card) in [
+            ("H0001", "K-1", "C1"),
+            ("H0001", "K-2", "C2"),
+            ("H0001", "K-3", "C1"),
+            ("H0002", "L-1", "C2"),
+            ("H0002", "L-2", "C1"),
+        ] {
+            let r = gw.client(h).post("/v1/settlements", &worked_bill(hsid, card)).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        let r =
+            gw.client("H0001").post("/v1/reversals", &json!({"card_id": "C2", "hospital_settlement_id": "K-2"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let day = today();
+        let period = day.format("%Y-%m").to_string();
+        for h in ["H0001", "H0002"] {
+            redis.cli(&["HSET", &format!("{{sg}}:clearing:{h}/{period}"), "status", "paid"]);
+        }
+        let at = "2027-12-31T02:00:00.000+08:00";
+        {
+            // the first archiver: k steps, then it is gone
+            let first = connect_app(&redis).await;
+            first.store.mark_exported(&day.to_string(), at).await.unwrap();
+            for step in 0..k {
+                let done = first.store.archive_step(day, 1, at, &archiver()).await.unwrap();
+                let want_close = step == STEPS - 1;
+                assert_eq!(matches!(done, ArchiveStep::Closed { .. }), want_close, "step {step}: {done:?}");
+                assert!(want_close || matches!(done, ArchiveStep::Batch { lines: 1, .. }), "step {step}: {done:?}");
+            }
+        }
+        // the next one finishes the day
+        let next = connect_app(&redis).await;
+        let finished = next.store.archive_next_day(day, 1, at, &archiver()).await.unwrap();
+        let want = if k == STEPS { ArchiveStep::UpToDate } else { ArchiveStep::Closed { day, records: 5, lines: 6 } };
+        assert_eq!(finished, want, "after {k} steps");
+        ends.push(end_state(&redis, &admin).await);
+    }
+    for (k, end) in ends.iter().enumerate() {
+        assert_eq!(end, &ends[0], "the state after a stop at step {k} and a finish = after no stop");
+    }
+    assert_eq!(ends[0].audit.len(), 1, "the day is audited once: {:?}", ends[0].audit);
+    eprintln!("archiving stopped after each of 0..={STEPS} steps and finished by another: one end state {:?}", ends[0]);
+}

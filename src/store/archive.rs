@@ -30,21 +30,23 @@ static LINES: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scri
 static DAY: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("scripts/audit.lua"), include_str!("scripts/archive_day.lua"))));
 
-/// Batches one hospital's day may take (a bound, not a limit met in practice: 5 000 lines a batch × this).
-const MAX_BATCHES: usize = 100_000;
+/// Steps one day's archiving may take (a bound, not a limit met in practice: up to 5 000 lines a batch × this).
+const MAX_STEPS: usize = 1_000_000;
 /// Report lines consumed per step when a day is brought up to date before archiving.
 const REPORT_BATCH_LINES: usize = 2000;
 /// Keys a `SCAN` page asks for when the first archiving looks for the oldest day.
 const SCAN_PAGE_KEYS: usize = 1000;
 
-/// What one [`Store::archive_next_day`] did.
+/// What one [`Store::archive_step`] (or [`Store::archive_next_day`]) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveStep {
     /// Nothing to do: the next day is not past the retention yet.
     UpToDate,
+    /// One batch of a hospital's lines of `day` is archived; `left` lines of that list remain.
+    Batch { day: NaiveDate, hospital: String, lines: u64, left: u64 },
     /// The day is archived and closed.
     Closed { day: NaiveDate, records: u64, lines: u64 },
-    /// Another instance closed the day meanwhile.
+    /// Another instance moved first (a batch or the day's close): nothing was written by this step.
     Raced,
     /// A watermark holds the day back: `why` is `export`, `clearing` or `report`.
     Blocked { day: NaiveDate, hospital: String, why: String },
@@ -96,9 +98,28 @@ impl Store {
         }
     }
 
-    /// Archives the day after the last archived one, if it is not after `cutoff` (today − retention): every
-    /// hospital's lines in batches of `batch_lines`, then closes the day with its audit entry (`at`, `by`).
+    /// Archives the day after the last archived one, if it is not after `cutoff` (today − retention), to its end:
+    /// [`Store::archive_step`] until the day is closed (or held back, or there is nothing to do).
     pub async fn archive_next_day(
+        &self,
+        cutoff: NaiveDate,
+        batch_lines: usize,
+        at: &str,
+        by: &Actor,
+    ) -> StoreResult<ArchiveStep> {
+        for _ in 0..MAX_STEPS {
+            match self.archive_step(cutoff, batch_lines, at, by).await? {
+                ArchiveStep::Batch { .. } | ArchiveStep::Raced => {}
+                done => return Ok(done),
+            }
+        }
+        Err(StoreError::corrupt("archive_lines", format!("a day of more than {MAX_STEPS} steps")))
+    }
+
+    /// One write step of archiving: the next batch of the first hospital (in order) with lines on the day after
+    /// the last archived one, or, when no hospital has lines left, the day's close. All its state is in Redis,
+    /// so a gateway killed before, during or after a step leaves a state the next step continues from.
+    pub async fn archive_step(
         &self,
         cutoff: NaiveDate,
         batch_lines: usize,
@@ -120,90 +141,81 @@ impl Store {
         self.report_catch_up(std::slice::from_ref(&day_s), REPORT_BATCH_LINES).await?;
         let key = keys::recon_hospitals(&day_s);
         let mut conn = self.conn("archive_hospitals")?;
-        let mut hospitals: Vec<String> = self
+        let hospitals: Vec<String> = self
             .call("archive_hospitals", false, async move { redis::AsyncCommands::smembers(&mut conn, key).await })
             .await?;
-        hospitals.sort();
-        for hospital in &hospitals {
-            if let Some(why) = self.archive_list(day, &through_s, hospital, batch_lines).await? {
-                return Ok(ArchiveStep::Blocked { day, hospital: hospital.clone(), why });
-            }
+        match hospitals.into_iter().min() {
+            Some(hospital) => self.archive_batch(day, &through_s, hospital, batch_lines).await,
+            None => self.close_day(day, &through_s, at, by).await,
         }
-        self.close_day(day, &through_s, at, by).await
     }
 
-    /// Archives one hospital's list of `day` to its end; `Some(why)` when a watermark holds it back.
-    async fn archive_list(
+    /// Archives the next batch of one hospital's list of `day`.
+    async fn archive_batch(
         &self,
         day: NaiveDate,
         through: &str,
-        hospital: &str,
+        hospital: String,
         batch_lines: usize,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<ArchiveStep> {
         const OP: &str = "archive_lines";
         let day_s = day.to_string();
-        let list = keys::recon_events(&day_s, hospital);
+        let list = keys::recon_events(&day_s, &hospital);
         let period = format!("{:04}-{:02}", day.year(), day.month());
-        for _ in 0..MAX_BATCHES {
-            let progress_field = format!("progress:{day_s}:{hospital}");
-            let mut conn = self.conn(OP)?;
-            let mut pipe = redis::pipe();
-            pipe.hget(keys::ARCHIVE, &progress_field).lrange(
-                &list,
-                0,
-                isize::try_from(batch_lines).unwrap_or(isize::MAX) - 1,
-            );
-            let (progress, lines): (Option<u64>, Vec<String>) =
-                self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?;
-            let settled: Vec<(String, String)> = lines
-                .iter()
-                .map(|l| parse_event(l).ok_or_else(|| StoreError::corrupt(OP, format!("day line {l:?}"))))
-                .collect::<StoreResult<Vec<_>>>()?
-                .into_iter()
-                .filter(|e| !e.reversal)
-                .map(|e| (e.card_id, e.hospital_settlement_id))
-                .collect();
-            // the history list is the visit year's: the record says which (a record already gone: the day's year)
-            let mut pipe = redis::pipe();
-            for (card, hsid) in &settled {
-                pipe.hget(keys::settlement(card, hospital, hsid), "year");
-            }
-            let mut conn = self.conn(OP)?;
-            let years: Vec<Option<i32>> = if settled.is_empty() {
-                Vec::new()
-            } else {
-                self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?
-            };
-            let mut inv = LINES.prepare_invoke();
-            inv.key(&list)
-                .key(keys::recon_hospitals(&day_s))
-                .key(keys::clearing(hospital, &period))
-                .key(keys::EXPORTED)
-                .key(keys::report_consumed(&day_s))
-                .key(keys::ARCHIVE);
-            inv.arg(&day_s).arg(hospital).arg(through).arg(progress.unwrap_or(0)).arg(lines.len());
-            for ((card, hsid), year) in settled.iter().zip(&years) {
-                inv.key(keys::settlement(card, hospital, hsid))
-                    .key(keys::claim(hospital, hsid))
-                    .key(keys::history(card, year.unwrap_or(day.year())));
-                inv.arg(format!("{hospital}/{hsid}")).arg(card);
-            }
-            let conn = self.conn(OP)?;
-            let reply: Vec<String> = self.run_write(OP, conn, inv).await?;
-            match reply.first().map(String::as_str) {
-                Some("archived") => {
-                    let n = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                    metrics::counter!("settlegate_archived_records_total").increment(n(2));
-                    if n(3) == 0 {
-                        return Ok(None);
-                    }
-                }
-                Some("stale") => {}
-                Some("blocked") => return Ok(Some(reply.get(1).cloned().unwrap_or_default())),
-                other => return Err(StoreError::corrupt(OP, format!("unknown reply {other:?}"))),
-            }
+        let progress_field = format!("progress:{day_s}:{hospital}");
+        let mut conn = self.conn(OP)?;
+        let mut pipe = redis::pipe();
+        let last = isize::try_from(batch_lines).unwrap_or(isize::MAX) - 1;
+        pipe.hget(keys::ARCHIVE, &progress_field).lrange(&list, 0, last);
+        let (progress, lines): (Option<u64>, Vec<String>) =
+            self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?;
+        let settled: Vec<(String, String)> = lines
+            .iter()
+            .map(|l| parse_event(l).ok_or_else(|| StoreError::corrupt(OP, format!("day line {l:?}"))))
+            .collect::<StoreResult<Vec<_>>>()?
+            .into_iter()
+            .filter(|e| !e.reversal)
+            .map(|e| (e.card_id, e.hospital_settlement_id))
+            .collect();
+        // the history list is the visit year's: the record says which (a record already gone: the day's year)
+        let mut pipe = redis::pipe();
+        for (card, hsid) in &settled {
+            pipe.hget(keys::settlement(card, &hospital, hsid), "year");
         }
-        Err(StoreError::corrupt(OP, format!("{day_s} {hospital}: more than {MAX_BATCHES} batches")))
+        let mut conn = self.conn(OP)?;
+        let years: Vec<Option<i32>> = if settled.is_empty() {
+            Vec::new()
+        } else {
+            self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?
+        };
+        let mut inv = LINES.prepare_invoke();
+        inv.key(&list)
+            .key(keys::recon_hospitals(&day_s))
+            .key(keys::clearing(&hospital, &period))
+            .key(keys::EXPORTED)
+            .key(keys::report_consumed(&day_s))
+            .key(keys::ARCHIVE);
+        inv.arg(&day_s).arg(&hospital).arg(through).arg(progress.unwrap_or(0)).arg(lines.len());
+        for ((card, hsid), year) in settled.iter().zip(&years) {
+            inv.key(keys::settlement(card, &hospital, hsid))
+                .key(keys::claim(&hospital, hsid))
+                .key(keys::history(card, year.unwrap_or(day.year())));
+            inv.arg(format!("{hospital}/{hsid}")).arg(card);
+        }
+        let conn = self.conn(OP)?;
+        let reply: Vec<String> = self.run_write(OP, conn, inv).await?;
+        let n = |i: usize| reply.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        match reply.first().map(String::as_str) {
+            Some("archived") => {
+                metrics::counter!("settlegate_archived_records_total").increment(n(2));
+                Ok(ArchiveStep::Batch { day, hospital, lines: n(1), left: n(3) })
+            }
+            Some("stale") => Ok(ArchiveStep::Raced),
+            Some("blocked") => {
+                Ok(ArchiveStep::Blocked { day, hospital, why: reply.get(1).cloned().unwrap_or_default() })
+            }
+            other => Err(StoreError::corrupt(OP, format!("unknown reply {other:?}"))),
+        }
     }
 
     /// Closes `day` (every list of it archived): watermark, visit floor and audit entry in one step.
