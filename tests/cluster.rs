@@ -41,12 +41,7 @@ async fn every_golden_vector_on_a_cluster_through_two_gateways() {
         for (i, step) in golden.steps().iter().enumerate() {
             // the steps alternate between the two instances: what one recorded, the other must see
             let client = &clients[i % 2][step["as"].as_str().unwrap()];
-            let path = match step["op"].as_str().unwrap() {
-                "settle" => "/v1/settlements",
-                "quote" => "/v1/settlements/quote",
-                "reverse" => "/v1/reversals",
-                other => panic!("{file}: unknown op {other}"),
-            };
+            let path = golden_path(file, step);
             let reply = client.post(path, &step["request"]).await;
             check_expectation(file, i, step, reply.status, &reply.body);
         }

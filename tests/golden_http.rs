@@ -20,12 +20,7 @@ async fn every_golden_vector_over_https() {
         let clients: HashMap<&str, Client> = HOSPITALS.iter().map(|h| (*h, gw.client(h))).collect();
         for (i, step) in golden.steps().iter().enumerate() {
             let client = &clients[step["as"].as_str().unwrap()];
-            let path = match step["op"].as_str().unwrap() {
-                "settle" => "/v1/settlements",
-                "quote" => "/v1/settlements/quote",
-                "reverse" => "/v1/reversals",
-                other => panic!("{file}: unknown op {other}"),
-            };
+            let path = golden_path(file, step);
             let reply = client.post(path, &step["request"]).await;
             check_expectation(file, i, step, reply.status, &reply.body);
             assert!(reply.headers.contains_key("x-request-id"), "{file} step {i}: no X-Request-Id");

@@ -63,6 +63,16 @@ pub fn golden_files() -> Vec<Golden> {
         .collect()
 }
 
+/// The path a golden step's `op` is sent to.
+pub fn golden_path(file: &str, step: &Value) -> &'static str {
+    match step["op"].as_str().unwrap() {
+        "settle" => "/v1/settlements",
+        "quote" => "/v1/settlements/quote",
+        "reverse" => "/v1/reversals",
+        other => panic!("{file}: unknown op {other}"),
+    }
+}
+
 /// Checks a golden step's expectation against a reply: status, then code or every listed field exactly.
 pub fn check_expectation(file: &str, i: usize, step: &Value, status: u16, body: &Value) {
     let expect_status = u16::try_from(step["expect_status"].as_u64().unwrap()).unwrap();
