@@ -171,7 +171,7 @@ pub async fn run(store: &Store, opts: &ExportOptions) -> Result<Vec<ManifestEntr
     if days > opts.max_days {
         return Err(format!("{days} days asked; at most {} per run (limits.max_export_days)", opts.max_days));
     }
-    let archived = store.archived_through().await.map_err(|e| format!("reading the archive's state: {e}"))?;
+    let archived = store.archive_horizon().await.map_err(|e| format!("reading the archive's state: {e}"))?;
     if let Some(through) = archived.filter(|t| opts.from <= *t) {
         return Err(format!(
             "the days up to {through} are archived ([retention]): their lines are in the exports written before"
@@ -184,11 +184,16 @@ pub async fn run(store: &Store, opts: &ExportOptions) -> Result<Vec<ManifestEntr
         if day >= opts.today {
             eprintln!("settlegate export: {day} is not over yet (local time); its file may still change");
         }
-        manifest.push(export_day(store, opts, day).await?);
+        let (entry, per_hospital) = export_day(store, opts, day).await?;
+        manifest.push(entry);
         if day < opts.today {
-            // the day is over and its file complete: archiving may take its lines once its clearings are paid
+            // the day is over and its file written: archiving may take a hospital's lines once its clearing is
+            // paid, and only while its list still holds exactly the lines counted here
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            store.mark_exported(&day.to_string(), &at).await.map_err(|e| format!("marking {day} exported: {e}"))?;
+            store
+                .mark_exported(&day.to_string(), &at, &per_hospital)
+                .await
+                .map_err(|e| format!("marking {day} exported: {e}"))?;
         }
         if day == opts.to {
             break;
@@ -238,7 +243,12 @@ impl<W: Write> Sink<W> {
     }
 }
 
-async fn export_day(store: &Store, opts: &ExportOptions, day: NaiveDate) -> Result<ManifestEntry, String> {
+/// Writes one day's file; returns its manifest entry and the lines written per hospital.
+async fn export_day(
+    store: &Store,
+    opts: &ExportOptions,
+    day: NaiveDate,
+) -> Result<(ManifestEntry, Vec<(String, u64)>), String> {
     let name = format!("settlements-{day}.{}", opts.format.extension());
     let final_path = opts.out.join(&name);
     let tmp = opts.out.join(format!(".{name}.partial"));
@@ -249,9 +259,11 @@ async fn export_day(store: &Store, opts: &ExportOptions, day: NaiveDate) -> Resu
     let (mut lines, mut relief_fen) = (0u64, 0i64);
     let day_text = day.to_string();
     let store_err = |e: crate::store::StoreError| format!("reading {day_text}: {e}");
+    let mut per_hospital = Vec::new();
     for hospital in store.day_hospitals(&day_text).await.map_err(store_err)? {
         // one page of lines in memory at a time
         let mut start = 0;
+        let lines_before = lines;
         loop {
             let page = store.day_events(&day_text, &hospital, start).await.map_err(store_err)?;
             for e in &page {
@@ -264,13 +276,14 @@ async fn export_day(store: &Store, opts: &ExportOptions, day: NaiveDate) -> Resu
             }
             start += EVENTS_PAGE;
         }
+        per_hospital.push((hospital, lines - lines_before));
     }
     let mut out = sink.finish()?;
     out.flush().map_err(|e| e.to_string())?;
     let sha256 = hex(out.digest.finish().as_ref());
     out.inner.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
-    Ok(ManifestEntry { file: name, lines, relief_fen, sha256 })
+    Ok((ManifestEntry { file: name, lines, relief_fen, sha256 }, per_hospital))
 }
 
 fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), String> {

@@ -26,6 +26,17 @@ fn archiver() -> settlegate::domain::audit::Actor {
     }
 }
 
+/// Marks `day` exported with each hospital's line count as it is now (what `settlegate export` records).
+async fn mark_exported(store: &settlegate::store::Store, day: chrono::NaiveDate, at: &str) {
+    let d = day.to_string();
+    let mut lines = Vec::new();
+    for h in store.day_hospitals(&d).await.unwrap() {
+        let n = store.day_totals(&d, &h).await.unwrap();
+        lines.push((h, u64::try_from(n.settled_count + n.reversed_count).unwrap()));
+    }
+    store.mark_exported(&d, at, &lines).await.unwrap();
+}
+
 /// The data keys whose names contain `part`.
 fn keys_with(redis: &Redis, part: &str) -> Vec<String> {
     redis.data_keys().into_iter().filter(|k| k.contains(part)).collect()
@@ -59,6 +70,7 @@ async fn a_day_is_archived_behind_its_watermarks_once_and_its_retries_are_refuse
     let store = &apps[0].store;
     let at = "2027-12-31T02:00:00.000+08:00";
     let period = day.format("%Y-%m").to_string();
+    let visit_floor = day.checked_add_days(chrono::Days::new(2)).unwrap().to_string();
     let archive = |batch: usize| {
         let app = apps[0].clone();
         async move { app.store.archive_next_day(day, batch, at, &archiver()).await.unwrap() }
@@ -74,7 +86,7 @@ async fn a_day_is_archived_behind_its_watermarks_once_and_its_retries_are_refuse
     redis.cli(&["HSET", &format!("{{sg}}:clearing:H0001/{period}"), "status", "paid"]);
     let second = archive(1).await;
     assert!(matches!(&second, ArchiveStep::Blocked { why, .. } if why == "export"), "{second:?}");
-    store.mark_exported(&day.to_string(), at).await.unwrap();
+    mark_exported(store, day, at).await;
     let untouched = redis.state();
     // in batches of one line (hospitals in order): H0001's four lines (three settlements, one reversal) go, then
     // H0002 waits for its clearing — a half-archived day, as an instance killed between two steps leaves it
@@ -85,6 +97,11 @@ async fn a_day_is_archived_behind_its_watermarks_once_and_its_retries_are_refuse
     assert_eq!(keys_with(redis, ":stl:H0002/B-1"), vec!["{sg}:{C2}:stl:H0002/B-1".to_string()], "H0002's waits");
     assert_eq!(redis.cli(&["HGET", "{sg}:archive", &format!("records:{day}")]).trim(), "3");
     assert_eq!(store.archived_through().await.unwrap(), None, "the day is not closed");
+    assert_eq!(store.archive_horizon().await.unwrap(), Some(day), "but it is being archived");
+    assert_eq!(redis.cli(&["HGET", "{sg}:program_paid", "visit_floor"]).trim(), visit_floor, "raised at once");
+    let r = h2.post("/v1/settlements", &bills[3].1).await;
+    assert_eq!(r.status, 200, "a settlement not yet archived still replays: {}", r.body);
+    assert_problem(&h1.post("/v1/settlements", &bills[0].1).await, 422, "visit_archived", "a removed one does not");
     redis.cli(&["HSET", &format!("{{sg}}:clearing:H0002/{period}"), "status", "paid"]);
 
     // Two instances finish the day at once: it closes once.
@@ -202,7 +219,7 @@ async fn an_archiver_gone_after_any_step_leaves_a_state_the_next_one_finishes() 
         {
             // the first archiver: k steps, then it is gone
             let first = connect_app(&redis).await;
-            first.store.mark_exported(&day.to_string(), at).await.unwrap();
+            mark_exported(&first.store, day, at).await;
             for step in 0..k {
                 let done = first.store.archive_step(day, 1, at, &archiver()).await.unwrap();
                 let want_close = step == STEPS - 1;

@@ -290,7 +290,7 @@ impl App {
 
     /// 410 `day_archived` for a day whose lines were archived ([retention]): its totals would read as zero.
     pub async fn refuse_archived(&self, date: NaiveDate) -> ApiResult<()> {
-        match self.store.archived_through().await? {
+        match self.store.archive_horizon().await? {
             Some(through) if date <= through => Err(ApiError::DayArchived(format!(
                 "{date} is archived (every day up to {through}): its lines are in the relief office's exports"
             ))),

@@ -55,20 +55,42 @@ pub enum ArchiveStep {
 impl Store {
     /// The last archived day (every day up to it is archived), if any.
     pub async fn archived_through(&self) -> StoreResult<Option<NaiveDate>> {
-        const OP: &str = "archive_state";
-        let mut conn = self.conn(OP)?;
-        let through: Option<String> = self
-            .call(OP, false, async move { redis::AsyncCommands::hget(&mut conn, keys::ARCHIVE, "through").await })
-            .await?;
-        through.map(|d| d.parse().map_err(|_| StoreError::corrupt(OP, format!("archive through {d:?}")))).transpose()
+        Ok(self.archive_state().await?.0)
     }
 
-    /// Records that `settlegate export` wrote `day` (archiving waits for it).
-    pub async fn mark_exported(&self, day: &str, at: &str) -> StoreResult<()> {
-        const OP: &str = "mark_exported";
+    /// The last day archived or being archived (whose lines may be partly gone): reconciliation and export refuse
+    /// every day up to it.
+    pub async fn archive_horizon(&self) -> StoreResult<Option<NaiveDate>> {
+        let (through, day) = self.archive_state().await?;
+        Ok(day.max(through))
+    }
+
+    /// `through` and `day` (the day being archived) of [`keys::ARCHIVE`].
+    async fn archive_state(&self) -> StoreResult<(Option<NaiveDate>, Option<NaiveDate>)> {
+        const OP: &str = "archive_state";
         let mut conn = self.conn(OP)?;
-        let (day, at) = (day.to_string(), at.to_string());
-        self.call(OP, true, async move { redis::AsyncCommands::hset(&mut conn, keys::EXPORTED, day, at).await }).await
+        let (through, day): (Option<String>, Option<String>) = self
+            .call(OP, false, async move {
+                redis::cmd("HMGET").arg(keys::ARCHIVE).arg("through").arg("day").query_async(&mut conn).await
+            })
+            .await?;
+        let parse = |d: Option<String>| {
+            d.map(|d| d.parse().map_err(|_| StoreError::corrupt(OP, format!("archive day {d:?}")))).transpose()
+        };
+        Ok((parse(through)?, parse(day)?))
+    }
+
+    /// Records that `settlegate export` wrote `day`: when, and how many lines of each hospital (archiving removes
+    /// a hospital's lines only while the list still holds exactly what was exported).
+    pub async fn mark_exported(&self, day: &str, at: &str, lines: &[(String, u64)]) -> StoreResult<()> {
+        const OP: &str = "mark_exported";
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(keys::EXPORTED).arg(day).arg(at);
+        for (hospital, n) in lines {
+            cmd.arg(format!("{day}:{hospital}")).arg(n);
+        }
+        let mut conn = self.conn(OP)?;
+        self.call(OP, true, async move { cmd.query_async::<()>(&mut conn).await }).await
     }
 
     /// The oldest day with reconciliation lines (a `SCAN` of `{sg}:recon:*:hospitals`), for the first archiving.
@@ -127,11 +149,13 @@ impl Store {
         by: &Actor,
     ) -> StoreResult<ArchiveStep> {
         assert!(batch_lines > 0);
-        let through = self.archived_through().await?;
-        let day = match through {
-            Some(t) => t.succ_opt().expect("a date before the end of time"),
-            // nothing archived yet: start at the oldest day with lines (none older than the cutoff: at the cutoff)
-            None => self.oldest_line_day().await?.map_or(cutoff, |d| d.min(cutoff)),
+        let (through, in_progress) = self.archive_state().await?;
+        let day = match (in_progress, through) {
+            (Some(d), _) => d,
+            (None, Some(t)) => t.succ_opt().expect("a date before the end of time"),
+            // nothing archived yet: start at the oldest day with lines (none older than the cutoff: at the cutoff);
+            // its first batch marks it as the day being archived, so this look is made once
+            (None, None) => self.oldest_line_day().await?.map_or(cutoff, |d| d.min(cutoff)),
         };
         if day > cutoff {
             return Ok(ArchiveStep::UpToDate);
@@ -194,8 +218,9 @@ impl Store {
             .key(keys::clearing(&hospital, &period))
             .key(keys::EXPORTED)
             .key(keys::report_consumed(&day_s))
-            .key(keys::ARCHIVE);
-        inv.arg(&day_s).arg(&hospital).arg(through).arg(progress.unwrap_or(0)).arg(lines.len());
+            .key(keys::ARCHIVE)
+            .key(keys::PROGRAM_PAID);
+        inv.arg(&day_s).arg(&hospital).arg(through).arg(progress.unwrap_or(0)).arg(lines.len()).arg(visit_floor(day));
         for ((card, hsid), year) in settled.iter().zip(&years) {
             inv.key(keys::settlement(card, &hospital, hsid))
                 .key(keys::claim(&hospital, hsid))
@@ -222,7 +247,7 @@ impl Store {
     async fn close_day(&self, day: NaiveDate, through: &str, at: &str, by: &Actor) -> StoreResult<ArchiveStep> {
         const OP: &str = "archive_day";
         let day_s = day.to_string();
-        let floor = day.checked_add_days(Days::new(2)).expect("a date before the end of time").to_string();
+        let floor = visit_floor(day);
         for _ in 0..AUDIT_ATTEMPTS {
             let fields = [format!("records:{day_s}"), format!("lines:{day_s}")];
             let mut conn = self.conn(OP)?;
@@ -249,4 +274,10 @@ impl Store {
         }
         Err(super::audit::busy(OP))
     }
+}
+
+/// The earliest visit date a new settlement may have once `day` is (being) archived: two days after it (a visit
+/// lies at most one day after the day it settles, so a retry of any settlement of `day` visits before this).
+fn visit_floor(day: NaiveDate) -> String {
+    day.checked_add_days(Days::new(2)).expect("a date before the end of time").to_string()
 }

@@ -236,7 +236,8 @@ impl Store {
     /// could reach a promoted replica that never had the write and count its replicas: the failover test saw an
     /// acknowledged settlement lost that way). Too few replicas → `OutcomeUnknown` (504): the write is on the
     /// primary, and a retry with the same id tells whether it survived; the store answered, so the breaker stays
-    /// closed. A refusal or a replay waits too (a replay may be of a write not yet on any replica).
+    /// closed. A refusal waits too, and a replay (the scripts write the id's claim again on a replay, so the `WAIT`
+    /// covers the original write, whichever connection made it).
     async fn run_write<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
@@ -253,19 +254,17 @@ impl Store {
             .arg(wanted)
             .arg(u64::try_from(self.replica_ack_timeout.as_millis()).unwrap_or(u64::MAX));
         let bound = self.replica_ack_timeout + self.response_timeout;
-        let started = Instant::now();
-        let replies = self
-            .call_within(op, true, bound, async {
-                let replies = conn.pipeline_to_ledger_primary(&pipe, 2).await?;
-                if !is_noscript(replies.first()) {
-                    return Ok(replies);
-                }
-                // a primary that never ran the script (a promoted replica): nothing ran, load it and send again
-                inv.load_async(&mut conn).await?;
-                conn.pipeline_to_ledger_primary(&pipe, 2).await
-            })
-            .await?;
-        metrics::histogram!("settlegate_redis_replica_ack_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        let mut sent_on = conn.clone();
+        let mut replies =
+            self.call_within(op, true, bound, async { sent_on.pipeline_to_ledger_primary(&pipe, 2).await }).await?;
+        if is_noscript(replies.first()) {
+            // a primary that never ran the script (a promoted replica): nothing ran; load it, then send again, each
+            // call with its own bound (the first pipeline's WAIT may have used up its own)
+            let mut loader = conn.clone();
+            self.call(op, false, async { inv.load_async(&mut loader).await }).await?;
+            replies =
+                self.call_within(op, true, bound, async { conn.pipeline_to_ledger_primary(&pipe, 2).await }).await?;
+        }
         let mut replies = replies.into_iter();
         let (Some(value), Some(acked)) = (replies.next(), replies.next()) else {
             return self.failed(op, StoreError::new(op, StoreErrorKind::OutcomeUnknown, "a short pipeline reply"));

@@ -232,7 +232,7 @@ impl DetailsCheck {
     }
 
     async fn compare(&mut self) -> ApiResult<()> {
-        if let Some(through) = self.store.archived_through().await? {
+        if let Some(through) = self.store.archive_horizon().await? {
             if self.report.date <= through {
                 let date = self.report.date;
                 return Err(ApiError::DayArchived(format!("{date} is archived (every day up to {through})")));

@@ -35,7 +35,12 @@ if #rec == 0 then
   redis.call('XADD', KEYS[7], '*', 'type', 'settlement.cancelled_before_arrival', 'at', REVERSED_AT, unpack(t))
   return {'tombstoned', unpack(t)}
 end
-if field(rec, 'status') ~= 'settled' then return {'unchanged', unpack(rec)} end
+if field(rec, 'status') ~= 'settled' then
+  -- written again, so that a WAIT after this answer vouches for the reversal it repeats (settle.lua's replay)
+  local claim = redis.call('GET', KEYS[2])
+  if claim then redis.call('SET', KEYS[2], claim) end
+  return {'unchanged', unpack(rec)}
+end
 -- the ref's key must be declared (Redis Cluster): the gateway learns the ref from this answer and calls again
 local ref = field(rec, 'ins_ref') or ''
 if ref ~= EXPECTED_REF then return {'need_ref', ref} end

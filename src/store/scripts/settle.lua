@@ -70,6 +70,10 @@ if settle then
     if holder ~= CARD_ID then return {'conflict'} end
     local rec = redis.call('HGETALL', KEYS[4])
     if field(rec, 'req') ~= REQUEST then return {'conflict'} end
+    -- the same claim written again: a replay is then a write of this connection, so a WAIT after it (replica
+    -- ack) vouches for every write before it, the original settlement's included, even when another
+    -- connection wrote it and its own WAIT timed out
+    redis.call('SET', KEYS[5], claim)
     return {'replay', unpack(rec)}
   end
   -- a new id: its visit must be after the archived days (docs/API.md "Retention"), or it could be a late retry of
