@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Profiles the settle path (issue 13): where Redis spends its time inside one settle script, and how many
+# instructions Redis and the gateway spend per settlement.
+#   scripts/profile-settle.sh perf       # closed-model saturation for 12 s; INFO commandstats of the commands the
+#                                        # script calls, and `perf record` of redis-server for 5 s of it
+#   scripts/profile-settle.sh callgrind  # redis-server, then the gateway, under `valgrind --tool=callgrind`:
+#                                        # counters zeroed after a warm-up, 1 000 settles at 100/s, Ir per settle
+# Uses the release binaries (SKIP_BUILD=1 to use them as they are) and private processes on free ports only; writes
+# under target/profile/. Instruction counts do not move between runs on this noisy machine; times do.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=../loadtest/scripts/harness.sh
+source "$ROOT/loadtest/scripts/harness.sh"
+trap lt_cleanup EXIT
+MODE=${1:-perf}
+SETTLEGATE_BIN=${SETTLEGATE_BIN:-$ROOT/target/release/settlegate}
+LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
+lt_build_bins "$SETTLEGATE_BIN" "$LOADTEST_BIN"
+OUT=${PROFILE_OUT:-$ROOT/target/profile}/$MODE
+rm -rf "$OUT"; mkdir -p "$OUT"
+# one runtime thread, as in scripts/bench.sh; valgrind is slow: give Redis calls time
+export LT_SERVER_THREADS=1 SETTLEGATE_REDIS_RESPONSE_TIMEOUT_MS=20000
+lt_make_certs "$SETTLEGATE_BIN" "$OUT/certs" relief-office H0001 H0002 H0003 H0004
+# the settle-only scenario on 1 000 cards (seeding 100 000 under valgrind would take long)
+sed 's/^count = 100000/count = 1000/' loadtest/scenarios/settle_only.toml >"$OUT/scenario.toml"
+run_load() { # NAME ARGS...
+  local name=$1; shift
+  "$LOADTEST_BIN" run --scenario "$OUT/scenario.toml" --certs "$OUT/certs" --target "$GW_URL" --no-audit \
+    --out "$OUT/$name" "$@" >"$OUT/$name.log" 2>&1 || true
+}
+settles_of() { grep -o 'completed [0-9]*' "$OUT/$1/summary.txt" | awk '{print $2}'; }
+total_ir() { callgrind_annotate "$1" 2>/dev/null | grep -m1 "PROGRAM TOTALS" | awk '{gsub(",", "", $1); print $1}'; }
+
+case "$MODE" in
+perf)
+  lt_start_redis "$OUT/redis"
+  lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw" "$OUT/certs" "$REDIS_URL"
+  run_load saturation --duration 12 --concurrency 32 &
+  load=$!
+  sleep 5
+  redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+  perf record -F 2000 -g -p "$REDIS_PID" -o "$OUT/redis.perf" -- sleep 5 >/dev/null 2>&1
+  redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | grep '^cmdstat_' | tee "$OUT/commandstats.txt" |
+    awk -F'[:,=]' '{printf "%-22s calls %9s  usec/call %7s\n", $1, $3, $7}'
+  wait "$load"
+  sed -n '2,3p' "$OUT/saturation/summary.txt"
+  perf report -i "$OUT/redis.perf" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
+    head -25
+  ;;
+callgrind)
+  # Redis under callgrind
+  REDIS_PORT=$(lt_free_port)
+  mkdir -p "$OUT/redis"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/redis.cg" redis-server --port "$REDIS_PORT" \
+    --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --dir "$OUT/redis" \
+    >"$OUT/redis-valgrind.log" 2>&1 &
+  REDIS_PID=$!; lt_track "$REDIS_PID"
+  for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw" "$OUT/certs" "redis://127.0.0.1:$REDIS_PORT"
+  run_load warm-redis --duration 3 --rate 50
+  callgrind_control -z "$REDIS_PID" >/dev/null
+  run_load redis --duration 10 --rate 100
+  callgrind_control -d "$REDIS_PID" >/dev/null
+  sleep 1
+  n=$(settles_of redis); ir=$(total_ir "$(ls -t "$OUT"/redis.cg.* | head -1)")
+  echo "redis-server: $n settles, $ir instructions, $(( ir / n )) per settle"
+  lt_stop_pid "$GW_PID"
+  lt_stop_pid "$REDIS_PID"
+  # the gateway under callgrind, on a plain Redis
+  lt_start_redis "$OUT/redis-plain"
+  lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw2" "$OUT/certs" "$REDIS_URL"
+  lt_stop_pid "$GW_PID"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/gateway.cg" "$SETTLEGATE_BIN" serve \
+    --config "$OUT/gw2/gateway.toml" >"$OUT/gateway-valgrind.log" 2>&1 &
+  GW_PID=$!; lt_track "$GW_PID"
+  for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$OPS_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  run_load warm-gateway --duration 3 --rate 50
+  callgrind_control -z "$GW_PID" >/dev/null
+  run_load gateway --duration 10 --rate 100
+  callgrind_control -d "$GW_PID" >/dev/null
+  sleep 1
+  f=$(ls -t "$OUT"/gateway.cg.* | head -1)
+  n=$(settles_of gateway); ir=$(total_ir "$f")
+  echo "gateway: $n settles, $ir instructions, $(( ir / n )) per settle; by function (self):"
+  callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | awk '$2 != "(100.0%)"' |
+    grep -v '99\.[0-9]*%)' | sed 's/ \[.*//' | head -20
+  ;;
+*)
+  echo "usage: $0 perf|callgrind" >&2
+  exit 2
+  ;;
+esac
