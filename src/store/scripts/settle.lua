@@ -167,14 +167,18 @@ for i, p in ipairs(progs) do
   relief = relief + pay
   p.pay, p.ded = pay, ded
   lines[i] = p.id .. ',' .. fmt(pay) .. ',' .. fmt(ded) .. ',' .. capped
-  befores[i] = p.id .. ',' .. fmt(paid_before) .. ',' .. fmt(ded_met) .. ',' .. fmt(program_paid) .. ',' .. fmt(raised)
+  -- the counters as Redis holds them (canonical decimals, written by this script or HINCRBY): no re-formatting
+  befores[i] = p.id .. ',' .. (used[2 * i - 1] or '0') .. ',' .. (used[2 * i] or '0') .. ',' ..
+    (totals[2 * i - 1] or '0') .. ',' .. (totals[2 * i] or '0')
 end
 local patient = residual[1] + residual[2] + residual[3] + residual[4]
 if insurance + relief + patient ~= total then return redis.error_reply('settle.lua: payers do not add up') end
 
 local payments = table.concat(lines, ';')
-local result = {settle and 'settled' or 'quote', table.concat(befores, ';'), card_tags, category, fmt(insurance),
-                fmt(relief), fmt(patient), payments}
+-- each amount formatted once: the reply, the record, the day line and the event share these strings
+local s_insurance, s_relief, s_patient, s_total = fmt(insurance), fmt(relief), fmt(patient), ARGV[10]
+local result = {settle and 'settled' or 'quote', table.concat(befores, ';'), card_tags, category, s_insurance,
+                s_relief, s_patient, payments}
 if not settle then return result end
 
 -- 8. record: counters, the settlement, the id claim, the ref claim, the day's reconciliation line, the card's
@@ -204,8 +208,8 @@ end
 if #usage_set > 0 then redis.call('HSET', KEYS[2], unpack(usage_set)) end
 if #totals_set > 0 then redis.call('HSET', KEYS[3], unpack(totals_set)) end
 local rec = {'kind', 'settlement', 'status', 'settled', 'card_id', CARD_ID, 'category', category,
-  'req', REQUEST, 'year', year, 'ruleset_version', RULESET_VERSION, 'total_fen', fmt(TOTAL_FEN),
-  'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief), 'patient_fen', fmt(patient), 'payments', payments,
+  'req', REQUEST, 'year', year, 'ruleset_version', RULESET_VERSION, 'total_fen', s_total,
+  'insurance_fen', s_insurance, 'relief_fen', s_relief, 'patient_fen', s_patient, 'payments', payments,
   'hospital', HOSPITAL, 'hsid', HSID, 'settlement_id', SETTLEMENT_ID, 'settled_at', SETTLED_AT,
   'settled_day', SETTLED_DAY}
 local street, community = card[6] or '', card[7] or ''
@@ -219,14 +223,14 @@ redis.call('HSET', KEYS[4], unpack(rec))
 redis.call('SET', KEYS[5], 'S:' .. CARD_ID)
 if REF_KEY then redis.call('SET', REF_KEY, holder) end
 redis.call('SADD', KEYS[7], HOSPITAL)
-redis.call('RPUSH', KEYS[6], table.concat({'S', SETTLED_AT, SETTLEMENT_ID, HSID, CARD_ID, fmt(TOTAL_FEN), fmt(insurance),
-  fmt(relief), fmt(patient), payments, category, street, community, INSURANCE_REF, OPERATOR_ID}, '|'))
+redis.call('RPUSH', KEYS[6], table.concat({'S', SETTLED_AT, SETTLEMENT_ID, HSID, CARD_ID, s_total, s_insurance,
+  s_relief, s_patient, payments, category, street, community, INSURANCE_REF, OPERATOR_ID}, '|'))
 redis.call('RPUSH', KEYS[9], HOSPITAL .. '/' .. HSID)
 -- The event: what its data needs, under the same field names in every settled event (Redis then keeps the names
 -- once per stream node, not per entry: about half the cost of the whole record). Absent values are "".
 redis.call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT, 'req', REQUEST, 'category', category,
-  'ruleset_version', RULESET_VERSION, 'insurance_fen', fmt(insurance), 'relief_fen', fmt(relief),
-  'patient_fen', fmt(patient), 'payments', payments, 'hospital', HOSPITAL, 'hsid', HSID,
+  'ruleset_version', RULESET_VERSION, 'insurance_fen', s_insurance, 'relief_fen', s_relief,
+  'patient_fen', s_patient, 'payments', payments, 'hospital', HOSPITAL, 'hsid', HSID,
   'settlement_id', SETTLEMENT_ID, 'operator_id', OPERATOR_ID, 'operator_name', OPERATOR_NAME)
 -- A pool taken across 80, 90 or 100 % of its budget: one event per threshold crossed. The threshold t of percent q
 -- is the least paid total with paid * 100 >= q * budget, ceil(q * budget / 100), computed without passing 2^53.
