@@ -126,16 +126,11 @@ async fn a_day_is_archived_behind_its_watermarks_once_and_its_retries_are_refuse
     let report_after = admin.get(&report_path).await;
     assert_eq!(report_after.body, report_before.body, "the report of an archived day is unchanged");
     let audit = admin.get("/admin/v1/audit?action=ledger.archive").await;
-    let entries: Vec<Value> =
-        String::from_utf8_lossy(&audit.raw).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries = ndjson_values(&audit.raw);
     assert_eq!(entries.len(), 1, "one audit entry for the day: {entries:?}");
     assert_eq!(entries[0]["target"], day.to_string());
     assert_eq!(entries[0]["detail"]["records"], 4);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_settlegate"))
-        .args(["audit", "verify", "--config"])
-        .arg(gw.config_path())
-        .output()
-        .unwrap();
+    let verify = gw.audit_verify();
     assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
 
     // The day is closed to the API: its reconciliation is 410, a retry of an archived settlement and any new

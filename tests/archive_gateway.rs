@@ -77,8 +77,7 @@ async fn a_gateway_killed_again_and_again_while_archiving_archives_the_day_once(
     assert!(keys.iter().all(|k| !k.contains(":stl:") && !k.contains(":claim:") && !k.contains(":hist:")), "{keys:?}");
     assert_eq!((usage(&admin, "C1").await, usage(&admin, "C2").await), usage_before, "the counters stay");
     let audit = admin.get("/admin/v1/audit?action=ledger.archive&limit=1000").await;
-    let entries: Vec<Value> =
-        String::from_utf8_lossy(&audit.raw).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries = ndjson_values(&audit.raw);
     let of_old: Vec<&Value> = entries.iter().filter(|e| e["target"] == old.to_string()).collect();
     assert_eq!(of_old.len(), 1, "the day is audited once: {of_old:?}");
     assert_eq!(of_old[0]["detail"]["records"], settlements, "{}", of_old[0]);
@@ -86,11 +85,7 @@ async fn a_gateway_killed_again_and_again_while_archiving_archives_the_day_once(
     assert!(entries.iter().all(|e| e["target"] == old.to_string() || e["detail"]["records"] == 0), "{entries:?}");
     let floor = redis.cli(&["HGET", "{sg}:program_paid", "visit_floor"]);
     assert!(floor.trim() >= old.checked_add_days(chrono::Days::new(2)).unwrap().to_string().as_str(), "{floor}");
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_settlegate"))
-        .args(["audit", "verify", "--config"])
-        .arg(gw.config_path())
-        .output()
-        .unwrap();
+    let verify = gw.audit_verify();
     assert!(verify.status.success(), "audit verify: {}", String::from_utf8_lossy(&verify.stderr));
     eprintln!(
         "archived {settlements} settlements ({lines_total} lines) of {old} through {kills} kill -9s of the archiving \

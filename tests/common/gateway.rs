@@ -214,6 +214,15 @@ impl Gateway {
         }
     }
 
+    /// `settlegate audit verify` on this gateway's config (the same Redis): its output.
+    pub fn audit_verify(&self) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_settlegate"))
+            .args(["audit", "verify", "--config"])
+            .arg(self.config_path())
+            .output()
+            .unwrap()
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

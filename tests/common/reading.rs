@@ -7,6 +7,14 @@ use serde_json::Value;
 
 use super::client::Client;
 
+/// The JSON values of an NDJSON body, one a line.
+pub fn ndjson_values(raw: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(raw)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
 /// Every event, read in pages of `limit`; checks cursors, `Next-Cursor` and unique ids on the way.
 pub async fn all_events(admin: &Client, limit: usize) -> Vec<Value> {
     let mut events = Vec::new();
