@@ -191,11 +191,7 @@ async fn shutdown_signal() {
 async fn keep_archiving(store: Arc<Store>, tz: chrono_tz::Tz, retention: crate::config::RetentionConfig) {
     /// Days one round archives at most (a round stays short; the next continues).
     const DAYS_PER_ROUND: usize = 31;
-    let by = crate::domain::audit::Actor {
-        name: "settlegate:archive".into(),
-        role: crate::domain::audit::AuditRole::Admin,
-        request_id: uuid::Uuid::new_v4().to_string(),
-    };
+    let by = crate::app::system_actor("settlegate:archive");
     let batch = usize::try_from(retention.archive_batch_lines).unwrap_or(usize::MAX);
     loop {
         tokio::time::sleep(Duration::from_millis(retention.archive_interval_ms)).await;

@@ -19,11 +19,7 @@ use serde_json::{json, Value};
 use settlegate::store::archive::ArchiveStep;
 
 fn archiver() -> settlegate::domain::audit::Actor {
-    settlegate::domain::audit::Actor {
-        name: "settlegate:archive".into(),
-        role: settlegate::domain::audit::AuditRole::Admin,
-        request_id: "test".into(),
-    }
+    settlegate::app::system_actor("settlegate:archive")
 }
 
 /// Marks `day` exported with each hospital's line count as it is now (what `settlegate export` records).

@@ -32,6 +32,11 @@ const MAX_AUDIT_SCAN: u64 = 100_000;
 
 /// The operator at the command line (`settlegate rules publish`, `cardholders import`, `demo`): role admin, named
 /// after the OS user, with a fresh request id per run.
+/// The gateway itself, for the changes it makes on its own (archiving): `name` says which task.
+pub fn system_actor(name: &str) -> Actor {
+    Actor { name: name.to_string(), role: AuditRole::Admin, request_id: uuid::Uuid::new_v4().to_string() }
+}
+
 pub fn cli_actor() -> Actor {
     let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into());
     Actor { name: format!("cli:{user}"), role: AuditRole::Admin, request_id: uuid::Uuid::new_v4().to_string() }

@@ -32,7 +32,7 @@ mod report;
 pub mod today;
 mod types;
 
-pub use audit::{cli_actor, AuditPage, AuditQuery};
+pub use audit::{cli_actor, system_actor, AuditPage, AuditQuery};
 pub use check::Caller;
 pub use clearing::{ClearingRequest, PaidRequest};
 pub use contributions::{Contribution, ContributionReceipt, ContributionRequest, POOL_GAUGE_INTERVAL_MS};

@@ -254,14 +254,12 @@ impl Store {
             .arg(wanted)
             .arg(u64::try_from(self.replica_ack_timeout.as_millis()).unwrap_or(u64::MAX));
         let bound = self.replica_ack_timeout + self.response_timeout;
-        let mut sent_on = conn.clone();
         let mut replies =
-            self.call_within(op, true, bound, async { sent_on.pipeline_to_ledger_primary(&pipe, 2).await }).await?;
+            self.call_within(op, true, bound, async { conn.pipeline_to_ledger_primary(&pipe, 2).await }).await?;
         if is_noscript(replies.first()) {
             // a primary that never ran the script (a promoted replica): nothing ran; load it, then send again, each
             // call with its own bound (the first pipeline's WAIT may have used up its own)
-            let mut loader = conn.clone();
-            self.call(op, false, async { inv.load_async(&mut loader).await }).await?;
+            self.call(op, false, async { inv.load_async(&mut conn).await }).await?;
             replies =
                 self.call_within(op, true, bound, async { conn.pipeline_to_ledger_primary(&pipe, 2).await }).await?;
         }

@@ -129,13 +129,6 @@ impl Cluster {
             }
         }
     }
-
-    /// The value of `key` read from its slot's primary (`redis-cli -c` follows `MOVED`).
-    pub fn get(&self, args: &[&str]) -> String {
-        let asker = self.nodes.iter().find(|n| n.is_running()).expect("a running node");
-        let out = Command::new("redis-cli").args(["-c", "-p", &asker.port.to_string()]).args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 }
 
 /// The port of the primary serving `slot`, from `CLUSTER NODES` (`<id> <ip:port@bus> <flags> <master> … <slots>`).
