@@ -164,20 +164,19 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
         let payments = encode_payments(&s.payments);
         let req = bill.canonical();
         let sid = format!("s2_bench{i}");
-        let fields = [
+        // the settled event as this build's settle.lua writes it (the day line in one field); the reversal's as
+        // reverse.lua writes it (each value in a field of its own)
+        let line = format!(
+            "S|{at}|{sid}|{hsid}|{}|{}|{ins}|{rel}|{pat}|{payments}|{}||||",
+            card.card_id, amounts.total_fen, card.category
+        );
+        let settled = [
             ("type", "settlement.settled"),
             ("at", at.as_str()),
+            ("line", line.as_str()),
             ("req", req.as_str()),
-            ("category", card.category.as_str()),
             ("ruleset_version", "1"),
-            ("insurance_fen", ins.as_str()),
-            ("relief_fen", rel.as_str()),
-            ("patient_fen", pat.as_str()),
-            ("payments", payments.as_str()),
             ("hospital", "H0001"),
-            ("hsid", hsid.as_str()),
-            ("settlement_id", sid.as_str()),
-            ("operator_id", ""),
             ("operator_name", ""),
         ];
         let mut xadd = |fields: &[(&str, &str)]| {
@@ -187,11 +186,24 @@ async fn preview_a_seeded_year_matches_the_recorded_relief_and_changes_nothing()
             }
             cmd.ignore();
         };
-        xadd(&fields);
+        xadd(&settled);
         if reversed {
-            let mut fields = fields.to_vec();
-            fields[0] = ("type", "settlement.reversed");
-            xadd(&fields);
+            xadd(&[
+                ("type", "settlement.reversed"),
+                ("at", at.as_str()),
+                ("req", req.as_str()),
+                ("category", card.category.as_str()),
+                ("ruleset_version", "1"),
+                ("insurance_fen", ins.as_str()),
+                ("relief_fen", rel.as_str()),
+                ("patient_fen", pat.as_str()),
+                ("payments", payments.as_str()),
+                ("hospital", "H0001"),
+                ("hsid", hsid.as_str()),
+                ("settlement_id", sid.as_str()),
+                ("operator_id", ""),
+                ("operator_name", ""),
+            ]);
         }
         let record = format!("{{sg}}:{{{}}}:stl:H0001/{hsid}", card.card_id);
         pipe.hset_multiple(

@@ -20,6 +20,7 @@ use redis::Script;
 use serde_json::json;
 
 use super::audit::AUDIT_ATTEMPTS;
+use super::codec::parse_canonical;
 use super::dayline::parse_event;
 use super::error::{StoreError, StoreResult};
 use super::keys;
@@ -201,17 +202,23 @@ impl Store {
             .filter(|e| !e.reversal)
             .map(|e| (e.card_id, e.hospital_settlement_id))
             .collect();
-        // the history list is the visit year's: the record says which (a record already gone: the day's year)
+        // the history list is the visit year's: the record's request says which (every build's record holds `req`;
+        // a record already gone: the day's year)
         let mut pipe = redis::pipe();
         for (card, hsid) in &settled {
-            pipe.hget(keys::settlement(card, &hospital, hsid), "year");
+            pipe.hget(keys::settlement(card, &hospital, hsid), "req");
         }
         let mut conn = self.conn(OP)?;
-        let years: Vec<Option<i32>> = if settled.is_empty() {
+        let requests: Vec<Option<String>> = if settled.is_empty() {
             Vec::new()
         } else {
             self.call(OP, false, async move { pipe.query_async(&mut conn).await }).await?
         };
+        let years = requests
+            .iter()
+            .map(|r| r.as_deref().map(|r| parse_canonical(r).map(|c| c.visit.date.year())).transpose())
+            .collect::<Result<Vec<Option<i32>>, String>>()
+            .map_err(|e| StoreError::corrupt(OP, e))?;
         let mut inv = LINES.prepare_invoke();
         inv.key(&list)
             .key(keys::recon_hospitals(&day_s))

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
 
+use super::dayline::settled_line_fields;
 use crate::domain::bill::{Amounts, Bill, Insurance, Operator, Visit};
 use crate::domain::card::{CardStatus, Cardholder};
 use crate::domain::rules::{Bucket, Ruleset, VisitType};
@@ -199,8 +200,9 @@ pub fn parse_canonical(s: &str) -> Result<CanonicalRequest, String> {
 
 // ---- settlement records -----------------------------------------------------------------------------------------
 
-/// The fields of a settlement record that [`parse_settlement`] reads, as the scripts write them (the scripts add
-/// bookkeeping fields such as `settled_day`, which the parser ignores). For tests and fuzzing of the format.
+/// The fields of a settlement record that [`parse_settlement`] reads, each value in a field of its own: the layout
+/// of records of earlier builds and of `reverse.lua`'s events (this build's settle script puts the settled line's
+/// values in one field `line` instead; `parse_settlement` reads both). For tests and fuzzing of the format.
 pub fn settlement_record(s: &Settlement) -> Vec<(&'static str, String)> {
     let bill = Bill { card_id: &s.card_id, visit: s.visit, amounts: s.amounts, insurance: &s.insurance };
     let mut fields = vec![
@@ -249,24 +251,36 @@ fn parse_operator(r: &HashMap<String, String>, id: &str, name: &str) -> Option<O
     r.get(id).map(|id| Operator { id: id.clone(), name: r.get(name).cloned() })
 }
 
-/// A settlement record; refuses one that breaks the settlement invariants.
+/// A settlement record; refuses one that breaks the settlement invariants. A record of this build carries its
+/// settled day line in field `line` (`dayline::SETTLED_LINE_FIELDS` names its positions) beside `kind`, `status`,
+/// `req`, `ruleset_version`, `hospital`, [`operator_name`] and what a reversal adds; a record of an earlier build
+/// (and a settled event's fields, `events.rs`) holds each of those values as a field of its own. Both are read.
 pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, String> {
-    let get = |k: &str| r.get(k).ok_or_else(|| format!("record field {k} missing"));
+    let line = r.get("line").map(|l| settled_line_fields(l)).transpose()?.unwrap_or_default();
+    let value =
+        |k: &str| r.get(k).map(String::as_str).or_else(|| line.iter().find(|(name, _)| *name == k).map(|f| f.1));
+    let get = |k: &str| value(k).ok_or_else(|| format!("record field {k} missing"));
+    // an optional field: absent or "" (a line holds "" for what the settlement did not have)
+    let opt = |k: &str| value(k).filter(|v| !v.is_empty()).map(str::to_string);
     let int = |k: &str| get(k)?.parse::<i64>().map_err(|e| format!("record field {k}: {e}"));
     let req = parse_canonical(get("req")?)?;
-    let status = match get("status")?.as_str() {
+    if value("card_id").is_some_and(|c| c != req.card_id) {
+        return Err("record's card differs from its request's".into());
+    }
+    let status = match get("status")? {
         "settled" => SettlementStatus::Settled,
         "reversed" => SettlementStatus::Reversed,
         "quote" => SettlementStatus::Quote,
         other => return Err(format!("status {other:?}")),
     };
+    let operator = |id: &str, name: &str| opt(id).map(|id| Operator { id, name: opt(name) });
     let settlement = Settlement {
-        settlement_id: r.get("settlement_id").cloned(),
-        hospital_settlement_id: r.get("hsid").cloned(),
-        hospital_id: r.get("hospital").cloned(),
+        settlement_id: opt("settlement_id"),
+        hospital_settlement_id: opt("hsid"),
+        hospital_id: opt("hospital"),
         status,
         card_id: req.card_id,
-        category: get("category")?.clone(),
+        category: get("category")?.to_string(),
         visit: req.visit,
         amounts: req.amounts,
         insurance: req.insurance,
@@ -275,11 +289,11 @@ pub fn parse_settlement(r: &HashMap<String, String>) -> Result<Settlement, Strin
         payments: parse_payments(get("payments")?)?,
         relief_fen: int("relief_fen")?,
         patient_fen: int("patient_fen")?,
-        settled_at: r.get("settled_at").cloned(),
-        reversed_at: r.get("reversed_at").cloned(),
-        operator: parse_operator(r, "operator_id", "operator_name"),
-        reversed_by: parse_operator(r, "reversed_by_id", "reversed_by_name"),
-        reason: r.get("reason").cloned(),
+        settled_at: opt("settled_at"),
+        reversed_at: opt("reversed_at"),
+        operator: operator("operator_id", "operator_name"),
+        reversed_by: operator("reversed_by_id", "reversed_by_name"),
+        reason: value("reason").map(str::to_string),
     };
     if !settlement.check_invariants() {
         return Err(format!("record breaks the settlement invariants: {}", settlement.amounts_text()));
@@ -410,6 +424,38 @@ mod tests {
             ..s
         };
         assert_eq!(parse_settlement(&as_map(settlement_record(&reversed))), Ok(reversed));
+    }
+
+    #[test]
+    fn records_with_the_settled_line_parse_as_the_per_field_layout() {
+        let s = settlement();
+        let per_field = as_map(settlement_record(&s));
+        let line = "S|2026-11-29T10:15:02.123+08:00|s1_x|H1-42|C1|2000000|1298899|350000|351101|\
+                    medical_assistance,300000,0,annual_cap;charity,50000,0,per_visit_cap|dibao|||SETL-2026-0001|cashier-07";
+        let mut record = as_map(vec![
+            ("kind", "settlement".into()),
+            ("status", "settled".into()),
+            ("line", line.into()),
+            ("req", per_field["req"].clone()),
+            ("ruleset_version", "3".into()),
+            ("hospital", "H1".into()),
+            ("operator_name", "王丽|;=".into()),
+        ]);
+        assert_eq!(parse_settlement(&record), Ok(s.clone()));
+        // a reversal adds its own fields beside the line
+        record.insert("status".into(), "reversed".into());
+        record.insert("reversed_at".into(), "2026-11-30T08:00:00.000+08:00".into());
+        record.insert("reason".into(), "visit cancelled".into());
+        let reversed = parse_settlement(&record).unwrap();
+        assert_eq!(
+            (reversed.status, reversed.reason.as_deref()),
+            (SettlementStatus::Reversed, Some("visit cancelled"))
+        );
+        // a line of another card, or of another shape, is refused
+        record.insert("line".into(), line.replace("|C1|", "|C2|"));
+        assert!(parse_settlement(&record).unwrap_err().contains("card"));
+        record.insert("line".into(), "S|a|b".into());
+        assert!(parse_settlement(&record).unwrap_err().contains("line"));
     }
 
     #[test]

@@ -51,6 +51,37 @@ pub struct ProgramFen {
     pub fen: i64,
 }
 
+/// The names of a settled line's fields, by position, as a settlement record carries them: since issue 13 the
+/// settle script writes the day's line once more into the record (field `line`) and into the `settlement.settled`
+/// event, in place of a dozen fields of their own (each argument costs Redis's Lua bridge ~1 500 instructions).
+/// Position 0 is the line's kind (`S`).
+pub const SETTLED_LINE_FIELDS: [&str; 15] = [
+    "kind",
+    "settled_at",
+    "settlement_id",
+    "hsid",
+    "card_id",
+    "total_fen",
+    "insurance_fen",
+    "relief_fen",
+    "patient_fen",
+    "payments",
+    "category",
+    "street",
+    "community",
+    "ins_ref",
+    "operator_id",
+];
+
+/// A settled line's fields by their record names (`SETTLED_LINE_FIELDS`); `Err` for a line of another shape.
+pub fn settled_line_fields(line: &str) -> Result<Vec<(&'static str, &str)>, String> {
+    let fields: Vec<&str> = line.split('|').collect();
+    if fields.len() != SETTLED_LINE_FIELDS.len() || fields[0] != "S" {
+        return Err(format!("record line of {} fields", fields.len()));
+    }
+    Ok(SETTLED_LINE_FIELDS.iter().copied().zip(fields).skip(1).collect())
+}
+
 /// `"S|at|settlement_id|hsid|card|total|insurance|relief|patient|payments|category|street|community|ref|operator"`
 /// (`R` for a reversal, amounts unsigned), as the scripts `RPUSH` it. Lines of earlier builds end after `payments`.
 /// No field can hold `|`: ids are `A-Za-z0-9._:-`, and categories, streets and communities exclude it.

@@ -110,7 +110,8 @@ pub fn hospital_clearings(hospital_id: &str) -> String {
 /// The event stream (API.md "Events"): one Redis Stream entry per acknowledged change, appended by the same
 /// script that makes the change. Entry fields: `type` (e.g. `settlement.settled`), `at` (RFC 3339), then either
 /// `data` (the event's JSON data, made by the gateway: office writes such as clearings) or the settlement record's
-/// fields as they stood after the change (settlements, reversals, cancellations; rendered when read). The entry id
+/// fields as they stood after the change (settlements, reversals, cancellations; rendered when read; a settled
+/// entry has the record's layout of this build: `line req ruleset_version hospital operator_name`). The entry id
 /// (Redis's `<ms>-<seq>`) is the basis of the event's `event_id` and cursor (`store::events`).
 pub const EVENTS: &str = "{sg}:events";
 

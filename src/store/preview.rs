@@ -20,6 +20,7 @@
 use chrono::NaiveDate;
 
 use super::codec::{parse_canonical, parse_payments, parse_tags};
+use super::dayline::SETTLED_LINE_FIELDS;
 use super::error::{StoreError, StoreResult};
 use super::events::StreamPos;
 use super::keys;
@@ -193,6 +194,7 @@ fn parse_settled<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Resu
         [b"type", b"at", b"req", b"category", b"ruleset_version", b"payments", b"hospital", b"hsid"];
     let mut get: [Option<&[u8]>; 8] = [None; 8];
     let mut tags = None;
+    let mut line = None;
     for (k, v) in fields {
         // a `match` on the bytes compares lengths first: most of an entry's 14 names are skipped without a memcmp
         let i = match k {
@@ -204,6 +206,10 @@ fn parse_settled<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Resu
             b"payments" => 5,
             b"hospital" => 6,
             b"hsid" => 7,
+            b"line" => {
+                line = Some(v);
+                continue;
+            }
             b"tags" => {
                 tags = Some(parse_tags(std::str::from_utf8(v).map_err(|_| "tags: not UTF-8".to_string())?));
                 continue;
@@ -215,6 +221,18 @@ fn parse_settled<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Resu
     }
     if get[0] != Some(&b"settlement.settled"[..]) {
         return Ok(None);
+    }
+    // this build's entries hold category, payments and hsid in the settled line (SETTLED_LINE_FIELDS)
+    if let Some(line) = line {
+        let parts: Vec<&[u8]> = line.split(|b| *b == b'|').collect();
+        if parts.len() != SETTLED_LINE_FIELDS.len() || parts[0] != b"S" {
+            return Err(format!("line of {} fields", parts.len()));
+        }
+        for (i, name) in NAMES.iter().enumerate() {
+            if let Some(at) = SETTLED_LINE_FIELDS.iter().position(|f| f.as_bytes() == *name) {
+                get[i] = get[i].or(Some(parts[at]));
+            }
+        }
     }
     let field = |i: usize| -> Result<&str, String> {
         let name = String::from_utf8_lossy(NAMES[i]);
@@ -291,6 +309,25 @@ mod tests {
         assert_eq!(e.covered, ["medical_assistance", "charity"]);
         assert_eq!((e.settled_day.to_string(), e.visit.date.to_string()), ("2026-11-29".into(), "2026-11-28".into()));
         assert_eq!(e.tags, None);
+        // this build's layout: the same settlement, its values in the settled line
+        let with_line = entry(&[
+            ("type", "settlement.settled"),
+            ("at", "2026-11-29T10:15:02.123+08:00"),
+            (
+                "line",
+                "S|2026-11-29T10:15:02.123+08:00|s1_x|H1-42|C1|2000000|1298899|350000|351101|\
+                 medical_assistance,300000,0,annual_cap;charity,50000,0,per_visit_cap|dibao|||SETL-1|",
+            ),
+            ("req", "v1|C1|inpatient|2026-11-28|2000000|1799999|30001|20000|150000|1203999|94900|0"),
+            ("ruleset_version", "3"),
+            ("hospital", "H1"),
+            ("operator_name", ""),
+        ]);
+        let c2 = parse_settled(pairs(&with_line).into_iter()).unwrap().unwrap();
+        assert_eq!(c2.record_key, keys::settlement("C1", "H1", "H1-42"));
+        assert_eq!((c2.entry.category.as_str(), &c2.entry.covered), ("dibao", &e.covered));
+        let short = entry(&[("type", "settlement.settled"), ("line", "S|x|y")]);
+        assert!(parse_settled(pairs(&short).into_iter()).is_err());
         let reversed = entry(&[("type", "settlement.reversed"), ("at", "x")]);
         assert!(parse_settled(pairs(&reversed).into_iter()).unwrap().is_none());
         let broken = entry(&[("type", "settlement.settled"), ("at", "2026-11-29T10:15:02.123+08:00")]);

@@ -103,23 +103,12 @@ impl Store {
     pub async fn settle(&self, call: &SettleCall<'_>) -> StoreResult<SettleOutcome> {
         let op = call.mode.op();
         let bill = &call.bill;
-        let residual = bill.residual();
         let version = call.rules.map(|r| r.ruleset.version).unwrap_or(0);
         let specs: &[String] = call.rules.map(|r| r.specs).unwrap_or(&[]);
         let mut inv = self.settle_script.prepare_invoke();
         inv.key(keys::card(bill.card_id)).key(keys::usage(bill.card_id)).key(keys::PROGRAM_PAID);
-        // ARGV, named at the top of settle.lua
-        inv.arg(op)
-            .arg(bill.card_id)
-            .arg(bill.canonical())
-            .arg(bill.visit.date.to_string())
-            .arg(bill.visit.date.year())
-            .arg(residual[0])
-            .arg(residual[1])
-            .arg(residual[2])
-            .arg(residual[3])
-            .arg(bill.amounts.total_fen)
-            .arg(version);
+        // ARGV, named at the top of settle.lua (the card, visit date, amounts and ref it reads from the request)
+        inv.arg(op).arg(bill.canonical()).arg(version);
         let settlement_id = match call.mode {
             SettleMode::Settle { hospital_id, hospital_settlement_id: hsid, settled_at, settled_day, .. } => {
                 let id = self.ids().await?.encode(&SettlementRef::new(bill.card_id, hospital_id, hsid));
@@ -129,23 +118,20 @@ impl Store {
                     .key(keys::recon_hospitals(settled_day))
                     .key(keys::EVENTS)
                     .key(keys::history(bill.card_id, bill.visit.date.year()));
-                inv.arg(hospital_id).arg(hsid).arg(settled_at).arg(settled_day).arg(&id);
+                inv.arg(hospital_id).arg(hsid).arg(settled_at).arg(&id);
                 Some(id)
             }
             SettleMode::Quote => {
-                inv.arg("").arg("").arg("").arg("").arg("");
+                inv.arg("").arg("").arg("").arg("");
                 None
             }
         };
-        let insurance_ref = bill.insurance.settlement_ref.as_deref();
-        if let Some(r) = insurance_ref {
+        if let Some(r) = bill.insurance.settlement_ref.as_deref() {
             inv.key(keys::insurance_ref(r));
         }
         let operator_name = call.operator.and_then(|o| o.name.as_deref());
-        inv.arg(insurance_ref.unwrap_or(""))
-            .arg(call.operator.map_or("", |o| o.id.as_str()))
-            .arg(operator_name.unwrap_or(""));
-        inv.arg(specs.len()).arg(specs);
+        inv.arg(call.operator.map_or("", |o| o.id.as_str())).arg(operator_name.unwrap_or(""));
+        inv.arg(specs);
         let mut conn = self.conn(op)?;
         let reply: Vec<String> = if matches!(call.mode, SettleMode::Settle { .. }) {
             self.run_write(op, conn, inv).await?

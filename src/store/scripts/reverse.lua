@@ -9,8 +9,25 @@ local CARD_ID, HOSPITAL, HSID, REVERSED_AT, REVERSED_DAY, REASON = ARGV[1], ARGV
 local TOMBSTONE_IF_ABSENT = ARGV[7] == '1'
 local OPERATOR_ID, OPERATOR_NAME = ARGV[8], ARGV[9]  -- "" when the request named no operator
 local EXPECTED_REF = ARGV[10]                        -- the ref the gateway declared KEYS[8] for ("" = none)
+-- The positions of a settled line's fields (src/store/dayline.rs SETTLED_LINE_FIELDS): a record of this build holds
+-- them in its field 'line'; a record of an earlier build, each in a field of its own.
+local LINE_AT = {settled_at = 2, settlement_id = 3, hsid = 4, card_id = 5, total_fen = 6, insurance_fen = 7,
+  relief_fen = 8, patient_fen = 9, payments = 10, category = 11, street = 12, community = 13, ins_ref = 14,
+  operator_id = 15}
 local function field(flat, name)
-  for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+  local line
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+    if flat[i] == 'line' then line = flat[i + 1] end
+  end
+  if name == 'year' then return string.match(field(flat, 'req') or '', '^v1|[^|]*|[^|]*|(%d%d%d%d)%-') end
+  local at = LINE_AT[name]
+  if not (line and at) then return nil end
+  local n = 0
+  for value in string.gmatch(line, '([^|]*)|?') do
+    n = n + 1
+    if n == at then return value end
+  end
   return nil
 end
 -- negate a decimal integer string without going through a double
