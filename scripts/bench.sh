@@ -3,7 +3,7 @@
 #   (a) the TLS "200 OK" ceiling: `settlegate-loadtest floor --mode ok` (hyper + rustls, mTLS, ring);
 #   (b) the floor of the architecture: `floor --mode evalsha` (the same + one EVALSHA per request);
 #   (c) settlegate's settle path (loadtest/scenarios/settle_only.toml), Redis without persistence;
-#   (c') the same with Redis `--appendonly yes --appendfsync always`;
+#   (c') the same with Redis `--appendonly yes --appendfsync always`, after (b') the floor on that Redis;
 #   (d) the same on a Redis Cluster of 3 primaries (`[redis] cluster`, the ledger slot on one of them);
 # each as saturation (closed model), p99 at half of that saturation (open model) and the highest open-model rate
 # that meets the scenario's p99 SLO (a ramp in steps of 20 % of saturation), with CPU per request from
@@ -194,6 +194,12 @@ lt_stop_pid "$REDIS_PID"
 # (c'): the gateway on a Redis that fsyncs every write.
 lt_start_redis "$OUT/redis-aof" --appendonly yes --appendfsync always
 lt_log "redis-server (appendonly yes, appendfsync always) on port $REDIS_PORT"
+# (b'): the floor on it first: its INCR is fsynced like every settle's writes, so the durable ratio compares like
+# with like.
+lt_start_floor "$LOADTEST_BIN" "$OUT/floor-aof-server" "$CERTS" evalsha "$REDIS_URL"
+RUN_MAX_OTHERS=2 measure_system floor-aof "$FLOOR_URL" --floor --watch-pid "server=$FLOOR_PID" \
+  --watch-pid "redis=$REDIS_PID"
+lt_stop_pid "$FLOOR_PID"
 lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gateway-aof" "$CERTS" "$REDIS_URL"
 watch=(--watch-pid "gateway=$GW_PID" --watch-pid "redis=$REDIS_PID")
 # Redis's own AOF-rewrite child is not a watched process: it shows as "other processes" here, and making the run

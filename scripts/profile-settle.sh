@@ -2,7 +2,7 @@
 # Profiles the settle path (issue 13): where Redis spends its time inside one settle script, and how many
 # instructions Redis and the gateway spend per settlement.
 #   scripts/profile-settle.sh perf       # closed-model saturation for 12 s; INFO commandstats of the commands the
-#                                        # script calls, and `perf record` of redis-server for 5 s of it
+#                                        # script calls, and `perf record` of redis-server and the gateway for 5 s of it
 #   scripts/profile-settle.sh callgrind  # redis-server, then the gateway, under `valgrind --tool=callgrind`:
 #                                        # counters zeroed after a warm-up, 1 000 settles at 100/s, Ir per settle
 # Uses the release binaries (SKIP_BUILD=1 to use them as they are) and private processes on free ports only; writes
@@ -40,13 +40,18 @@ perf)
   load=$!
   sleep 5
   redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+  perf record -F 2000 -g -p "$GW_PID" -o "$OUT/gateway.perf" -- sleep 5 >/dev/null 2>&1 &
   perf record -F 2000 -g -p "$REDIS_PID" -o "$OUT/redis.perf" -- sleep 5 >/dev/null 2>&1
+  wait %1 2>/dev/null || true
   redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | grep '^cmdstat_' | tee "$OUT/commandstats.txt" |
     awk -F'[:,=]' '{printf "%-22s calls %9s  usec/call %7s\n", $1, $3, $7}'
   wait "$load"
   sed -n '2,3p' "$OUT/saturation/summary.txt"
   perf report -i "$OUT/redis.perf" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
     head -25
+  echo "gateway (perf, self):"
+  perf report -i "$OUT/gateway.perf" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
+    head -40
   ;;
 callgrind)
   # Redis under callgrind

@@ -17,9 +17,10 @@ pub struct System {
 }
 
 /// The systems of the benchmark, in table order.
-pub const SYSTEMS: [System; 5] = [
+pub const SYSTEMS: [System; 6] = [
     System { prefix: "ceiling", label: "(a) TLS ceiling: hyper+rustls answering 201" },
     System { prefix: "floor", label: "(b) floor: hyper+rustls + one EVALSHA per request" },
+    System { prefix: "floor-aof", label: "(b′) floor, Redis appendonly + appendfsync always" },
     System { prefix: "settle", label: "(c) settlegate settle, Redis without persistence" },
     System { prefix: "settle-aof", label: "(c′) settlegate settle, Redis appendonly + appendfsync always" },
     System { prefix: "settle-cluster", label: "(d) settlegate settle, Redis Cluster of 3 primaries (no persistence)" },
@@ -300,6 +301,13 @@ pub fn render(run: &BenchRun) -> String {
         fmt_opt(ratio(aof, settle), 2)
     );
     let _ = writeln!(s, "| settle with fsync-always AOF / floor | {} | (context) |", fmt_opt(ratio(aof, floor), 2));
+    if let Some(floor_aof) = saturation(run, "floor-aof") {
+        let _ = writeln!(
+            s,
+            "| settle with fsync-always AOF / floor with fsync-always AOF | {} | (issue 13: ≥ 0.6) |",
+            fmt_opt(ratio(aof, Some(floor_aof)), 2)
+        );
+    }
     let cluster = saturation(run, "settle-cluster");
     if cluster.is_some() {
         let _ = writeln!(
