@@ -441,7 +441,7 @@ mod tests {
             ("hospital", "H1".into()),
             ("operator_name", "王丽|;=".into()),
         ]);
-        assert_eq!(parse_settlement(&record), Ok(s.clone()));
+        assert_eq!(parse_settlement(&record), Ok(s));
         // a reversal adds its own fields beside the line
         record.insert("status".into(), "reversed".into());
         record.insert("reversed_at".into(), "2026-11-30T08:00:00.000+08:00".into());
