@@ -4,7 +4,8 @@
 #   scripts/profile-settle.sh perf       # closed-model saturation for 12 s; INFO commandstats of the commands the
 #                                        # script calls, and `perf record` of redis-server and the gateway for 5 s of it
 #   scripts/profile-settle.sh callgrind  # redis-server, then the gateway, under `valgrind --tool=callgrind`:
-#                                        # counters zeroed after a warm-up, 1 000 settles at 100/s, Ir per settle
+#                                        # after a warm-up, runs of 500 and 1 500 settles at 100/s; Ir per settle
+#                                        # = the difference of their counts / the difference of their settles
 # Uses the release binaries (SKIP_BUILD=1 to use them as they are) and private processes on free ports only; writes
 # under target/profile/. Instruction counts do not move between runs on this noisy machine; times do.
 set -euo pipefail
@@ -54,6 +55,25 @@ perf)
     head -40
   ;;
 callgrind)
+  # Each loadtest run seeds its own 1 000 cards and opens 32 connections per hospital (TLS handshakes) before its
+  # load starts, inside the window the counters see. So each process is measured twice: a short run and a long
+  # one, counters zeroed before and dumped after each; instructions per settle = (long − short) / (settles long −
+  # settles short), the marginal cost of one settle with the seed and the handshakes cancelled out. The "all-in"
+  # figure (the long run's instructions / its settles) is printed too, for comparison with older records.
+  measure() { # NAME PID: prints "marginal all_in n_short n_long"
+    local name=$1 pid=$2 f1 f2 n1 n2 ir1 ir2
+    callgrind_control -z "$pid" >/dev/null
+    run_load "$name-short" --duration "${CG_SHORT_S:-5}" --rate 100
+    callgrind_control -d "$pid" >/dev/null; sleep 1
+    f1=$(ls -t "$OUT/$name".cg.* | head -1)
+    callgrind_control -z "$pid" >/dev/null
+    run_load "$name-long" --duration "${CG_LONG_S:-15}" --rate 100
+    callgrind_control -d "$pid" >/dev/null; sleep 1
+    f2=$(ls -t "$OUT/$name".cg.* | head -1)
+    n1=$(settles_of "$name-short"); n2=$(settles_of "$name-long")
+    ir1=$(total_ir "$f1"); ir2=$(total_ir "$f2")
+    echo "$(( (ir2 - ir1) / (n2 - n1) )) $(( ir2 / n2 )) $n1 $n2"
+  }
   # Redis under callgrind
   REDIS_PORT=$(lt_free_port)
   mkdir -p "$OUT/redis"
@@ -64,12 +84,8 @@ callgrind)
   for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
   lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw" "$OUT/certs" "redis://127.0.0.1:$REDIS_PORT"
   run_load warm-redis --duration 3 --rate 50
-  callgrind_control -z "$REDIS_PID" >/dev/null
-  run_load redis --duration 10 --rate 100
-  callgrind_control -d "$REDIS_PID" >/dev/null
-  sleep 1
-  n=$(settles_of redis); ir=$(total_ir "$(ls -t "$OUT"/redis.cg.* | head -1)")
-  echo "redis-server: $n settles, $ir instructions, $(( ir / n )) per settle"
+  read -r marginal all_in n1 n2 < <(measure redis "$REDIS_PID")
+  echo "redis-server: $marginal instructions per settle (marginal, runs of $n1 and $n2 settles; all-in $all_in)"
   lt_stop_pid "$GW_PID"
   lt_stop_pid "$REDIS_PID"
   # the gateway under callgrind, on a plain Redis
@@ -81,15 +97,11 @@ callgrind)
   GW_PID=$!; lt_track "$GW_PID"
   for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$OPS_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   run_load warm-gateway --duration 3 --rate 50
-  callgrind_control -z "$GW_PID" >/dev/null
-  run_load gateway --duration 10 --rate 100
-  callgrind_control -d "$GW_PID" >/dev/null
-  sleep 1
-  f=$(ls -t "$OUT"/gateway.cg.* | head -1)
-  n=$(settles_of gateway); ir=$(total_ir "$f")
-  echo "gateway: $n settles, $ir instructions, $(( ir / n )) per settle; by function (self):"
-  callgrind_annotate --threshold=100 "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | awk '$2 != "(100.0%)"' |
-    grep -v '99\.[0-9]*%)' | sed 's/ \[.*//' | head -20
+  read -r marginal all_in n1 n2 < <(measure gateway "$GW_PID")
+  echo "gateway: $marginal instructions per settle (marginal, runs of $n1 and $n2 settles; all-in $all_in)"
+  echo "gateway, long run, by function (self; includes the seed and the handshakes):"
+  callgrind_annotate --threshold=100 "$(ls -t "$OUT"/gateway.cg.* | head -1)" 2>/dev/null |
+    grep -E '^ *[0-9,]+ \(' | awk '$2 != "(100.0%)"' | grep -v '99\.[0-9]*%)' | sed 's/ \[.*//' | head -20
   ;;
 *)
   echo "usage: $0 perf|callgrind" >&2

@@ -153,11 +153,23 @@ pub enum Match<'p> {
 /// a templated one): `/v1/settlements/quote` is the quote's path only, so `GET /v1/settlements/quote` is 405 with
 /// `Allow: POST`, not a settlement whose id is `quote`.
 pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Match<'p> {
+    // the path split once; no pattern has more than MAX_SEGMENTS segments, so a longer path matches none
+    let Some(rest) = path.strip_prefix('/') else { return Match::NotFound };
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for seg in rest.split('/') {
+        if count == MAX_SEGMENTS {
+            return Match::NotFound;
+        }
+        segments[count] = seg;
+        count += 1;
+    }
+    let segments = &segments[..count];
     let mut most_literals = None;
     let mut found: Option<(Route, Params<'p>)> = None;
     let mut allowed: Vec<&'static str> = Vec::new();
-    for &route in Route::ALL.iter().filter(|r| roles(r.role())) {
-        let Some((literals, params)) = match_path(route.path(), path) else { continue };
+    for compiled in compiled_table().iter().filter(|c| c.segments.len() == count && roles(c.route.role())) {
+        let Some((literals, params)) = compiled.matches(segments) else { continue };
         if most_literals.is_some_and(|n| literals < n) {
             continue;
         }
@@ -167,6 +179,7 @@ pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Ma
             found = None;
             allowed.clear();
         }
+        let route = compiled.route;
         if route.method() == method {
             found = Some((route, params));
         } else if !allowed.contains(&route.method()) {
@@ -178,6 +191,61 @@ pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Ma
         None if !allowed.is_empty() => Match::WrongMethod { allowed },
         None => Match::NotFound,
     }
+}
+
+/// Most segments in one path pattern (`/admin/v1/cardholders/{card_id}/settlements`: 5).
+const MAX_SEGMENTS: usize = 5;
+
+/// A route's pattern split into segments once, at first use: [`find`] runs for every request, and splitting ~30
+/// patterns each time cost more than the rest of routing (docs/BENCHMARKS.md, issue 13).
+struct CompiledRoute {
+    route: Route,
+    /// `Some(literal)` or `None` for a `{param}` segment.
+    segments: Vec<Option<&'static str>>,
+}
+
+impl CompiledRoute {
+    /// The number of literal segments and the parameters, when `segments` (as many as the pattern's) match.
+    fn matches<'p>(&self, segments: &[&'p str]) -> Option<(usize, Params<'p>)> {
+        debug_assert_eq!(segments.len(), self.segments.len());
+        let mut params = Params::default();
+        let mut literals = 0;
+        for (want, &seg) in self.segments.iter().zip(segments) {
+            match want {
+                Some(literal) if *literal == seg => literals += 1,
+                Some(_) => return None,
+                None if seg.is_empty() => return None,
+                None => {
+                    // at most MAX_PARAMS per pattern: checked when the table is compiled
+                    params.values[params.len] = seg;
+                    params.len += 1;
+                }
+            }
+        }
+        Some((literals, params))
+    }
+}
+
+fn compiled_table() -> &'static [CompiledRoute] {
+    static TABLE: std::sync::OnceLock<Vec<CompiledRoute>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        Route::ALL
+            .iter()
+            .map(|&route| {
+                let segments: Vec<Option<&'static str>> = route.path()[1..]
+                    .split('/')
+                    .map(|seg| if seg.starts_with('{') { None } else { Some(seg) })
+                    .collect();
+                assert!(segments.len() <= MAX_SEGMENTS, "{}: more than MAX_SEGMENTS segments", route.path());
+                assert!(
+                    segments.iter().filter(|s| s.is_none()).count() <= MAX_PARAMS,
+                    "{}: too many params",
+                    route.path()
+                );
+                CompiledRoute { route, segments }
+            })
+            .collect()
+    })
 }
 
 /// The form of a request path a log line may carry: the pattern of the route it matches, whatever the method and
@@ -311,6 +379,52 @@ mod tests {
         assert_eq!(log_path("/"), "/");
         assert_eq!(log_path("/v1/\n\x1b[31m"), "/v1/...");
         assert_eq!(log_path("*"), "/...");
+    }
+
+    /// The compiled table answers as matching each pattern on its own (`match_path`) would, for every route's path
+    /// with its params filled, and for near misses: a segment more, a segment less, an empty param, no slash.
+    #[test]
+    fn compiled_find_agrees_with_matching_each_pattern() {
+        fn reference<'p>(method: &str, path: &'p str) -> Match<'p> {
+            let mut most = None;
+            let mut found = None;
+            let mut allowed: Vec<&'static str> = Vec::new();
+            for &route in Route::ALL.iter().filter(|r| r.role() != Role::Ops) {
+                let Some((literals, params)) = match_path(route.path(), path) else { continue };
+                if most.is_some_and(|n| literals < n) {
+                    continue;
+                }
+                if most.is_none_or(|n| literals > n) {
+                    most = Some(literals);
+                    found = None;
+                    allowed.clear();
+                }
+                if route.method() == method {
+                    found = Some((route, params));
+                } else if !allowed.contains(&route.method()) {
+                    allowed.push(route.method());
+                }
+            }
+            match found {
+                Some((route, params)) => Match::Found { route, params },
+                None if !allowed.is_empty() => Match::WrongMethod { allowed },
+                None => Match::NotFound,
+            }
+        }
+        let mut paths = vec!["".to_string(), "/".into(), "//".into(), "/a/b/c/d/e/f".into(), "v1/settlements".into()];
+        for r in Route::ALL {
+            for fill in ["x1", "quote", "import", "preview", ""] {
+                let p = r.path().split('/').map(|s| if s.starts_with('{') { fill } else { s }).collect::<Vec<_>>();
+                let p = p.join("/");
+                paths.extend([format!("{p}/"), format!("{p}/more"), p.rsplit_once('/').unwrap().0.to_string(), p]);
+            }
+        }
+        let methods = ["GET", "POST", "PUT", "DELETE", ""];
+        for path in &paths {
+            for m in methods {
+                assert_eq!(find(m, path, |r| r != Role::Ops), reference(m, path), "{m} {path}");
+            }
+        }
     }
 
     #[test]

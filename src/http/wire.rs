@@ -34,10 +34,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if let Err(ShapeError::Array(field, message)) = shape {
         return Err(ApiError::invalid(&field, message));
     }
+    // The plain deserializer first: tracking the path of every field (serde_path_to_error) cost a third of the
+    // parse (docs/BENCHMARKS.md, issue 13), and only a refused body needs it. Deserializing is deterministic, so the
+    // second, tracked read of a refused body fails the same way and names the field.
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let value = match serde_path_to_error::deserialize::<_, T>(&mut *de) {
-        Ok(v) => v,
-        Err(e) => return Err(typed_error(e)),
+    let Ok(value) = T::deserialize(&mut *de) else {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        return Err(match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+            Err(e) => typed_error(e),
+            // not expected (the same reader, the same bytes); refused all the same, never half-read
+            Ok(_) => ApiError::invalid("body", "not a valid request body".to_string()),
+        });
     };
     if let Err(e) = de.end() {
         return Err(ApiError::invalid("body", format!("data after the JSON document: {e}")));
