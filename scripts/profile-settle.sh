@@ -48,10 +48,13 @@ perf)
     awk -F'[:,=]' '{printf "%-22s calls %9s  usec/call %7s\n", $1, $3, $7}'
   wait "$load"
   sed -n '2,3p' "$OUT/saturation/summary.txt"
-  perf report -i "$OUT/redis.perf" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
+  perf report -i "$OUT/redis.perf" --no-children --no-inline -g none --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
     head -25
+  echo "gateway (perf, self), by binary (the kernel's share is the system calls and the wake-ups):"
+  perf report -i "$OUT/gateway.perf" --no-children --no-inline -g none --sort dso --stdio 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -5
   echo "gateway (perf, self):"
-  perf report -i "$OUT/gateway.perf" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
+  perf report -i "$OUT/gateway.perf" --no-children --no-inline -g none --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' |
     head -40
   ;;
 callgrind)

@@ -234,7 +234,14 @@ pub async fn run(input: AuditInput) -> AuditReport {
     let pool_programs: Vec<String> =
         scenario.ruleset.programs.iter().filter(|p| p.annual_pool_fen.is_some()).map(|p| p.id.clone()).collect();
     let year: i64 = input.year.parse().unwrap_or_default();
-    let pool_events = events::PoolEvents::new(&w.run_id, &contribution_records, pool_programs, year, exclusive);
+    let mut refunds: BTreeMap<String, u64> = BTreeMap::new();
+    for r in settled.iter().filter(|r| r.state == RecordState::Reversed) {
+        for p in r.answer.as_ref().expect("answered").payments.iter().filter(|p| p.paid_fen > 0) {
+            *refunds.entry(p.program.clone()).or_insert(0) += 1;
+        }
+    }
+    let pool_events =
+        events::PoolEvents::new(&w.run_id, &contribution_records, pool_programs, refunds, year, exclusive);
     let (event_checks, summary, appended) =
         events::check(&input.admin, w, &input.before.events, &records, &cancels, &refused, Some(pool_events)).await;
     checks.extend(event_checks);

@@ -5,8 +5,8 @@
 //! - `pool.threshold` (`{"program", "year", "percent"}`, a settlement took a pool across 80, 90 or 100 % of its
 //!   budget): the percent is one of those, the program one of the scenario's pools (other programs are counted, not
 //!   failed, on a shared store), the year the run's; on an exclusive store also at most one per program and percent
-//!   plus one per accepted donation of the run (only a donation lets a pool fall back below a threshold it had
-//!   crossed) (`pool_threshold_events_valid`);
+//!   plus one per accepted donation of the run plus one per reversal of the run that gave that pool money back
+//!   (only these let a pool's paid share fall back below a threshold it had crossed) (`pool_threshold_events_valid`);
 //! - `audit.appended` (data: the audit entry, byte for byte as stored): kept as (seq, sha256, a 64-bit hash of
 //!   the line) for the audit trail's check, which compares them with the chain: the stream holds a second copy of
 //!   every entry appended during the run.
@@ -63,6 +63,9 @@ pub(in crate::audit) struct PoolEvents<'a> {
     records: &'a [ContributionRecord],
     /// The scenario's programs with a pool.
     pools: Vec<String>,
+    /// Per pool program: the run's acknowledged reversals of settlements that paid from it (each gave money back,
+    /// so the pool may cross a threshold once more).
+    refunds: BTreeMap<String, u64>,
     year: i64,
     exclusive: bool,
     /// `pool.contribution` events seen per record.
@@ -93,6 +96,7 @@ impl<'a> PoolEvents<'a> {
         run_id: &'a str,
         records: &'a [ContributionRecord],
         pools: Vec<String>,
+        refunds: BTreeMap<String, u64>,
         year: i64,
         exclusive: bool,
     ) -> PoolEvents<'a> {
@@ -100,6 +104,7 @@ impl<'a> PoolEvents<'a> {
             run_id,
             records,
             pools,
+            refunds,
             year,
             exclusive,
             seen: vec![0; records.len()],
@@ -201,8 +206,12 @@ impl<'a> PoolEvents<'a> {
                 .filter(|r| r.state == ContributionState::Accepted && r.kind == ContributionKind::Donation)
                 .count() as u64;
             for ((program, percent), n) in &self.threshold_counts {
-                self.thresholds.expect(*n <= 1 + donations, || {
-                    format!("{program} {percent} %: {n} threshold events, with {donations} donation(s) of the run")
+                let refunds = self.refunds.get(program).copied().unwrap_or(0);
+                self.thresholds.expect(*n <= 1 + donations + refunds, || {
+                    format!(
+                        "{program} {percent} %: {n} threshold events, with {donations} donation(s) and {refunds} \
+                         refunding reversal(s) of the run"
+                    )
                 });
             }
         }
@@ -233,7 +242,7 @@ mod tests {
         }
         let records = book.records;
         let run = |events: &[(&str, Value)]| {
-            let mut p = PoolEvents::new("LT1", &records, vec!["charity".into()], 2026, true);
+            let mut p = PoolEvents::new("LT1", &records, vec!["charity".into()], BTreeMap::new(), 2026, true);
             for (kind, data) in events {
                 p.line(kind, "e", &raw(data));
             }
@@ -271,5 +280,18 @@ mod tests {
         assert_eq!(checks[0].failed, 3, "{:?}", checks[0]);
         assert_eq!(checks[1].failed, 2, "{:?}", checks[1]);
         assert!(checks[1].examples.iter().any(|e| e.contains("4 threshold events")), "{:?}", checks[1]);
+        // a reversal that gave the pool money back lets it cross once more: 4 events at 80 % with 2 donations and
+        // 1 refund pass, a fifth does not
+        let with_refund = |n: usize| {
+            let mut p =
+                PoolEvents::new("LT1", &records, vec!["charity".into()], [("charity".into(), 1)].into(), 2026, true);
+            for _ in 0..n {
+                p.line(THRESHOLD, "e", &raw(&th(80)));
+            }
+            p.finish().0
+        };
+        assert!(with_refund(4)[1].passed, "{:?}", with_refund(4)[1]);
+        assert!(!with_refund(5)[1].passed);
+        assert!(with_refund(5)[1].examples.iter().any(|e| e.contains("1 refunding reversal")));
     }
 }
