@@ -17,6 +17,7 @@ trap lt_cleanup EXIT
 MODE=${1:-perf}
 SETTLEGATE_BIN=${SETTLEGATE_BIN:-$ROOT/target/release/settlegate}
 LOADTEST_BIN=${LOADTEST_BIN:-$ROOT/target/release/settlegate-loadtest}
+export -n SETTLEGATE_BIN # the gateway reads SETTLEGATE_* as config keys ("unknown field `bin`")
 lt_build_bins "$SETTLEGATE_BIN" "$LOADTEST_BIN"
 OUT=${PROFILE_OUT:-$ROOT/target/profile}/$MODE
 rm -rf "$OUT"; mkdir -p "$OUT"

@@ -75,7 +75,12 @@ lt_start_cluster() {
   local dir=$1 n=$2 i port seeds=() addrs=()
   for i in $(seq 1 "$n"); do
     mkdir -p "$dir/$i"
-    port=$(lt_free_port)
+    # a cluster node also listens on port + 10000 (its bus): the port must leave room for it (a free port above
+    # 55535 made redis-server refuse to start, and `--cluster create` then failed on "connection refused")
+    for _ in $(seq 1 50); do
+      port=$(lt_free_port)
+      [ "$port" -le 55535 ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null && break
+    done
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
       --maxmemory-policy noeviction --dir "$dir/$i" --logfile "$dir/$i/redis.log" \
       --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 &

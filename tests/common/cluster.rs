@@ -5,10 +5,30 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::redis_server::{free_ports, Redis};
+use std::net::TcpListener;
+
+use super::redis_server::Redis;
 
 /// How long a node may be unreachable before the others fail it over (ms). Short, for the failover tests.
 pub const NODE_TIMEOUT_MS: u64 = 2000;
+
+/// `n` distinct free ports (never 6379) whose cluster bus ports (port + 10000) are free too: redis-server refuses
+/// a cluster port above 55535, and about a fifth of the kernel's free ports are.
+fn cluster_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        if held.len() == n {
+            break;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if port != 6379 && port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} free ports with free bus ports");
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
 
 /// A running cluster.
 pub struct Cluster {
@@ -37,7 +57,7 @@ impl Cluster {
     fn try_start(primaries: usize, replicas: usize) -> Option<Cluster> {
         let n = primaries * (1 + replicas);
         assert!((3..=16).contains(&n) && primaries >= 3, "a cluster of {primaries} primaries, {replicas} replicas");
-        let ports = free_ports::<16>();
+        let ports = cluster_ports(n);
         let timeout = NODE_TIMEOUT_MS.to_string();
         let mut nodes = Vec::new();
         for port in &ports[..n] {
