@@ -165,11 +165,20 @@ pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Ma
         count += 1;
     }
     let segments = &segments[..count];
+    let candidates = compiled_table()
+        .iter()
+        .filter(|c| c.segments.len() == count && roles(c.route.role()))
+        .filter_map(|c| c.matches(segments).map(|(literals, params)| (c.route, literals, params)));
+    choose(method, candidates)
+}
+
+/// Among the routes whose pattern matched (route, literal segments, params): the most concrete patterns only, then
+/// the one with `method`, else the methods they offer.
+fn choose<'p>(method: &str, candidates: impl Iterator<Item = (Route, usize, Params<'p>)>) -> Match<'p> {
     let mut most_literals = None;
     let mut found: Option<(Route, Params<'p>)> = None;
     let mut allowed: Vec<&'static str> = Vec::new();
-    for compiled in compiled_table().iter().filter(|c| c.segments.len() == count && roles(c.route.role())) {
-        let Some((literals, params)) = compiled.matches(segments) else { continue };
+    for (route, literals, params) in candidates {
         if most_literals.is_some_and(|n| literals < n) {
             continue;
         }
@@ -179,7 +188,6 @@ pub fn find<'p>(method: &str, path: &'p str, roles: impl Fn(Role) -> bool) -> Ma
             found = None;
             allowed.clear();
         }
-        let route = compiled.route;
         if route.method() == method {
             found = Some((route, params));
         } else if !allowed.contains(&route.method()) {
@@ -381,35 +389,15 @@ mod tests {
         assert_eq!(log_path("*"), "/...");
     }
 
-    /// The compiled table answers as matching each pattern on its own (`match_path`) would, for every route's path
-    /// with its params filled, and for near misses: a segment more, a segment less, an empty param, no slash.
+    /// The compiled table matches what matching each pattern on its own (`match_path`) matches, for every route's
+    /// path with its params filled, and for near misses: a segment more, a segment less, an empty param, no slash.
     #[test]
     fn compiled_find_agrees_with_matching_each_pattern() {
         fn reference<'p>(method: &str, path: &'p str) -> Match<'p> {
-            let mut most = None;
-            let mut found = None;
-            let mut allowed: Vec<&'static str> = Vec::new();
-            for &route in Route::ALL.iter().filter(|r| r.role() != Role::Ops) {
-                let Some((literals, params)) = match_path(route.path(), path) else { continue };
-                if most.is_some_and(|n| literals < n) {
-                    continue;
-                }
-                if most.is_none_or(|n| literals > n) {
-                    most = Some(literals);
-                    found = None;
-                    allowed.clear();
-                }
-                if route.method() == method {
-                    found = Some((route, params));
-                } else if !allowed.contains(&route.method()) {
-                    allowed.push(route.method());
-                }
-            }
-            match found {
-                Some((route, params)) => Match::Found { route, params },
-                None if !allowed.is_empty() => Match::WrongMethod { allowed },
-                None => Match::NotFound,
-            }
+            let matched = Route::ALL.iter().filter(|r| r.role() != Role::Ops).filter_map(|&route| {
+                match_path(route.path(), path).map(|(literals, params)| (route, literals, params))
+            });
+            choose(method, matched)
         }
         let mut paths = vec!["".to_string(), "/".into(), "//".into(), "/a/b/c/d/e/f".into(), "v1/settlements".into()];
         for r in Route::ALL {
