@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Uri};
@@ -26,6 +26,11 @@ use crate::BoxError;
 
 /// Upper bound of one identity's pool.
 pub const MAX_POOL_SIZE: usize = 4096;
+
+/// A pooled connection idle this long is not reused: below the gateway's default `limits.idle_connection_timeout_ms`
+/// (5 000), as a hospital's client would set it, so that a request is never sent on a connection the server is
+/// closing for idleness at that moment (that race showed as one `io` error in a smoke run).
+const MAX_IDLE: Duration = Duration::from_millis(4000);
 
 /// Where the gateway (or a floor server) listens.
 #[derive(Debug, Clone)]
@@ -91,8 +96,8 @@ struct Pool {
     connect_timeout: Duration,
     /// `size` permits: requests in flight at most.
     permits: Semaphore,
-    /// Idle HTTP/1.1 connections, reused last-in first-out (the warmest first).
-    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+    /// Idle HTTP/1.1 connections and when each went idle, reused last-in first-out (the warmest first).
+    idle: Mutex<Vec<(hyper::client::conn::http1::SendRequest<Body>, Instant)>>,
     /// The shared HTTP/2 connection, once opened; an async lock, since opening it awaits the handshake.
     h2: tokio::sync::Mutex<Option<hyper::client::conn::http2::SendRequest<Body>>>,
     /// Connections opened so far.
@@ -153,7 +158,9 @@ impl Pool {
         loop {
             let candidate = self.idle.lock().expect("pool").pop();
             match candidate {
-                Some(mut sender) if !sender.is_closed() => {
+                // idle too long: the server may be closing it right now (dropped, not raced)
+                Some((_stale, since)) if since.elapsed() >= MAX_IDLE => continue,
+                Some((mut sender, _)) if !sender.is_closed() => {
                     if sender.ready().await.is_ok() {
                         return Ok((Sender::H1(sender), false));
                     }
@@ -168,7 +175,7 @@ impl Pool {
     fn checkin(&self, sender: Sender) {
         if let Sender::H1(s) = sender {
             if !s.is_closed() {
-                self.idle.lock().expect("pool").push(s);
+                self.idle.lock().expect("pool").push((s, Instant::now()));
             }
         }
     }

@@ -13,12 +13,22 @@
 /// The hash tag of the ledger slot: the first `{…}` of every key a money script touches.
 pub const LEDGER_TAG: &str = "{sg}";
 
+/// The keys of the settle path, built by concatenation into one exact allocation: nine `format!`s per settlement
+/// were the largest share of the gateway's formatting (docs/BENCHMARKS.md, issue 13).
+fn join(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 8);
+    for part in parts {
+        key.push_str(part);
+    }
+    key
+}
+
 pub fn card(card_id: &str) -> String {
-    format!("{{sg}}:{{{card_id}}}:card")
+    join(&["{sg}:{", card_id, "}:card"])
 }
 
 pub fn usage(card_id: &str) -> String {
-    format!("{{sg}}:{{{card_id}}}:usage")
+    join(&["{sg}:{", card_id, "}:usage"])
 }
 
 /// Field of [`usage`]: what `program` paid this card in `year`.
@@ -41,33 +51,36 @@ pub fn program_paid_field(year: i32, program: &str) -> String {
 /// `/` separates the hospital from its id: neither may contain it (`is_valid_id`), so two (hospital, id) pairs can
 /// never share a key (with `:`, hospital `H1:x` + id `y` would collide with hospital `H1` + id `x:y`).
 pub fn settlement(card_id: &str, hospital_id: &str, hsid: &str) -> String {
-    format!("{{sg}}:{{{card_id}}}:stl:{hospital_id}/{hsid}")
+    join(&["{sg}:{", card_id, "}:stl:", hospital_id, "/", hsid])
 }
 
 /// Which card holds a hospital's settlement id (`S:<card>` settled, `T:<card>` cancelled first).
 pub fn claim(hospital_id: &str, hsid: &str) -> String {
-    format!("{{sg}}:claim:{{{hospital_id}/{hsid}}}")
+    join(&["{sg}:claim:{", hospital_id, "/", hsid, "}"])
 }
 
 /// A card's settlements of one (visit) year, in the order Redis applied them (newest last): a list of
 /// `<hospital>/<hsid>` (the tail of the record's key). In the card's slot, appended by the settle script (an
 /// `RPUSH` costs less than a sorted-set insert, and the order applied is the true order of one card).
 pub fn history(card_id: &str, year: i32) -> String {
-    format!("{{sg}}:{{{card_id}}}:hist:{year}")
+    let mut key = join(&["{sg}:{", card_id, "}:hist:"]);
+    // a number's digits only: cheaper than a whole format! of the key
+    std::fmt::Write::write_fmt(&mut key, format_args!("{year}")).expect("writing to a String cannot fail");
+    key
 }
 
 /// Which settlement holds an `insurance.settlement_ref`: string `<card>|<hospital>|<hsid>`, set by the settle
 /// script, deleted by the holder's reversal. Its own hash tag: one slot decides each ref (docs/CLUSTER.md).
 pub fn insurance_ref(settlement_ref: &str) -> String {
-    format!("{{sg}}:ref:{{{settlement_ref}}}")
+    join(&["{sg}:ref:{", settlement_ref, "}"])
 }
 
 pub fn recon_events(day: &str, hospital_id: &str) -> String {
-    format!("{{sg}}:recon:{day}:{hospital_id}:events")
+    join(&["{sg}:recon:", day, ":", hospital_id, ":events"])
 }
 
 pub fn recon_hospitals(day: &str) -> String {
-    format!("{{sg}}:recon:{day}:hospitals")
+    join(&["{sg}:recon:", day, ":hospitals"])
 }
 
 /// Hash of how many lines of each of the day's lists (`recon_events`) are already in the day's report entries:
@@ -204,6 +217,19 @@ pub fn console_session(token_sha256: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settle path's keys, byte for byte as docs/REDIS_KEYS.md lists them (they are built by concatenation).
+    #[test]
+    fn settle_path_keys_are_the_documented_ones() {
+        assert_eq!(card("C1"), "{sg}:{C1}:card");
+        assert_eq!(usage("C1"), "{sg}:{C1}:usage");
+        assert_eq!(settlement("C1", "H1", "a-1"), "{sg}:{C1}:stl:H1/a-1");
+        assert_eq!(claim("H1", "a-1"), "{sg}:claim:{H1/a-1}");
+        assert_eq!(history("C1", 2026), "{sg}:{C1}:hist:2026");
+        assert_eq!(insurance_ref("INS-9"), "{sg}:ref:{INS-9}");
+        assert_eq!(recon_events("2026-12-03", "H1"), "{sg}:recon:2026-12-03:H1:events");
+        assert_eq!(recon_hospitals("2026-12-03"), "{sg}:recon:2026-12-03:hospitals");
+    }
 
     #[test]
     fn hospital_and_id_never_collide() {
