@@ -6,6 +6,8 @@
 #   scripts/profile-settle.sh callgrind  # redis-server, then the gateway, under `valgrind --tool=callgrind`:
 #                                        # after a warm-up, runs of 500 and 1 500 settles at 100/s; Ir per settle
 #                                        # = the difference of their counts / the difference of their settles
+#   scripts/profile-settle.sh floors     # the same count for redis-server behind the benchmark's floor servers:
+#                                        # `evalsha` (one INCR script) and `ledger` (a settlement's reads and writes)
 # Uses the release binaries (SKIP_BUILD=1 to use them as they are) and private processes on free ports only; writes
 # under target/profile/. Instruction counts do not move between runs on this noisy machine; times do.
 set -euo pipefail
@@ -29,10 +31,30 @@ sed 's/^count = 100000/count = 1000/' loadtest/scenarios/settle_only.toml >"$OUT
 run_load() { # NAME ARGS...
   local name=$1; shift
   "$LOADTEST_BIN" run --scenario "$OUT/scenario.toml" --certs "$OUT/certs" --target "$GW_URL" --no-audit \
-    --out "$OUT/$name" "$@" >"$OUT/$name.log" 2>&1 || true
+    --out "$OUT/$name" "$@" ${RUN_FLOOR:+--floor} >"$OUT/$name.log" 2>&1 || true
 }
 settles_of() { grep -o 'completed [0-9]*' "$OUT/$1/summary.txt" | awk '{print $2}'; }
 total_ir() { callgrind_annotate "$1" 2>/dev/null | grep -m1 "PROGRAM TOTALS" | awk '{gsub(",", "", $1); print $1}'; }
+
+# Each loadtest run seeds its own 1 000 cards and opens 32 connections per hospital (TLS handshakes) before its
+# load starts, inside the window the counters see. So each process is measured twice: a short run and a long
+# one, counters zeroed before and dumped after each; instructions per settle = (long − short) / (settles long −
+# settles short), the marginal cost of one settle with the seed and the handshakes cancelled out. The "all-in"
+# figure (the long run's instructions / its settles) is printed too, for comparison with older records.
+measure() { # NAME PID [CG_PREFIX (default NAME)]: prints "marginal all_in n_short n_long"
+  local name=$1 pid=$2 cg=${3:-$1} f1 f2 n1 n2 ir1 ir2
+  callgrind_control -z "$pid" >/dev/null
+  run_load "$name-short" --duration "${CG_SHORT_S:-5}" --rate 100
+  callgrind_control -d "$pid" >/dev/null; sleep 1
+  f1=$(ls -t "$OUT/$cg".cg.* | head -1)
+  callgrind_control -z "$pid" >/dev/null
+  run_load "$name-long" --duration "${CG_LONG_S:-15}" --rate 100
+  callgrind_control -d "$pid" >/dev/null; sleep 1
+  f2=$(ls -t "$OUT/$cg".cg.* | head -1)
+  n1=$(settles_of "$name-short"); n2=$(settles_of "$name-long")
+  ir1=$(total_ir "$f1"); ir2=$(total_ir "$f2")
+  echo "$(( (ir2 - ir1) / (n2 - n1) )) $(( ir2 / n2 )) $n1 $n2"
+}
 
 case "$MODE" in
 perf)
@@ -59,25 +81,6 @@ perf)
     head -40
   ;;
 callgrind)
-  # Each loadtest run seeds its own 1 000 cards and opens 32 connections per hospital (TLS handshakes) before its
-  # load starts, inside the window the counters see. So each process is measured twice: a short run and a long
-  # one, counters zeroed before and dumped after each; instructions per settle = (long − short) / (settles long −
-  # settles short), the marginal cost of one settle with the seed and the handshakes cancelled out. The "all-in"
-  # figure (the long run's instructions / its settles) is printed too, for comparison with older records.
-  measure() { # NAME PID: prints "marginal all_in n_short n_long"
-    local name=$1 pid=$2 f1 f2 n1 n2 ir1 ir2
-    callgrind_control -z "$pid" >/dev/null
-    run_load "$name-short" --duration "${CG_SHORT_S:-5}" --rate 100
-    callgrind_control -d "$pid" >/dev/null; sleep 1
-    f1=$(ls -t "$OUT/$name".cg.* | head -1)
-    callgrind_control -z "$pid" >/dev/null
-    run_load "$name-long" --duration "${CG_LONG_S:-15}" --rate 100
-    callgrind_control -d "$pid" >/dev/null; sleep 1
-    f2=$(ls -t "$OUT/$name".cg.* | head -1)
-    n1=$(settles_of "$name-short"); n2=$(settles_of "$name-long")
-    ir1=$(total_ir "$f1"); ir2=$(total_ir "$f2")
-    echo "$(( (ir2 - ir1) / (n2 - n1) )) $(( ir2 / n2 )) $n1 $n2"
-  }
   # Redis under callgrind
   REDIS_PORT=$(lt_free_port)
   mkdir -p "$OUT/redis"
@@ -107,8 +110,38 @@ callgrind)
   callgrind_annotate --threshold=100 "$(ls -t "$OUT"/gateway.cg.* | head -1)" 2>/dev/null |
     grep -E '^ *[0-9,]+ \(' | awk '$2 != "(100.0%)"' | grep -v '99\.[0-9]*%)' | sed 's/ \[.*//' | head -20
   ;;
+floors)
+  # redis-server and the floor server both under callgrind, counted over the same runs
+  REDIS_PORT=$(lt_free_port)
+  mkdir -p "$OUT/redis"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/redis.cg" redis-server --port "$REDIS_PORT" \
+    --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --dir "$OUT/redis" \
+    >"$OUT/redis-valgrind.log" 2>&1 &
+  REDIS_PID=$!; lt_track "$REDIS_PID"
+  for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  export RUN_FLOOR=1
+  both() { callgrind_control "$1" "$REDIS_PID" >/dev/null; callgrind_control "$1" "$FLOOR_PID" >/dev/null; }
+  for mode in evalsha ledger; do
+    FLOOR_PORT=$(lt_free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/floor-$mode.cg" "$LOADTEST_BIN" --threads 1 floor \
+      --mode "$mode" --listen "127.0.0.1:$FLOOR_PORT" --cert "$OUT/certs/server.pem" --key "$OUT/certs/server.key" \
+      --client-ca "$OUT/certs/ca.pem" --redis-url "redis://127.0.0.1:$REDIS_PORT" >"$OUT/floor-$mode.log" 2>&1 &
+    FLOOR_PID=$!; lt_track "$FLOOR_PID"
+    for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$FLOOR_PORT") 2>/dev/null && break; sleep 0.1; done
+    GW_URL="https://127.0.0.1:$FLOOR_PORT"
+    run_load "warm-$mode" --duration 3 --rate 50
+    both -z; run_load "$mode-short" --duration "${CG_SHORT_S:-5}" --rate 100; both -d; sleep 1
+    r1=$(ls -t "$OUT"/redis.cg.* | head -1); s1=$(ls -t "$OUT/floor-$mode".cg.* | head -1)
+    both -z; run_load "$mode-long" --duration "${CG_LONG_S:-15}" --rate 100; both -d; sleep 1
+    r2=$(ls -t "$OUT"/redis.cg.* | head -1); s2=$(ls -t "$OUT/floor-$mode".cg.* | head -1)
+    n1=$(settles_of "$mode-short"); n2=$(settles_of "$mode-long")
+    echo "$mode floor: redis-server $(( ($(total_ir "$r2") - $(total_ir "$r1")) / (n2 - n1) )) and the floor server" \
+      "$(( ($(total_ir "$s2") - $(total_ir "$s1")) / (n2 - n1) )) instructions per request (marginal, $n1 and $n2 requests)"
+    lt_stop_pid "$FLOOR_PID"
+  done
+  ;;
 *)
-  echo "usage: $0 perf|callgrind" >&2
+  echo "usage: $0 perf|callgrind|floors" >&2
   exit 2
   ;;
 esac

@@ -11,22 +11,24 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use crate::domain::rules::{in_force, Ruleset, VisitType};
-use crate::store::{script_specs, Store};
+use crate::store::{settle_script, Store};
 
-/// A ruleset with its settle-script program specs, one list per visit type.
+/// A ruleset with its settle scripts, one per visit type (`store::program_code`: the programs as Lua constants).
 pub struct CompiledRuleset {
     pub ruleset: Ruleset,
-    specs: [Vec<String>; 3],
+    /// Indexed by `VisitType as usize`.
+    scripts: [redis::Script; 3],
 }
 
 impl CompiledRuleset {
     pub fn new(ruleset: Ruleset) -> CompiledRuleset {
-        let specs = VisitType::ALL.map(|v| script_specs(&ruleset, v));
-        CompiledRuleset { ruleset, specs }
+        let scripts = VisitType::ALL.map(|v| settle_script(Some((&ruleset, v))));
+        CompiledRuleset { ruleset, scripts }
     }
 
-    pub fn specs(&self, visit_type: VisitType) -> &[String] {
-        &self.specs[visit_type as usize]
+    /// The settle script for a visit of `visit_type` under this ruleset.
+    pub fn script(&self, visit_type: VisitType) -> &redis::Script {
+        &self.scripts[visit_type as usize]
     }
 }
 

@@ -17,9 +17,13 @@ pub struct System {
 }
 
 /// The systems of the benchmark, in table order.
-pub const SYSTEMS: [System; 6] = [
+pub const SYSTEMS: [System; 7] = [
     System { prefix: "ceiling", label: "(a) TLS ceiling: hyper+rustls answering 201" },
     System { prefix: "floor", label: "(b) floor: hyper+rustls + one EVALSHA per request" },
+    System {
+        prefix: "ledger-floor",
+        label: "(b2) ledger floor: the same, the EVALSHA making one settlement's reads and writes (values precomputed)",
+    },
     System { prefix: "floor-aof", label: "(b′) floor, Redis appendonly + appendfsync always" },
     System { prefix: "settle", label: "(c) settlegate settle, Redis without persistence" },
     System { prefix: "settle-aof", label: "(c′) settlegate settle, Redis appendonly + appendfsync always" },
@@ -308,6 +312,19 @@ pub fn render(run: &BenchRun) -> String {
             fmt_opt(ratio(aof, Some(floor_aof)), 2)
         );
     }
+    let ledger_floor = saturation(run, "ledger-floor");
+    if ledger_floor.is_some() {
+        let _ = writeln!(
+            s,
+            "| ledger floor / floor | {} | (context: the most a settle could reach with the writes the contract keeps) |",
+            fmt_opt(ratio(ledger_floor, floor), 2)
+        );
+        let _ = writeln!(
+            s,
+            "| settle / ledger floor | {} | (context: what the gateway and the split add to the store's floor) |",
+            fmt_opt(ratio(settle, ledger_floor), 2)
+        );
+    }
     let cluster = saturation(run, "settle-cluster");
     if cluster.is_some() {
         let _ = writeln!(
@@ -366,6 +383,15 @@ pub fn render(run: &BenchRun) -> String {
              script ({:.1}×).",
             settle / floor
         );
+        if let Some(ledger) = run.evalsha_usec.get("ledger-floor-closed") {
+            let _ = writeln!(
+                s,
+                "The ledger floor's script, a settlement's reads and writes alone, takes {ledger:.1} µs ({:.1}× the \
+                 floor's; the settle script is {:.1}× it).",
+                ledger / floor,
+                settle / ledger
+            );
+        }
     }
     if let Some(notes) = &run.notes {
         let _ = writeln!(s, "\n## Notes\n\n{}", notes.trim());
@@ -422,6 +448,11 @@ mod tests {
         assert!(!md.contains("| (c′)"), "systems without reports are left out of the table");
         assert!(md.contains("| (c) settlegate settle, Redis without persistence | 8500 | 3.00 / 6.00 | 80.0 | 20.0 | – | 60.0 | 4250 |"), "{md}");
         assert!(!md.contains("Highest open-model rate"), "no ramp, no ramp table");
+        assert!(!md.contains("ledger floor /"), "no ledger floor run, no ledger floor ratios");
+        run.reports.insert("ledger-floor-closed".into(), report(5000.0, 5.0, "server", 40.0));
+        let md = render(&run);
+        assert!(md.contains("| ledger floor / floor | 0.50 |"), "{md}");
+        assert!(md.contains("| settle / ledger floor | 1.70 |"), "{md}");
         assert_eq!(
             evalsha_usec_per_call(
                 "# Commandstats\r\ncmdstat_evalsha:calls=124843,usec=6841559,usec_per_call=54.80,rejected_calls=0\r\n"

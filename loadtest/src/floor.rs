@@ -3,7 +3,9 @@
 //!
 //! - `ok`: reads the request body and answers a fixed JSON body: the TLS "200 OK" ceiling of this machine;
 //! - `evalsha`: the same, plus one EVALSHA of a tiny script on one multiplexed Redis connection per request:
-//!   the floor of an architecture that makes one Redis round trip per settlement.
+//!   the floor of an architecture that makes one Redis round trip per settlement;
+//! - `ledger`: the same, but the EVALSHA makes the reads and writes one settlement must record
+//!   ([`crate::ledger_floor`]): the floor of this contract's store.
 //!
 //! POST is answered 201 and everything else 200, so the settle scenario runs unchanged against them.
 
@@ -24,7 +26,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::BoxError;
+use crate::{ledger_floor, BoxError};
 
 /// One INCR on a hash-tagged key: the smallest script that still is a real EVALSHA round trip with a write.
 pub const FLOOR_SCRIPT: &str = "return redis.call('INCR', KEYS[1])";
@@ -39,6 +41,8 @@ pub enum FloorMode {
     Ok,
     // One EVALSHA per request first: the floor of one Redis round trip per settlement.
     Evalsha,
+    // One EVALSHA per request making a settlement's reads and writes (values precomputed): the store's floor.
+    Ledger,
 }
 
 /// How to run a floor server (the `floor` subcommand's arguments).
@@ -54,13 +58,15 @@ pub struct FloorOptions {
     pub key: PathBuf,
     /// The CA client certificates must chain to (mTLS, as the gateway requires).
     pub client_ca: PathBuf,
-    /// Redis for `evalsha` mode.
+    /// Redis for `evalsha` and `ledger` modes.
     pub redis_url: Option<String>,
 }
 
 struct State {
     redis: Option<redis::aio::MultiplexedConnection>,
     script: redis::Script,
+    /// `ledger` mode: the script is [`ledger_floor::LEDGER_SCRIPT`] with its keys and arguments.
+    ledger: bool,
     counter: AtomicU64,
 }
 
@@ -78,9 +84,21 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
         return Ok(respond(StatusCode::PAYLOAD_TOO_LARGE, br#"{"code":"payload_too_large"}"#));
     }
     if let Some(conn) = &state.redis {
-        let n = state.counter.fetch_add(1, Ordering::Relaxed) % KEYS;
+        let n = state.counter.fetch_add(1, Ordering::Relaxed);
         let mut conn = conn.clone();
-        let result: redis::RedisResult<i64> = state.script.key(format!("floor:{{{n}}}")).invoke_async(&mut conn).await;
+        let result: redis::RedisResult<redis::Value> = if state.ledger {
+            let (keys, args) = ledger_floor::invocation(n);
+            let mut inv = state.script.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            for a in &args {
+                inv.arg(a);
+            }
+            inv.invoke_async(&mut conn).await
+        } else {
+            state.script.key(format!("floor:{{{}}}", n % KEYS)).invoke_async(&mut conn).await
+        };
         if result.is_err() {
             return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, br#"{"code":"unavailable"}"#));
         }
@@ -95,18 +113,22 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
 /// Serves until SIGTERM or Ctrl-C.
 pub async fn serve(opts: FloorOptions) -> Result<(), BoxError> {
     let acceptor = TlsAcceptor::from(Arc::new(crate::tls::server_config(&opts.cert, &opts.key, &opts.client_ca)?));
+    let ledger = opts.mode == FloorMode::Ledger;
+    let script = redis::Script::new(if ledger { ledger_floor::LEDGER_SCRIPT } else { FLOOR_SCRIPT });
     let redis = match opts.mode {
         FloorMode::Ok => None,
-        FloorMode::Evalsha => {
-            let url = opts.redis_url.as_deref().ok_or("--redis-url is required for --mode evalsha")?;
+        FloorMode::Evalsha | FloorMode::Ledger => {
+            let url = opts.redis_url.as_deref().ok_or("--redis-url is required for --mode evalsha and ledger")?;
             let client = redis::Client::open(url)?;
             let mut conn = client.get_multiplexed_async_connection().await?;
-            let script = redis::Script::new(FLOOR_SCRIPT);
-            let _: i64 = script.key("floor:{warmup}").invoke_async(&mut conn).await?;
+            script.prepare_invoke().load_async(&mut conn).await?;
+            if ledger {
+                ledger_floor::seed(&mut conn).await?;
+            }
             Some(conn)
         }
     };
-    let state = Arc::new(State { redis, script: redis::Script::new(FLOOR_SCRIPT), counter: AtomicU64::new(0) });
+    let state = Arc::new(State { redis, script, ledger, counter: AtomicU64::new(0) });
     let listener = TcpListener::bind(opts.listen).await?;
     eprintln!("floor server ({:?}) listening on {}", opts.mode, listener.local_addr()?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -26,7 +26,8 @@
 //!                trail's hash chain (`GET /admin/v1/audit`, SHA-256 by ring)
 //! report/        report.json, report.html (inline SVG, no network), summary.txt, SLO verdict (pure):
 //!                model (the JSON), verdict, text, html, charts
-//! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling) and `evalsha` (one EVALSHA)
+//! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling), `evalsha` (one EVALSHA) and
+//!                `ledger` (one EVALSHA making a settlement's reads and writes: ledger_floor.rs, the store's floor)
 //! bench.rs       `bench-report`: the report.json files of one scripts/bench.sh run → docs/BENCHMARKS.md (pure)
 //! cpu.rs         CPU time of other processes from /proc/<pid>/stat, for "CPU per settle"
 //! ```
@@ -39,6 +40,7 @@ pub mod client;
 pub mod cpu;
 pub mod driver;
 pub mod floor;
+pub mod ledger_floor;
 pub mod report;
 pub mod scenario;
 pub mod seed;

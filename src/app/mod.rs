@@ -150,7 +150,7 @@ impl App {
         let book = self.rules.snapshot();
         let compiled = book.in_force(bill.visit.date);
         let rules =
-            compiled.as_deref().map(|c| RulesInForce { ruleset: &c.ruleset, specs: c.specs(bill.visit.visit_type) });
+            compiled.as_deref().map(|c| RulesInForce { ruleset: &c.ruleset, script: c.script(bill.visit.visit_type) });
         let outcome = self.store.settle(&SettleCall { bill, rules, mode, operator }).await?;
         if let (SettleOutcome::Split { settlement, reads }, Some(c)) = (&outcome, compiled.as_deref()) {
             if self.cross_check.pick() {

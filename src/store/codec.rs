@@ -6,7 +6,6 @@
 //!   (`encode_payments` ⇄ `parse_payments`);
 //! * the counters the settle script read (`parse_reads`), for the engine cross-check;
 //! * one reconciliation detail line (`encode_event` ⇄ `parse_event`);
-//! * the compiled program specs the settle script takes as arguments (`script_specs`).
 //!
 //! Parsers return `Err(text)` for anything malformed (the caller makes it a `Corrupt` store error); none panics on
 //! any input (fuzzed: `fuzz/fuzz_targets/record_codec.rs`).
@@ -18,7 +17,7 @@ use chrono::{Datelike, NaiveDate};
 use super::dayline::settled_line_fields;
 use crate::domain::bill::{Amounts, Bill, Insurance, Operator, Visit};
 use crate::domain::card::{CardStatus, Cardholder};
-use crate::domain::rules::{Bucket, Ruleset, VisitType};
+use crate::domain::rules::VisitType;
 use crate::domain::settlement::{Settlement, SettlementStatus, Tombstone};
 use crate::domain::split::{CappedBy, Payment, ProgramUsage};
 
@@ -311,44 +310,6 @@ pub fn parse_tombstone(r: &HashMap<String, String>) -> Result<Tombstone, String>
         reason: r.get("reason").cloned().unwrap_or_default(),
         reversed_by: parse_operator(r, "reversed_by_id", "reversed_by_name"),
     })
-}
-
-// ---- compiled program specs -------------------------------------------------------------------------------------
-
-/// Compiles one program list for the settle script: `"id|covers|pool|tags|;cat=ratio,ded,annual,visit;..."`, only
-/// the programs that serve `visit_type` (the script filters by category and tags, which it reads with the card).
-/// `covers` is a digit per bucket, `1` = in_scope … `4` = self_pay, in the program's order.
-pub fn script_specs(ruleset: &Ruleset, visit_type: VisitType) -> Vec<String> {
-    let opt = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
-    ruleset
-        .programs
-        .iter()
-        .filter(|p| p.serves(visit_type))
-        .map(|p| {
-            let covers: String = p.covers.iter().map(|b| bucket_digit(*b)).collect();
-            let mut cats = String::from(";");
-            for (name, t) in &p.categories {
-                cats.push_str(&format!(
-                    "{name}={},{},{},{};",
-                    t.ratio_bp,
-                    t.deductible_fen.unwrap_or(0),
-                    opt(t.annual_cap_fen),
-                    opt(t.per_visit_cap_fen)
-                ));
-            }
-            format!("{}|{}|{}|{}|{}", p.id, covers, opt(p.annual_pool_fen), p.required_tags().join(","), cats)
-        })
-        .collect()
-}
-
-/// The script's digit for a bucket: `'1'` for in_scope … `'4'` for self_pay.
-fn bucket_digit(b: Bucket) -> char {
-    match b {
-        Bucket::InScope => '1',
-        Bucket::PreSelfPay => '2',
-        Bucket::OverLimit => '3',
-        Bucket::SelfPay => '4',
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //!
 //! * [`settle`] — settle / quote through `scripts/settle.lua`: idempotency, eligibility, the split and the record
 //!   in one atomic step (one round trip).
+//! * [`program_code`] — the settle script of one ruleset and visit type: its programs as Lua constants, then
+//!   `scripts/settle.lua`.
 //! * [`reverse`] — `scripts/reverse.lua`: undo exactly what was recorded, or record a tombstone.
 //! * [`registry`] — cardholders and rulesets: plain reads, and writes of whole keys.
 //! * [`cards`] — cardholder writes with a condition in the same atomic step (`scripts/put_cards.lua`: a street
@@ -43,6 +45,7 @@ pub mod ids;
 pub mod keys;
 pub mod link;
 pub mod preview;
+pub mod program_code;
 pub mod recon;
 pub mod registry;
 pub mod report;
@@ -59,12 +62,12 @@ use ring::rand::SecureRandom;
 use tokio::sync::OnceCell;
 
 pub use clearing::{ClearingEvent, ClearingWrite, ClearingWriteOutcome, StoredClearing};
-pub use codec::script_specs;
 pub use dayline::{DayEvent, ProgramFen};
 pub use error::{StoreError, StoreErrorKind, StoreResult};
 use ids::IdCodec;
 use keys::SettlementRef;
 use link::{Conn, Link};
+pub use program_code::settle_script;
 pub use recon::{DayTotals, EVENTS_PAGE};
 pub use registry::{CardholderEvent, ProgramYearUsage};
 pub use reverse::{ReverseCall, ReverseOutcome};
@@ -74,7 +77,8 @@ pub use settle::{RulesInForce, ScriptReads, SettleCall, SettleMode, SettleOutcom
 pub struct Store {
     /// The supervised connection: `None` while Redis is unreachable, so calls fail fast with 503.
     link: Arc<Link>,
-    /// `scripts/settle.lua` (loaded on first use, then called by SHA).
+    /// `scripts/settle.lua` with no programs, for a visit no ruleset is in force for (a ruleset's own scripts are
+    /// in its `rulebook::CompiledRuleset`); loaded on first use, then called by SHA.
     settle_script: Script,
     /// `scripts/reverse.lua`.
     reverse_script: Script,
@@ -101,7 +105,7 @@ impl Store {
     pub fn new(link: Arc<Link>, response_timeout: Duration) -> Store {
         Store {
             link,
-            settle_script: Script::new(include_str!("scripts/settle.lua")),
+            settle_script: settle_script(None),
             reverse_script: Script::new(include_str!("scripts/reverse.lua")),
             publish_script: Script::new(concat!(
                 include_str!("scripts/audit.lua"),

@@ -40,13 +40,22 @@ impl SettleMode<'_> {
     }
 }
 
-/// The ruleset in force for the visit, with its program specs compiled for the visit type.
-#[derive(Debug, Clone, Copy)]
+/// The ruleset in force for the visit, with its settle script for the visit type.
+#[derive(Clone, Copy)]
 pub struct RulesInForce<'a> {
     /// The ruleset the settlement records (its version).
     pub ruleset: &'a Ruleset,
-    /// The programs serving the visit type, as the script reads them (`codec::script_specs`).
-    pub specs: &'a [String],
+    /// `scripts/settle.lua` after the prelude of the programs serving the visit type (`store::program_code`).
+    pub script: &'a redis::Script,
+}
+
+impl std::fmt::Debug for RulesInForce<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RulesInForce")
+            .field("version", &self.ruleset.version)
+            .field("script", &self.script.get_hash())
+            .finish()
+    }
 }
 
 /// Everything the settle script needs besides the keys.
@@ -104,8 +113,7 @@ impl Store {
         let op = call.mode.op();
         let bill = &call.bill;
         let version = call.rules.map(|r| r.ruleset.version).unwrap_or(0);
-        let specs: &[String] = call.rules.map(|r| r.specs).unwrap_or(&[]);
-        let mut inv = self.settle_script.prepare_invoke();
+        let mut inv = call.rules.map_or(&self.settle_script, |r| r.script).prepare_invoke();
         inv.key(keys::card(bill.card_id)).key(keys::usage(bill.card_id)).key(keys::PROGRAM_PAID);
         // ARGV, named at the top of settle.lua (the card, visit date, amounts and ref it reads from the request)
         inv.arg(op).arg(bill.canonical()).arg(version);
@@ -131,7 +139,6 @@ impl Store {
         }
         let operator_name = call.operator.and_then(|o| o.name.as_deref());
         inv.arg(call.operator.map_or("", |o| o.id.as_str())).arg(operator_name.unwrap_or(""));
-        inv.arg(specs);
         let mut conn = self.conn(op)?;
         let reply: Vec<String> = if matches!(call.mode, SettleMode::Settle { .. }) {
             self.run_write(op, conn, inv).await?

@@ -22,18 +22,18 @@
 --
 -- The library functions this script calls, as locals: a global is two table lookups per use, a local none.
 local call, error_reply = redis.call, redis.error_reply
-local format, match, find, byte, gmatch = string.format, string.match, string.find, string.byte, string.gmatch
+local format, match, find, byte = string.format, string.match, string.find, string.byte
 local floor, ceil, min, max, concat = math.floor, math.ceil, math.min, math.max, table.concat
 local tonumber, unpack, ipairs = tonumber, unpack, ipairs
 
 -- ARGV (named once here; src/store/settle.rs passes them in this order). Few and long: each string crossing into
 -- Lua costs Redis about 1 500 instructions (docs/BENCHMARKS.md, issue 13), so what the canonical request holds is
--- read from it here, not passed again.
+-- read from it here, not passed again, and the programs are not arguments at all: this body follows a prelude
+-- (src/store/program_code.rs) that defines covering(category), the programs of the ruleset in force for the visit
+-- type whose terms list the category, as Lua constants (one script per ruleset version and visit type).
 local MODE, REQUEST, RULESET_VERSION = ARGV[1], ARGV[2], ARGV[3]      -- version "0" = none in force
 local HOSPITAL, HSID, SETTLED_AT, SETTLEMENT_ID = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local OPERATOR_ID, OPERATOR_NAME = ARGV[8], ARGV[9]
-local SPECS_FROM = 9 -- then ARGV[10..]: one spec per program, "id|covers|pool|tags|;cat=r,d,ac,pv;..."
-local PROGRAM_COUNT = #ARGV - SPECS_FROM
 -- REQUEST is the canonical request (what "the same request" means; src/domain/bill.rs Bill::canonical):
 -- "v1|card|visit type|visit date|total|in_scope|pre_self_pay|over_limit|self_pay|basic|critical|other[|ref]".
 -- HOSPITAL .. SETTLEMENT_ID are empty for a quote; OPERATOR_ID and OPERATOR_NAME are "" when the request has none.
@@ -85,32 +85,23 @@ local card = call('HMGET', KEYS[1], 'category', 'status', 'valid_from', 'valid_u
   'community')
 local category, card_tags, year = card[1], card[5] or ',', YEAR
 
--- The programs that cover this card: its category in the program's list, the program's required tags carried.
--- Each number of a spec is converted once, here (tonumber goes through strtod: ~1 000 instructions a call).
+-- The programs that cover this card: its category in the program's terms (the prelude's covering), the program's
+-- required tags carried (each needle is ",tag,"; card tags are stored as ",a,b,").
 local progs, usage_fields, total_fields = {}, {}, {'visit_floor'}
 if category then
-  local key = ';' .. category .. '='
-  for i = 1, PROGRAM_COUNT do
-    local spec = ARGV[SPECS_FROM + i]
-    local id, covers, pool, tags, cats_at = match(spec, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|()')
-    -- a plain search, not a pattern: categories are free labels (no , ; = | { }), so they may hold characters
-    -- that are magic in Lua patterns
-    local at = find(spec, key, cats_at, true)
-    if at and tags ~= '' then
-      for tag in gmatch(tags, '[^,]+') do
-        if not find(card_tags, ',' .. tag .. ',', 1, true) then at = nil; break end
+  for _, p in ipairs(covering(category)) do
+    local needles, carried = p.needles, true
+    if needles then
+      for k = 1, #needles do
+        if not find(card_tags, needles[k], 1, true) then carried = false; break end
       end
     end
-    if at then
-      local ratio, ded_limit, annual_cap, visit_cap = match(spec, '^(%d+),(%d+),(%d*),(%d*);', at + #key)
-      if not ratio then return error_reply('settle.lua: a program spec the script does not understand') end
-      progs[#progs + 1] = {id = id, covers = covers, pool = tonumber(pool), ratio = tonumber(ratio),
-                           ded_limit = tonumber(ded_limit), annual_cap = tonumber(annual_cap),
-                           visit_cap = tonumber(visit_cap)}
-      usage_fields[#usage_fields + 1] = year .. ':' .. id .. ':paid'
-      usage_fields[#usage_fields + 1] = year .. ':' .. id .. ':ded'
-      total_fields[#total_fields + 1] = year .. ':' .. id
-      total_fields[#total_fields + 1] = year .. ':' .. id .. ':contrib'
+    if carried then
+      progs[#progs + 1] = p
+      usage_fields[#usage_fields + 1] = year .. p.paid_field
+      usage_fields[#usage_fields + 1] = year .. p.ded_field
+      total_fields[#total_fields + 1] = year .. p.total_field
+      total_fields[#total_fields + 1] = year .. p.contrib_field
     end
   end
 end
