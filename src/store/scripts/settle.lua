@@ -42,7 +42,7 @@ local CARD_ID, VISIT_DATE, YEAR, S_TOTAL, IN_SCOPE, PRE_SELF_PAY, OVER_LIMIT, SE
   '^v1|([^|]+)|[^|]+|((%d%d%d%d)%-%d%d%-%d%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|?(.*)$')
 if not CARD_ID then return error_reply('settle.lua: the request is not canonical') end
 -- the four buckets after insurance (RULES.md); every amount <= 2^53 - 1, so each difference is exact
-local RESIDUAL = {tonumber(IN_SCOPE) - tonumber(BASIC) - tonumber(CRITICAL) - tonumber(OTHER), tonumber(PRE_SELF_PAY),
+local residual = {tonumber(IN_SCOPE) - tonumber(BASIC) - tonumber(CRITICAL) - tonumber(OTHER), tonumber(PRE_SELF_PAY),
                   tonumber(OVER_LIMIT), tonumber(SELF_PAY)}
 local TOTAL_FEN = tonumber(S_TOTAL)
 local settle = MODE == 'settle'
@@ -128,7 +128,6 @@ if #progs > 0 then used = call('HMGET', KEYS[2], unpack(usage_fields)) end
 -- Redis refuses an HINCRBY past 2^63 - 1 in the middle of a script, after earlier writes: so check first. Every
 -- counter this script raises is at most its program's year total, raised by < 2^53.
 local COUNTER_LIMIT = 4611686018427387904 -- 2^62
-local residual = {RESIDUAL[1], RESIDUAL[2], RESIDUAL[3], RESIDUAL[4]}
 local total = TOTAL_FEN
 local insurance = total - residual[1] - residual[2] - residual[3] - residual[4]
 local befores, lines, relief = {}, {}, 0
@@ -236,13 +235,12 @@ call('XADD', KEYS[8], '*', 'type', 'settlement.settled', 'at', SETTLED_AT, 'line
   'ruleset_version', RULESET_VERSION, 'hospital', HOSPITAL, 'operator_name', OPERATOR_NAME)
 -- A pool taken across 80, 90 or 100 % of its budget: one event per threshold crossed. The threshold t of percent q
 -- is the least paid total with paid * 100 >= q * budget, ceil(q * budget / 100), computed without passing 2^53.
-local THRESHOLDS = {80, 90, 100}
 for _, p in ipairs(progs) do
   if p.budget and p.budget > 0 and p.pay > 0 then
     local before = p.program_paid
     local after = before + p.pay
     local whole, rest = floor(p.budget / 100), p.budget % 100
-    for _, q in ipairs(THRESHOLDS) do
+    for q = 80, 100, 10 do
       local t = q * whole + ceil(q * rest / 100)
       if before < t and after >= t then
         call('XADD', KEYS[8], '*', 'type', 'pool.threshold', 'at', SETTLED_AT, 'data',
