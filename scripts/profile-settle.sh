@@ -56,6 +56,17 @@ measure() { # NAME PID [CG_PREFIX (default NAME)]: prints "marginal all_in n_sho
   echo "$(( (ir2 - ir1) / (n2 - n1) )) $(( ir2 / n2 )) $n1 $n2"
 }
 
+# A private redis-server under callgrind (dumps to $OUT/redis.cg.N); sets REDIS_PORT and REDIS_PID.
+start_redis_under_callgrind() {
+  REDIS_PORT=$(lt_free_port)
+  mkdir -p "$OUT/redis"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/redis.cg" redis-server --port "$REDIS_PORT" \
+    --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --dir "$OUT/redis" \
+    >"$OUT/redis-valgrind.log" 2>&1 &
+  REDIS_PID=$!; lt_track "$REDIS_PID"
+  for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+}
+
 case "$MODE" in
 perf)
   lt_start_redis "$OUT/redis"
@@ -81,14 +92,7 @@ perf)
     head -40
   ;;
 callgrind)
-  # Redis under callgrind
-  REDIS_PORT=$(lt_free_port)
-  mkdir -p "$OUT/redis"
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/redis.cg" redis-server --port "$REDIS_PORT" \
-    --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --dir "$OUT/redis" \
-    >"$OUT/redis-valgrind.log" 2>&1 &
-  REDIS_PID=$!; lt_track "$REDIS_PID"
-  for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  start_redis_under_callgrind
   lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw" "$OUT/certs" "redis://127.0.0.1:$REDIS_PORT"
   run_load warm-redis --duration 3 --rate 50
   read -r marginal all_in n1 n2 < <(measure redis "$REDIS_PID")
@@ -112,13 +116,7 @@ callgrind)
   ;;
 floors)
   # redis-server and the floor server both under callgrind, counted over the same runs
-  REDIS_PORT=$(lt_free_port)
-  mkdir -p "$OUT/redis"
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/redis.cg" redis-server --port "$REDIS_PORT" \
-    --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction --dir "$OUT/redis" \
-    >"$OUT/redis-valgrind.log" 2>&1 &
-  REDIS_PID=$!; lt_track "$REDIS_PID"
-  for _ in $(seq 1 300); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  start_redis_under_callgrind
   export RUN_FLOOR=1
   both() { callgrind_control "$1" "$REDIS_PID" >/dev/null; callgrind_control "$1" "$FLOOR_PID" >/dev/null; }
   for mode in evalsha ledger; do

@@ -213,16 +213,24 @@ pub(crate) struct SeedArgs {
 
 #[derive(Args)]
 pub(crate) struct FloorArgs {
+    /// ok: answer at once (the TLS ceiling); evalsha: one EVALSHA of a one-INCR script per request (the floor);
+    /// ledger: one EVALSHA making the reads and writes one settlement must make, values precomputed (the ledger
+    /// floor, docs/BENCHMARKS.md).
     #[arg(long, value_enum)]
     pub(crate) mode: FloorMode,
+    /// Address to listen on (HTTPS, client certificate required).
     #[arg(long, default_value = "127.0.0.1:9443")]
     pub(crate) listen: std::net::SocketAddr,
+    /// Server certificate chain, PEM.
     #[arg(long)]
     pub(crate) cert: PathBuf,
+    /// Its private key, PEM.
     #[arg(long)]
     pub(crate) key: PathBuf,
+    /// CA that client certificates must chain to, PEM.
     #[arg(long)]
     pub(crate) client_ca: PathBuf,
+    /// Redis for --mode evalsha and ledger (the ledger mode seeds 1 024 cards under the `{lf}` hash tag).
     #[arg(long)]
     pub(crate) redis_url: Option<String>,
 }
