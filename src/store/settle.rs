@@ -140,33 +140,39 @@ impl Store {
         let operator_name = call.operator.and_then(|o| o.name.as_deref());
         inv.arg(call.operator.map_or("", |o| o.id.as_str())).arg(operator_name.unwrap_or(""));
         let mut conn = self.conn(op)?;
-        let reply: Vec<String> = if matches!(call.mode, SettleMode::Settle { .. }) {
+        let reply: redis::Value = if matches!(call.mode, SettleMode::Settle { .. }) {
             self.run_write(op, conn, inv).await?
         } else {
             self.call(op, false, async move { inv.invoke_async(&mut conn).await }).await?
         };
-        decode_reply(op, call, settlement_id, &reply)
+        let corrupt = |e: String| StoreError::corrupt(op, e);
+        match reply {
+            // a split: one string of '|'-separated fields (settle.lua says why)
+            redis::Value::BulkString(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| corrupt(format!("reply: {e}")))?;
+                let fields: Vec<&str> = text.split('|').collect();
+                decode_split(op, call, settlement_id, &fields)
+            }
+            other => {
+                let reply: Vec<String> =
+                    redis::FromRedisValue::from_redis_value(other).map_err(|e| corrupt(format!("reply: {e}")))?;
+                decode_reply(op, &reply)
+            }
+        }
     }
 }
 
-/// The settle script's reply: `{"settled"|"quote", reads, tags, category, insurance, relief, patient, payments}`,
-/// `{"replay", record…}`, or a refusal tag.
-fn decode_reply(
+/// The settle script's split: `"settled"|"quote"`, reads, tags, category, insurance, relief, patient, payments.
+fn decode_split(
     op: &'static str,
     call: &SettleCall<'_>,
     settlement_id: Option<String>,
-    reply: &[String],
+    fields: &[&str],
 ) -> StoreResult<SettleOutcome> {
     let corrupt = |e: String| StoreError::corrupt(op, e);
-    let Some(tag) = reply.first() else {
-        return Err(corrupt("empty reply".into()));
-    };
-    Ok(match tag.as_str() {
-        "replay" => SettleOutcome::Replayed(parse_settlement(&pairs(&reply[1..])).map_err(corrupt)?),
-        "settled" | "quote" => {
-            let [_, reads, tags, category, insurance_fen, relief_fen, patient_fen, payments] = reply else {
-                return Err(corrupt(format!("reply of {} fields", reply.len())));
-            };
+    Ok(match fields {
+        [tag @ ("settled" | "quote"), reads, tags, category, insurance_fen, relief_fen, patient_fen, payments] => {
+            let tag = *tag;
             let int = |s: &str| s.parse::<i64>().map_err(|e| corrupt(format!("{s:?}: {e}")));
             let reads = ScriptReads { programs: parse_reads(reads).map_err(corrupt)?, card_tags: parse_tags(tags) };
             let recorded = match call.mode {
@@ -183,7 +189,7 @@ fn decode_reply(
                 hospital_id: recorded.map(|r| r.0.to_string()),
                 status: if recorded.is_some() { SettlementStatus::Settled } else { SettlementStatus::Quote },
                 card_id: bill.card_id.to_string(),
-                category: category.clone(),
+                category: category.to_string(),
                 visit: bill.visit,
                 amounts: bill.amounts,
                 insurance: bill.insurance.clone(),
@@ -203,6 +209,18 @@ fn decode_reply(
             }
             SettleOutcome::Split { settlement, reads }
         }
+        _ => return Err(corrupt(format!("split reply of {} fields: {:?}", fields.len(), fields.first()))),
+    })
+}
+
+/// The settle script's other replies: `{"replay", record…}` or a refusal tag (with its detail).
+fn decode_reply(op: &'static str, reply: &[String]) -> StoreResult<SettleOutcome> {
+    let corrupt = |e: String| StoreError::corrupt(op, e);
+    let Some(tag) = reply.first() else {
+        return Err(corrupt("empty reply".into()));
+    };
+    Ok(match tag.as_str() {
+        "replay" => SettleOutcome::Replayed(parse_settlement(&pairs(&reply[1..])).map_err(corrupt)?),
         "conflict" => SettleOutcome::IdempotencyConflict,
         "already_reversed" => SettleOutcome::AlreadyReversed,
         "insurance_ref_reused" => SettleOutcome::InsuranceRefReused,

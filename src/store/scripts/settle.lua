@@ -177,8 +177,11 @@ if insurance + relief + patient ~= total then return error_reply('settle.lua: pa
 local payments = concat(lines, ';')
 -- each amount formatted once: the reply, the record, the day line and the event share these strings
 local s_insurance, s_relief, s_patient, s_total = fmt(insurance), fmt(relief), fmt(patient), S_TOTAL
-local result = {settle and 'settled' or 'quote', concat(befores, ';'), card_tags, category, s_insurance,
-                s_relief, s_patient, payments}
+-- The reply is one string of '|'-separated fields (none of them can hold a '|': src/domain/mod.rs is_valid_label,
+-- is_valid_id): a table of 8 would be 8 bulk strings for Redis to write and the gateway's client to parse one by
+-- one (docs/BENCHMARKS.md, issue 13).
+local result = (settle and 'settled' or 'quote') .. '|' .. concat(befores, ';') .. '|' .. card_tags .. '|' ..
+  category .. '|' .. s_insurance .. '|' .. s_relief .. '|' .. s_patient .. '|' .. payments
 if not settle then return result end
 
 -- 8. record: counters, the settlement, the id claim, the ref claim, the day's reconciliation line, the card's
