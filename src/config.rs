@@ -200,7 +200,9 @@ pub struct LimitsConfig {
     /// Most days one relief report (`GET /admin/v1/reports/relief`) covers.
     #[serde(default = "defaults::max_report_days")]
     pub max_report_days: u64,
-    /// Day-list lines the report aggregator reads and applies per atomic step.
+    /// Day-list lines the report aggregator reads and applies per atomic step. Each step holds the gateway's
+    /// runtime thread for about 4.5 µs a line and Redis for about 1 µs a line, so a large step is a stall that
+    /// every settlement arriving meanwhile waits out (docs/BENCHMARKS.md, issue 13).
     #[serde(default = "defaults::report_batch_lines")]
     pub report_batch_lines: usize,
     /// How often each instance's report aggregator consumes new lines of today and yesterday (a report also
@@ -313,7 +315,7 @@ mod defaults {
         366
     }
     pub fn report_batch_lines() -> usize {
-        2000
+        250
     }
     pub fn report_refresh_ms() -> u64 {
         1000
