@@ -40,9 +40,22 @@ pub struct Rulebook {
 }
 
 impl Rulebook {
-    pub fn new(mut rulesets: Vec<Ruleset>) -> Rulebook {
+    pub fn new(rulesets: Vec<Ruleset>) -> Rulebook {
+        Rulebook::reusing(rulesets, &Rulebook::default())
+    }
+
+    /// A snapshot that takes each ruleset `previous` already compiled (the same version, the same content) from it,
+    /// and compiles only the others: a publish adds one ruleset, and compiling every earlier one again cost each
+    /// instance three scripts per version on every publish (docs/BENCHMARKS.md, issue 13).
+    pub fn reusing(mut rulesets: Vec<Ruleset>, previous: &Rulebook) -> Rulebook {
         rulesets.sort_by_key(|r| r.version);
-        let compiled = rulesets.iter().cloned().map(|r| Arc::new(CompiledRuleset::new(r))).collect();
+        let compiled = rulesets
+            .iter()
+            .map(|r| match previous.rulesets.iter().find(|c| c.ruleset.version == r.version) {
+                Some(c) if c.ruleset == *r => c.clone(),
+                _ => Arc::new(CompiledRuleset::new(r.clone())),
+            })
+            .collect();
         Rulebook { rulesets: compiled, plain: rulesets }
     }
 
@@ -69,7 +82,7 @@ impl RulebookCache {
 
     /// Installs `rulesets` unless the snapshot is already newer (a slow refresh must not undo a faster one).
     pub fn replace(&self, rulesets: Vec<Ruleset>) {
-        let book = Arc::new(Rulebook::new(rulesets));
+        let book = Arc::new(Rulebook::reusing(rulesets, &self.snapshot()));
         let mut current = self.current.write().expect("rulebook lock");
         if book.latest_version() >= current.latest_version() {
             *current = book;
@@ -98,5 +111,34 @@ impl RulebookCache {
             }
             tokio::time::sleep(interval).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Rulebook;
+    use crate::domain::rules::Ruleset;
+
+    fn ruleset(version: u64, published_at: &str) -> Ruleset {
+        Ruleset {
+            version,
+            effective_from: "2026-01-01".parse().unwrap(),
+            published_at: published_at.into(),
+            programs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_refresh_compiles_only_what_is_new_or_changed() {
+        let first = Rulebook::new(vec![ruleset(2, "b"), ruleset(1, "a")]);
+        let next = Rulebook::reusing(vec![ruleset(1, "a"), ruleset(2, "b2"), ruleset(3, "c")], &first);
+        let versions: Vec<u64> = next.rulesets.iter().map(|c| c.ruleset.version).collect();
+        assert_eq!(versions, [1, 2, 3]);
+        assert!(Arc::ptr_eq(&next.rulesets[0], &first.rulesets[0]), "version 1 unchanged: reused");
+        assert!(!Arc::ptr_eq(&next.rulesets[1], &first.rulesets[1]), "version 2 changed: compiled again");
+        assert_eq!(next.rulesets[1].ruleset.published_at, "b2");
+        assert_eq!(next.latest_version(), 3);
     }
 }
