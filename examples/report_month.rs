@@ -19,6 +19,7 @@ use settlegate::domain::report::ReportBy;
 use settlegate::domain::split::Payment;
 use settlegate::rulebook::RulebookCache;
 use settlegate::store::dayline::{encode_event, DayEvent, LineContext, ProgramFen};
+use settlegate::store::keys;
 use settlegate::store::link::Link;
 use settlegate::store::Store;
 
@@ -135,11 +136,11 @@ async fn main() {
             for chunk in list.chunks(2000) {
                 let _: () = redis::pipe()
                     .cmd("RPUSH")
-                    .arg(format!("sg:recon:{day}:{hospital}:events"))
+                    .arg(keys::recon_events(&day.to_string(), &hospital))
                     .arg(chunk)
                     .ignore()
                     .cmd("SADD")
-                    .arg(format!("sg:recon:{day}:hospitals"))
+                    .arg(keys::recon_hospitals(&day.to_string()))
                     .arg(&hospital)
                     .ignore()
                     .query_async(&mut raw)
@@ -154,7 +155,8 @@ async fn main() {
 
     // the aggregator: every line of the month consumed, as the background task and reports do
     let days: Vec<String> = (0..DAYS).map(|d| (first + Days::new(d)).to_string()).collect();
-    let limits = ReportLimits { max_days: 366, batch_lines: 2000 };
+    // the gateway's default step (`limits.report_batch_lines`)
+    let limits = ReportLimits::from(&settlegate::config::LimitsConfig::default());
     let started = Instant::now();
     let consumed = store.report_catch_up(&days, limits.batch_lines).await.unwrap();
     let took = started.elapsed();
@@ -178,8 +180,7 @@ async fn main() {
     let used: String = redis::cmd("INFO").arg("memory").query_async(&mut raw).await.unwrap();
     let mut entry_bytes = 0u64;
     for day in &days {
-        let n: u64 =
-            redis::cmd("STRLEN").arg(format!("sg:report:{{{day}}}:entries")).query_async(&mut raw).await.unwrap();
+        let n: u64 = redis::cmd("STRLEN").arg(keys::report_entries(day)).query_async(&mut raw).await.unwrap();
         entry_bytes += n;
     }
     println!(
