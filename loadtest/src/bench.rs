@@ -106,6 +106,11 @@ fn step_seconds(report: &Value) -> Option<f64> {
     (steps > 0).then(|| f(&report["duration_s"]).map(|d| d / steps as f64)).flatten()
 }
 
+/// One row of the ratios table: `| what | the ratio to 2 places | note |`.
+fn row(s: &mut String, what: &str, value: Option<f64>, note: &str) {
+    let _ = writeln!(s, "| {what} | {} | {note} |", fmt_opt(value, 2));
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -292,59 +297,36 @@ pub fn render(run: &BenchRun) -> String {
         fmt_opt(settle_floor, 2),
         verdict(settle_floor.map(|r| r >= SATURATION_RATIO_TARGET))
     );
-    let _ =
-        writeln!(s, "| settle saturation / ceiling saturation | {} | (context) |", fmt_opt(ratio(settle, ceiling), 2));
-    let _ = writeln!(
-        s,
-        "| floor saturation / ceiling saturation | {} | (context: the cost of one Redis round trip) |",
-        fmt_opt(ratio(floor, ceiling), 2)
+    row(&mut s, "settle saturation / ceiling saturation", ratio(settle, ceiling), "(context)");
+    row(
+        &mut s,
+        "floor saturation / ceiling saturation",
+        ratio(floor, ceiling),
+        "(context: the cost of one Redis round trip)",
     );
-    let _ = writeln!(
-        s,
-        "| settle with fsync-always AOF / settle | {} | (context: the cost of durability) |",
-        fmt_opt(ratio(aof, settle), 2)
-    );
-    let _ = writeln!(s, "| settle with fsync-always AOF / floor | {} | (context) |", fmt_opt(ratio(aof, floor), 2));
+    row(&mut s, "settle with fsync-always AOF / settle", ratio(aof, settle), "(context: the cost of durability)");
+    row(&mut s, "settle with fsync-always AOF / floor", ratio(aof, floor), "(context)");
     if let Some(floor_aof) = saturation(run, "floor-aof") {
-        let _ = writeln!(
-            s,
-            "| settle with fsync-always AOF / floor with fsync-always AOF | {} | (issue 13: ≥ 0.6) |",
-            fmt_opt(ratio(aof, Some(floor_aof)), 2)
-        );
+        let what = "settle with fsync-always AOF / floor with fsync-always AOF";
+        row(&mut s, what, ratio(aof, Some(floor_aof)), "(issue 13: ≥ 0.6)");
     }
     let ledger_floor = saturation(run, "ledger-floor");
     if ledger_floor.is_some() {
-        let _ = writeln!(
-            s,
-            "| ledger floor / floor | {} | (context: the most a settle could reach with the writes the contract keeps) |",
-            fmt_opt(ratio(ledger_floor, floor), 2)
-        );
-        let _ = writeln!(
-            s,
-            "| settle / ledger floor | {} | (context: what the gateway and the split add to the store's floor) |",
-            fmt_opt(ratio(settle, ledger_floor), 2)
-        );
+        let note = "(context: the most a settle could reach with the writes the contract keeps)";
+        row(&mut s, "ledger floor / floor", ratio(ledger_floor, floor), note);
+        let note = "(context: what the gateway and the split add to the store's floor)";
+        row(&mut s, "settle / ledger floor", ratio(settle, ledger_floor), note);
     }
     let cluster = saturation(run, "settle-cluster");
     if cluster.is_some() {
-        let _ = writeln!(
-            s,
-            "| settle on a 3-primary cluster / floor | {} | (context) |",
-            fmt_opt(ratio(cluster, floor), 2)
-        );
-        let _ = writeln!(
-            s,
-            "| settle on a 3-primary cluster / settle on one node | {} | (context: the cluster client's cost) |",
-            fmt_opt(ratio(cluster, settle), 2)
-        );
+        row(&mut s, "settle on a 3-primary cluster / floor", ratio(cluster, floor), "(context)");
+        let what = "settle on a 3-primary cluster / settle on one node";
+        row(&mut s, what, ratio(cluster, settle), "(context: the cluster client's cost)");
     }
     let ramp_best = |sys: &str| run.reports.get(&format!("{sys}-ramp")).and_then(|r| f(&r["ramp"]["best_rate_per_s"]));
     if run.reports.contains_key("settle-ramp") {
-        let _ = writeln!(
-            s,
-            "| settle / floor, highest open-model rates meeting the p99 SLO | {} | (context: the sustainable-rate view) |",
-            fmt_opt(ratio(ramp_best("settle"), ramp_best("floor")), 2)
-        );
+        let what = "settle / floor, highest open-model rates meeting the p99 SLO";
+        row(&mut s, what, ratio(ramp_best("settle"), ramp_best("floor")), "(context: the sustainable-rate view)");
     }
     let p99 = p99_at_half(run, "settle");
     let _ = writeln!(
@@ -353,11 +335,9 @@ pub fn render(run: &BenchRun) -> String {
         fmt_opt(p99, 3),
         verdict(p99.map(|p| p <= P99_AT_HALF_TARGET_MS))
     );
-    let _ = writeln!(
-        s,
-        "| settle p99 / floor p99, each at half of its saturation | {} | (context: what the gateway adds to this machine's tail) |",
-        fmt_opt(ratio(p99, p99_at_half(run, "floor")), 2)
-    );
+    let what = "settle p99 / floor p99, each at half of its saturation";
+    let note = "(context: what the gateway adds to this machine's tail)";
+    row(&mut s, what, ratio(p99, p99_at_half(run, "floor")), note);
     let p99_aof = p99_at_half(run, "settle-aof");
     let _ = writeln!(
         s,
