@@ -4,6 +4,8 @@
 #   (b) the floor of the architecture: `floor --mode evalsha` (the same + one EVALSHA per request);
 #   (b2) the ledger floor: `floor --mode ledger` (the same, the EVALSHA making the reads and writes one settlement
 #       must record, values precomputed: the most any gateway could reach while recording what the contract keeps);
+#   (b3) the same batched: `floor --mode ledger-batch` (the requests waiting meanwhile recorded together, up to 32
+#       settlements per EVALSHA: the most batching settlements into one script call could give);
 #   (c) settlegate's settle path (loadtest/scenarios/settle_only.toml), Redis without persistence;
 #   (c') the same with Redis `--appendonly yes --appendfsync always`, after (b') the floor on that Redis;
 #   (d) the same on a Redis Cluster of 3 primaries (`[redis] cluster`, the ledger slot on one of them);
@@ -175,17 +177,18 @@ lt_make_certs "$SETTLEGATE_BIN" "$CERTS" relief-office "${HOSPITALS[@]}"
 lt_start_redis "$OUT/redis"
 lt_log "redis-server (no persistence) on port $REDIS_PORT"
 
-# (a), (b) and (b2): the reference servers.
-for mode in ok evalsha ledger; do
-  case $mode in ok) name=ceiling ;; evalsha) name=floor ;; ledger) name=ledger-floor ;; esac
+# (a), (b), (b2) and (b3): the reference servers.
+for mode in ok evalsha ledger ledger-batch; do
+  case $mode in ok) name=ceiling ;; evalsha) name=floor ;; ledger) name=ledger-floor ;; ledger-batch) name=ledger-batch ;; esac
   lt_start_floor "$LOADTEST_BIN" "$OUT/$name-server" "$CERTS" "$mode" "$REDIS_URL"
   watch=(--watch-pid "server=$FLOOR_PID")
   [ "$mode" != ok ] && watch+=(--watch-pid "redis=$REDIS_PID")
   measure_system "$name" "$FLOOR_URL" --floor "${watch[@]}"
   lt_stop_pid "$FLOOR_PID"
+  # each reference server's records out of the way: the ledger modes share the `{lf}` keys, and the gateway's
+  # runs start on an empty store
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
 done
-# the ledger floor's records out of the way: the gateway's runs start on an empty store, as before
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
 
 # (c): the gateway on the same Redis.
 lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gateway" "$CERTS" "$REDIS_URL"

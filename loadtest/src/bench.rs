@@ -17,12 +17,17 @@ pub struct System {
 }
 
 /// The systems of the benchmark, in table order.
-pub const SYSTEMS: [System; 7] = [
+pub const SYSTEMS: [System; 8] = [
     System { prefix: "ceiling", label: "(a) TLS ceiling: hyper+rustls answering 201" },
     System { prefix: "floor", label: "(b) floor: hyper+rustls + one EVALSHA per request" },
     System {
         prefix: "ledger-floor",
         label: "(b2) ledger floor: the same, the EVALSHA making one settlement's reads and writes (values precomputed)",
+    },
+    System {
+        prefix: "ledger-batch",
+        label: "(b3) ledger floor, batched: the requests waiting meanwhile recorded together, up to 32 per EVALSHA \
+                (its µs per EVALSHA are per batch)",
     },
     System { prefix: "floor-aof", label: "(b′) floor, Redis appendonly + appendfsync always" },
     System { prefix: "settle", label: "(c) settlegate settle, Redis without persistence" },
@@ -317,6 +322,13 @@ pub fn render(run: &BenchRun) -> String {
         let note = "(context: what the gateway and the split add to the store's floor)";
         row(&mut s, "settle / ledger floor", ratio(settle, ledger_floor), note);
     }
+    let ledger_batch = saturation(run, "ledger-batch");
+    if ledger_batch.is_some() {
+        let note = "(context: the most a settle could reach with the contract's writes, settlements batched)";
+        row(&mut s, "batched ledger floor / floor", ratio(ledger_batch, floor), note);
+        let note = "(context: what batching gives the store's floor)";
+        row(&mut s, "batched ledger floor / ledger floor", ratio(ledger_batch, ledger_floor), note);
+    }
     let cluster = saturation(run, "settle-cluster");
     if cluster.is_some() {
         row(&mut s, "settle on a 3-primary cluster / floor", ratio(cluster, floor), "(context)");
@@ -433,6 +445,11 @@ mod tests {
         let md = render(&run);
         assert!(md.contains("| ledger floor / floor | 0.50 |"), "{md}");
         assert!(md.contains("| settle / ledger floor | 1.70 |"), "{md}");
+        assert!(!md.contains("batched ledger floor /"), "no batched run, no batched ratios");
+        run.reports.insert("ledger-batch-closed".into(), report(6000.0, 5.0, "server", 40.0));
+        let md = render(&run);
+        assert!(md.contains("| batched ledger floor / floor | 0.60 |"), "{md}");
+        assert!(md.contains("| batched ledger floor / ledger floor | 1.20 |"), "{md}");
         assert_eq!(
             evalsha_usec_per_call(
                 "# Commandstats\r\ncmdstat_evalsha:calls=124843,usec=6841559,usec_per_call=54.80,rejected_calls=0\r\n"

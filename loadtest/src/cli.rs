@@ -215,7 +215,8 @@ pub(crate) struct SeedArgs {
 pub(crate) struct FloorArgs {
     /// ok: answer at once (the TLS ceiling); evalsha: one EVALSHA of a one-INCR script per request (the floor);
     /// ledger: one EVALSHA making the reads and writes one settlement must make, values precomputed (the ledger
-    /// floor, docs/BENCHMARKS.md).
+    /// floor, docs/BENCHMARKS.md); ledger-batch: the ledger floor with the requests that wait meanwhile recorded
+    /// together, up to 32 per EVALSHA (what batching settlements could give).
     #[arg(long, value_enum)]
     pub(crate) mode: FloorMode,
     /// Address to listen on (HTTPS, client certificate required).
@@ -230,7 +231,7 @@ pub(crate) struct FloorArgs {
     /// CA that client certificates must chain to, PEM.
     #[arg(long)]
     pub(crate) client_ca: PathBuf,
-    /// Redis for --mode evalsha and ledger (the ledger mode seeds 1 024 cards under the `{lf}` hash tag).
+    /// Redis for every mode but ok (the ledger modes seed 1 024 cards under the `{lf}` hash tag).
     #[arg(long)]
     pub(crate) redis_url: Option<String>,
 }

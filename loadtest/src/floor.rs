@@ -5,7 +5,9 @@
 //! - `evalsha`: the same, plus one EVALSHA of a tiny script on one multiplexed Redis connection per request:
 //!   the floor of an architecture that makes one Redis round trip per settlement;
 //! - `ledger`: the same, but the EVALSHA makes the reads and writes one settlement must record
-//!   ([`crate::ledger_floor`]): the floor of this contract's store.
+//!   ([`crate::ledger_floor`]): the floor of this contract's store;
+//! - `ledger-batch`: the ledger floor with the requests that wait meanwhile recorded together, up to 32 per EVALSHA
+//!   ([`crate::ledger_batch`]): what batching settlements into one script call could give.
 //!
 //! POST is answered 201 and everything else 200, so the settle scenario runs unchanged against them.
 
@@ -26,7 +28,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{ledger_floor, BoxError};
+use crate::{ledger_batch, ledger_floor, BoxError};
 
 /// One INCR on a hash-tagged key: the smallest script that still is a real EVALSHA round trip with a write.
 pub const FLOOR_SCRIPT: &str = "return redis.call('INCR', KEYS[1])";
@@ -43,6 +45,8 @@ pub enum FloorMode {
     Evalsha,
     // One EVALSHA per request making a settlement's reads and writes (values precomputed): the store's floor.
     Ledger,
+    // The ledger floor, the requests waiting meanwhile recorded together (up to 32 per EVALSHA).
+    LedgerBatch,
 }
 
 /// How to run a floor server (the `floor` subcommand's arguments).
@@ -67,6 +71,8 @@ struct State {
     script: redis::Script,
     /// `ledger` mode: the script is [`ledger_floor::LEDGER_SCRIPT`] with its keys and arguments.
     ledger: bool,
+    /// `ledger-batch` mode: requests go to the batching task instead ([`ledger_batch::Batcher`]).
+    batcher: Option<ledger_batch::Batcher>,
     counter: AtomicU64,
 }
 
@@ -83,7 +89,12 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
     if Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await.is_err() {
         return Ok(respond(StatusCode::PAYLOAD_TOO_LARGE, br#"{"code":"payload_too_large"}"#));
     }
-    if let Some(conn) = &state.redis {
+    if let Some(batcher) = &state.batcher {
+        let n = state.counter.fetch_add(1, Ordering::Relaxed);
+        if !batcher.record(n).await {
+            return Ok(respond(StatusCode::SERVICE_UNAVAILABLE, br#"{"code":"unavailable"}"#));
+        }
+    } else if let Some(conn) = &state.redis {
         let n = state.counter.fetch_add(1, Ordering::Relaxed);
         let mut conn = conn.clone();
         let result: redis::RedisResult<redis::Value> = if state.ledger {
@@ -114,21 +125,27 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Fu
 pub async fn serve(opts: FloorOptions) -> Result<(), BoxError> {
     let acceptor = TlsAcceptor::from(Arc::new(crate::tls::server_config(&opts.cert, &opts.key, &opts.client_ca)?));
     let ledger = opts.mode == FloorMode::Ledger;
-    let script = redis::Script::new(if ledger { ledger_floor::LEDGER_SCRIPT } else { FLOOR_SCRIPT });
+    let batched = opts.mode == FloorMode::LedgerBatch;
+    let script = redis::Script::new(match opts.mode {
+        FloorMode::Ledger => ledger_floor::LEDGER_SCRIPT,
+        FloorMode::LedgerBatch => ledger_batch::LEDGER_BATCH_SCRIPT,
+        FloorMode::Ok | FloorMode::Evalsha => FLOOR_SCRIPT,
+    });
     let redis = match opts.mode {
         FloorMode::Ok => None,
-        FloorMode::Evalsha | FloorMode::Ledger => {
-            let url = opts.redis_url.as_deref().ok_or("--redis-url is required for --mode evalsha and ledger")?;
+        FloorMode::Evalsha | FloorMode::Ledger | FloorMode::LedgerBatch => {
+            let url = opts.redis_url.as_deref().ok_or("--redis-url is required for every --mode but ok")?;
             let client = redis::Client::open(url)?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             script.prepare_invoke().load_async(&mut conn).await?;
-            if ledger {
+            if ledger || batched {
                 ledger_floor::seed(&mut conn).await?;
             }
             Some(conn)
         }
     };
-    let state = Arc::new(State { redis, script, ledger, counter: AtomicU64::new(0) });
+    let batcher = if batched { redis.clone().map(ledger_batch::Batcher::start) } else { None };
+    let state = Arc::new(State { redis, script, ledger, batcher, counter: AtomicU64::new(0) });
     let listener = TcpListener::bind(opts.listen).await?;
     eprintln!("floor server ({:?}) listening on {}", opts.mode, listener.local_addr()?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

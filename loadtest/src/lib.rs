@@ -28,6 +28,7 @@
 //!                model (the JSON), verdict, text, html, charts
 //! floor.rs       trivial hyper+rustls servers for the benchmark: `ok` (TLS ceiling), `evalsha` (one EVALSHA) and
 //!                `ledger` (one EVALSHA making a settlement's reads and writes: ledger_floor.rs, the store's floor)
+//!                and `ledger-batch` (the same, up to 32 settlements per EVALSHA: ledger_batch.rs)
 //! bench.rs       `bench-report`: the report.json files of one scripts/bench.sh run → docs/BENCHMARKS.md (pure)
 //! cpu.rs         CPU time of other processes from /proc/<pid>/stat, for "CPU per settle"
 //! ```
@@ -40,6 +41,7 @@ pub mod client;
 pub mod cpu;
 pub mod driver;
 pub mod floor;
+pub mod ledger_batch;
 pub mod ledger_floor;
 pub mod report;
 pub mod scenario;
