@@ -127,30 +127,41 @@ pub fn encode_payments(payments: &[Payment]) -> String {
 }
 
 pub fn parse_payments(s: &str) -> Result<Vec<Payment>, String> {
-    if s.is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split(';')
-        .map(|line| {
-            let parts: Vec<&str> = line.split(',').collect();
-            let [program, paid, ded, capped] = parts[..] else {
-                return Err(format!("payment {line:?}"));
-            };
-            if program.is_empty() {
-                return Err(format!("payment {line:?}: no program"));
-            }
-            Ok(Payment {
-                program: program.to_string(),
-                paid_fen: paid.parse().map_err(|e| format!("payment {line:?}: {e}"))?,
-                deductible_applied_fen: ded.parse().map_err(|e| format!("payment {line:?}: {e}"))?,
-                capped_by: if capped.is_empty() {
-                    None
-                } else {
-                    Some(CappedBy::parse(capped).ok_or_else(|| format!("capped_by {capped:?}"))?)
-                },
-            })
+    payment_items(s)
+        .map(|item| {
+            let (program, paid_fen, deductible_applied_fen, capped_by) = item?;
+            Ok(Payment { program: program.to_string(), paid_fen, deductible_applied_fen, capped_by })
         })
         .collect()
+}
+
+/// The payments of `s` as `(program, paid_fen)`, borrowed from it, checked as [`parse_payments`] checks them
+/// (a report reads only these two of a payment, once per day line).
+pub fn payment_amounts(s: &str) -> Option<Vec<(&str, i64)>> {
+    payment_items(s).map(|item| item.ok().map(|(program, paid, _, _)| (program, paid))).collect()
+}
+
+/// One `program,paid,ded,capped_by` after another; `""` holds none.
+fn payment_items(s: &str) -> impl Iterator<Item = Result<(&str, i64, i64, Option<CappedBy>), String>> {
+    s.split(';').filter(move |_| !s.is_empty()).map(|line| {
+        let mut parts = line.split(',');
+        let (Some(program), Some(paid), Some(ded), Some(capped), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("payment {line:?}"));
+        };
+        if program.is_empty() {
+            return Err(format!("payment {line:?}: no program"));
+        }
+        let paid = paid.parse().map_err(|e| format!("payment {line:?}: {e}"))?;
+        let ded = ded.parse().map_err(|e| format!("payment {line:?}: {e}"))?;
+        let capped = if capped.is_empty() {
+            None
+        } else {
+            Some(CappedBy::parse(capped).ok_or_else(|| format!("capped_by {capped:?}"))?)
+        };
+        Ok((program, paid, ded, capped))
+    })
 }
 
 // ---- the canonical request --------------------------------------------------------------------------------------
@@ -486,6 +497,24 @@ mod tests {
         }
         assert_eq!(parse_event("S|a|b|c|d|-1|0|0|0|"), None);
         assert_eq!(parse_event("X|a|b|c|d|1|0|0|0|"), None);
+        // every other shape is refused too, by the borrowed reader the aggregator uses and the owned one alike
+        let good = "S|a|b|c|d|3|0|2|1|ma,2,0,pool|dibao|s|c|r|o";
+        assert!(parse_event(good).is_some());
+        for bad in [
+            "S|a|b|c|d|3|0|2|1|ma,2,0,pool|dibao|s|c|r|o|x", // 16 fields
+            "S|a|b|c|d|3|0|2|1|ma,2,0,pool|dibao",           // 11 fields
+            "S|a|b|c|d|3|0|2|1|ma,-2,0,|||||",               // a negative payment
+            "S|a|b|c|d|3|0|2|1|ma,2,0|||||",                 // a payment of 3 parts
+            "S|a|b|c|d|3|0|2|1|ma,2,0,,x|||||",              // of 5 parts
+            "S|a|b|c|d|3|0|2|1|,2,0,|||||",                  // no program
+            "S|a|b|c|d|3|0|2|1|ma,2,0,nope|||||",            // an unknown capped_by
+            "S|a|b|c|d|3|0|2|1|ma,2,x,|||||",                // an unreadable deductible
+            "S|a|b|c|d|3|0|2|1|ma,2,0,;|||||",               // an empty payment
+            "S|a|b|c|d|3|0|2|x|ma,2,0,|||||",                // an unreadable amount
+        ] {
+            assert_eq!(parse_event(bad), None, "{bad}");
+            assert_eq!(crate::store::dayline::parse_line(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! format, its parser beside its encoder. `GET /v1/reconciliation` sums them, the detail streams them, the checks,
 //! clearing and `settlegate export` read them.
 
-use super::codec::{encode_payments, parse_payments};
+use super::codec::{encode_payments, payment_amounts};
 use crate::domain::split::Payment;
 
 /// One reconciliation detail line, as recorded. Amounts carry the line's sign: a reversal's are negative.
@@ -109,8 +109,68 @@ pub fn encode_event(e: &DayEvent, payments: &[Payment]) -> String {
 }
 
 pub fn parse_event(line: &str) -> Option<DayEvent> {
-    let p: Vec<&str> = line.split('|').collect();
-    if p.len() != 10 && p.len() != 15 {
+    parse_line(line).map(|l| l.to_event())
+}
+
+/// One day line read in place: [`DayEvent`] borrowed from the line (the report aggregator reads every line once and
+/// keeps none of it). Checked exactly as [`parse_event`] checks, which is built on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayLine<'a> {
+    pub reversal: bool,
+    pub at: &'a str,
+    pub settlement_id: &'a str,
+    pub hospital_settlement_id: &'a str,
+    pub card_id: &'a str,
+    /// Signed like [`DayEvent`]'s.
+    pub total_fen: i64,
+    pub insurance_fen: i64,
+    pub relief_fen: i64,
+    pub patient_fen: i64,
+    /// (program, fen), signed, in the line's order.
+    pub by_program: Vec<(&'a str, i64)>,
+    /// category, street, community, insurance_settlement_ref, operator_id ("" each on lines of earlier builds).
+    pub context: [&'a str; 5],
+}
+
+impl DayLine<'_> {
+    pub fn category(&self) -> &str {
+        self.context[0]
+    }
+    pub fn street(&self) -> &str {
+        self.context[1]
+    }
+    pub fn community(&self) -> &str {
+        self.context[2]
+    }
+
+    pub fn to_event(&self) -> DayEvent {
+        let [category, street, community, insurance_ref, operator_id] = self.context.map(str::to_string);
+        DayEvent {
+            reversal: self.reversal,
+            at: self.at.to_string(),
+            settlement_id: self.settlement_id.to_string(),
+            hospital_settlement_id: self.hospital_settlement_id.to_string(),
+            card_id: self.card_id.to_string(),
+            total_fen: self.total_fen,
+            insurance_fen: self.insurance_fen,
+            relief_fen: self.relief_fen,
+            patient_fen: self.patient_fen,
+            by_program: self.by_program.iter().map(|&(p, fen)| ProgramFen { program: p.to_string(), fen }).collect(),
+            context: LineContext { category, street, community, insurance_settlement_ref: insurance_ref, operator_id },
+        }
+    }
+}
+
+/// `line` read in place; `None` for a line of another shape (a field count other than 10 or 15, a kind other than
+/// `S`/`R`, a negative or unreadable amount, a malformed payment).
+pub fn parse_line(line: &str) -> Option<DayLine<'_>> {
+    let mut p = [""; 15];
+    let mut n = 0;
+    for field in line.split('|') {
+        *p.get_mut(n)? = field;
+        n += 1;
+    }
+    if n != 10 && n != 15 {
         return None;
     }
     let reversal = match p[0] {
@@ -119,32 +179,25 @@ pub fn parse_event(line: &str) -> Option<DayEvent> {
         _ => return None,
     };
     let sign = if reversal { -1 } else { 1 };
-    let n = |i: usize| p[i].parse::<i64>().ok().filter(|v| *v >= 0).map(|v| v * sign);
-    let by_program = parse_payments(p[9])
-        .ok()?
-        .into_iter()
-        .map(|pay| (pay.paid_fen >= 0).then(|| ProgramFen { program: pay.program, fen: pay.paid_fen * sign }))
-        .collect::<Option<Vec<_>>>()?;
-    Some(DayEvent {
+    let amount = |i: usize| p[i].parse::<i64>().ok().filter(|v| *v >= 0).map(|v| v * sign);
+    let mut by_program = payment_amounts(p[9])?;
+    for (_, fen) in &mut by_program {
+        if *fen < 0 {
+            return None;
+        }
+        *fen *= sign;
+    }
+    Some(DayLine {
         reversal,
-        at: p[1].to_string(),
-        settlement_id: p[2].to_string(),
-        hospital_settlement_id: p[3].to_string(),
-        card_id: p[4].to_string(),
-        total_fen: n(5)?,
-        insurance_fen: n(6)?,
-        relief_fen: n(7)?,
-        patient_fen: n(8)?,
+        at: p[1],
+        settlement_id: p[2],
+        hospital_settlement_id: p[3],
+        card_id: p[4],
+        total_fen: amount(5)?,
+        insurance_fen: amount(6)?,
+        relief_fen: amount(7)?,
+        patient_fen: amount(8)?,
         by_program,
-        context: match p.get(10..15) {
-            Some([category, street, community, insurance_ref, operator_id]) => LineContext {
-                category: category.to_string(),
-                street: street.to_string(),
-                community: community.to_string(),
-                insurance_settlement_ref: insurance_ref.to_string(),
-                operator_id: operator_id.to_string(),
-            },
-            _ => LineContext::default(),
-        },
+        context: [p[10], p[11], p[12], p[13], p[14]],
     })
 }

@@ -7,7 +7,7 @@
 //! `v(|relief_fen|)` · `v(payment count)` · per payment `v(program)` `v(|fen|)`.
 //! Label id 0 is "" (a label absent from the line); amounts are unsigned, the kind gives the sign, as in the line.
 
-use crate::store::dayline::DayEvent;
+use crate::store::dayline::DayLine;
 
 /// One decoded entry; labels are still ids, amounts are signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,20 +32,19 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends the entry of one line; `id` gives the id of a non-empty label (interned before).
-pub fn encode(out: &mut Vec<u8>, hospital_id: &str, e: &DayEvent, id: impl Fn(&str) -> u32) {
+pub fn encode(out: &mut Vec<u8>, hospital_id: &str, e: &DayLine<'_>, id: impl Fn(&str) -> u32) {
     let label = |s: &str| if s.is_empty() { 0 } else { id(s) };
     out.push(if e.reversal { b'R' } else { b'S' });
     put_varint(out, e.card_id.len() as u64);
     out.extend_from_slice(e.card_id.as_bytes());
-    let c = &e.context;
-    for l in [hospital_id, c.street.as_str(), c.community.as_str(), c.category.as_str()] {
+    for l in [hospital_id, e.street(), e.community(), e.category()] {
         put_varint(out, u64::from(label(l)));
     }
     put_varint(out, e.relief_fen.unsigned_abs());
     put_varint(out, e.by_program.len() as u64);
-    for p in &e.by_program {
-        put_varint(out, u64::from(label(&p.program)));
-        put_varint(out, p.fen.unsigned_abs());
+    for &(program, fen) in &e.by_program {
+        put_varint(out, u64::from(label(program)));
+        put_varint(out, fen.unsigned_abs());
     }
 }
 
@@ -122,26 +121,15 @@ impl<'a> Iterator for Entries<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::dayline::{LineContext, ProgramFen};
+    use crate::store::dayline::parse_line;
 
     #[test]
     fn round_trip_and_truncation() {
-        let mut e = DayEvent {
-            reversal: false,
-            at: "2026-11-30T10:00:00.000+08:00".into(),
-            settlement_id: "s2_x".into(),
-            hospital_settlement_id: "h1".into(),
-            card_id: "C100001".into(),
-            total_fen: 2_000_000,
-            insurance_fen: 0,
-            relief_fen: 350_000,
-            patient_fen: 1_650_000,
-            by_program: vec![
-                ProgramFen { program: "ma".into(), fen: 300_000 },
-                ProgramFen { program: "charity".into(), fen: 50_000 },
-            ],
-            context: LineContext { category: "dibao".into(), street: "s".into(), ..Default::default() },
-        };
+        // a settled line, then a reversal with the largest amount
+        let settled = "S|2026-11-30T10:00:00.000+08:00|s2_x|h1|C100001|2000000|0|350000|1650000|\
+                       ma,300000,0,;charity,50000,0,annual_cap|dibao|s|||";
+        let reversed = "R|2026-11-30T11:00:00.000+08:00|s2_x|h1|C100001|9007199254740991|0|9007199254740991|0|\
+                        ma,300000,0,;charity,50000,0,annual_cap|dibao|s|||";
         let ids = |s: &str| match s {
             "H1" => 1,
             "s" => 2,
@@ -151,10 +139,8 @@ mod tests {
             _ => panic!("{s}"),
         };
         let mut buf = Vec::new();
-        encode(&mut buf, "H1", &e, ids);
-        e.reversal = true;
-        e.relief_fen = -(1 << 53) + 1;
-        encode(&mut buf, "H1", &e, ids);
+        encode(&mut buf, "H1", &parse_line(settled).unwrap(), ids);
+        encode(&mut buf, "H1", &parse_line(reversed).unwrap(), ids);
         let got: Vec<Entry<'_>> = Entries::new(&buf).map(Result::unwrap).collect();
         assert_eq!(got.len(), 2);
         assert_eq!(

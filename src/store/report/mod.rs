@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::dayline::{parse_event, DayEvent};
+use super::dayline::{parse_line, DayLine};
 use super::error::{StoreError, StoreResult};
 use super::keys;
 use super::Store;
@@ -111,10 +111,10 @@ impl Store {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
-                    parse_event(l)
+                    parse_line(l)
                         .ok_or_else(|| StoreError::corrupt(OP, format!("unreadable line {} of {key}", at + i as u64)))
                 })
-                .collect::<StoreResult<Vec<DayEvent>>>()?;
+                .collect::<StoreResult<Vec<DayLine<'_>>>>()?;
             let ids = self.intern_labels(hospital, &events).await?;
             let mut bytes = Vec::with_capacity(events.len() * 40);
             for e in &events {
@@ -142,13 +142,12 @@ impl Store {
     }
 
     /// The ids of the batch's labels (hospital, streets, communities, categories, programs), interned.
-    async fn intern_labels(&self, hospital: &str, events: &[DayEvent]) -> StoreResult<HashMap<String, u32>> {
+    async fn intern_labels(&self, hospital: &str, events: &[DayLine<'_>]) -> StoreResult<HashMap<String, u32>> {
         const OP: &str = "report_labels";
         let mut wanted: BTreeSet<&str> = BTreeSet::from([hospital]);
         for e in events {
-            let c = &e.context;
-            wanted.extend([c.street.as_str(), c.community.as_str(), c.category.as_str()]);
-            wanted.extend(e.by_program.iter().map(|p| p.program.as_str()));
+            wanted.extend([e.street(), e.community(), e.category()]);
+            wanted.extend(e.by_program.iter().map(|&(program, _)| program));
         }
         wanted.remove("");
         let wanted: Vec<&str> = wanted.into_iter().collect();
