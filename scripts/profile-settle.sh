@@ -8,6 +8,9 @@
 #                                        # = the difference of their counts / the difference of their settles
 #   scripts/profile-settle.sh floors     # the same count for redis-server behind the benchmark's floor servers:
 #                                        # `evalsha` (one INCR script) and `ledger` (a settlement's reads and writes)
+#   scripts/profile-settle.sh steps      # the settle script cut after each of its steps (scripts/settle_steps.py):
+#                                        # calls captured from the gateway (MONITOR) replayed as new settlements into
+#                                        # redis-server under callgrind; instructions per call after each step
 # Uses the release binaries (SKIP_BUILD=1 to use them as they are) and private processes on free ports only; writes
 # under target/profile/. Instruction counts do not move between runs on this noisy machine; times do.
 set -euo pipefail
@@ -138,8 +141,36 @@ floors)
     lt_stop_pid "$FLOOR_PID"
   done
   ;;
+steps)
+  # capture the gateway's settle calls and its settle script on a plain Redis
+  lt_start_redis "$OUT/redis-plain"
+  redis-cli -p "$REDIS_PORT" monitor >"$OUT/monitor.txt" 2>/dev/null &
+  lt_track $!
+  lt_start_gateway "$SETTLEGATE_BIN" "$OUT/gw" "$OUT/certs" "$REDIS_URL"
+  run_load capture --duration 4 --rate 50
+  lt_stop_pid "$GW_PID"
+  python3 "$ROOT/scripts/settle_steps.py" "$OUT/monitor.txt" "$OUT/steps" "${STEPS_CALLS:-300}"
+  # the same data (cards, ruleset, counters) in a redis-server under callgrind
+  redis-cli -p "$REDIS_PORT" save >/dev/null
+  mkdir -p "$OUT/redis"; cp "$OUT/redis-plain/dump.rdb" "$OUT/redis/dump.rdb"
+  lt_stop_pid "$REDIS_PID"
+  start_redis_under_callgrind
+  prev=0
+  for step in $(python3 -c "import sys; sys.path.insert(0, '$ROOT/scripts'); import settle_steps as s; print(' '.join(n for n, _ in s.STEPS))"); do
+    redis-cli -p "$REDIS_PORT" --pipe <"$OUT/steps/load-$step.resp" >/dev/null
+    callgrind_control -z "$REDIS_PID" >/dev/null
+    redis-cli -p "$REDIS_PORT" --pipe <"$OUT/steps/calls-$step.resp" >"$OUT/steps/pipe-$step.txt"
+    callgrind_control -d "$REDIS_PID" >/dev/null; sleep 1
+    ir=$(total_ir "$(ls -t "$OUT"/redis.cg.* | head -1)")
+    per=$(( ir / ${STEPS_CALLS:-300} ))
+    errors=$(grep -o 'errors: [0-9]*' "$OUT/steps/pipe-$step.txt" | awk '{print $2}')
+    printf '%-9s %8d instructions per call (this step: %7d; calls refused: %s)\n' "$step" "$per" $(( per - prev )) \
+      "${errors:-?}"
+    prev=$per
+  done
+  ;;
 *)
-  echo "usage: $0 perf|callgrind|floors" >&2
+  echo "usage: $0 perf|callgrind|floors|steps" >&2
   exit 2
   ;;
 esac
