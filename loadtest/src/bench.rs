@@ -315,19 +315,51 @@ pub fn render(run: &BenchRun) -> String {
         let what = "settle with fsync-always AOF / floor with fsync-always AOF";
         row(&mut s, what, ratio(aof, Some(floor_aof)), "(issue 13: ≥ 0.6)");
     }
+    // the store's floors, each pair of rows only when that system ran
     let ledger_floor = saturation(run, "ledger-floor");
-    if ledger_floor.is_some() {
-        let note = "(context: the most a settle could reach with the writes the contract keeps)";
-        row(&mut s, "ledger floor / floor", ratio(ledger_floor, floor), note);
-        let note = "(context: what the gateway and the split add to the store's floor)";
-        row(&mut s, "settle / ledger floor", ratio(settle, ledger_floor), note);
-    }
     let ledger_batch = saturation(run, "ledger-batch");
-    if ledger_batch.is_some() {
-        let note = "(context: the most a settle could reach with the contract's writes, settlements batched)";
-        row(&mut s, "batched ledger floor / floor", ratio(ledger_batch, floor), note);
-        let note = "(context: what batching gives the store's floor)";
-        row(&mut s, "batched ledger floor / ledger floor", ratio(ledger_batch, ledger_floor), note);
+    let floors = [
+        (
+            ledger_floor,
+            [
+                (
+                    "ledger floor / floor",
+                    ledger_floor,
+                    floor,
+                    "(context: the most a settle could reach with the writes the contract keeps)",
+                ),
+                (
+                    "settle / ledger floor",
+                    settle,
+                    ledger_floor,
+                    "(context: what the gateway and the split add to the store's floor)",
+                ),
+            ],
+        ),
+        (
+            ledger_batch,
+            [
+                (
+                    "batched ledger floor / floor",
+                    ledger_batch,
+                    floor,
+                    "(context: the most a settle could reach with the contract's writes, settlements batched)",
+                ),
+                (
+                    "batched ledger floor / ledger floor",
+                    ledger_batch,
+                    ledger_floor,
+                    "(context: what batching gives the store's floor)",
+                ),
+            ],
+        ),
+    ];
+    for (ran, rows) in floors {
+        if ran.is_some() {
+            for (what, numerator, denominator, note) in rows {
+                row(&mut s, what, ratio(numerator, denominator), note);
+            }
+        }
     }
     let cluster = saturation(run, "settle-cluster");
     if cluster.is_some() {
