@@ -126,17 +126,18 @@ async fn run(conn: redis::aio::MultiplexedConnection, mut rx: mpsc::Receiver<Wai
 
 /// One EVALSHA for the batch; per settlement, whether it was recorded.
 async fn invoke(script: &redis::Script, conn: &mut redis::aio::MultiplexedConnection, waiters: &[Waiter]) -> Vec<bool> {
+    let calls: Vec<_> = waiters.iter().map(|(n, _)| invocation(*n)).collect();
     let mut inv = script.prepare_invoke();
-    let (first, _) = invocation(waiters[0].0);
-    inv.key(&first[2]).key(&first[3]).key(&first[5]);
-    let mut argv = Vec::with_capacity(5 * waiters.len());
-    for (n, _) in waiters {
-        let (keys, args) = invocation(*n);
+    // the keys every settlement shares (totals, day list, events), once, then each settlement's own
+    let (shared, _) = &calls[0];
+    inv.key(&shared[2]).key(&shared[3]).key(&shared[5]);
+    for (keys, _) in &calls {
         inv.key(&keys[0]).key(&keys[1]).key(&keys[4]);
-        argv.extend(args);
     }
-    for a in &argv {
-        inv.arg(a);
+    for (_, args) in &calls {
+        for a in args {
+            inv.arg(a);
+        }
     }
     match inv.invoke_async::<Vec<Vec<String>>>(conn).await {
         Ok(replies) => replies.iter().map(|r| r.first().map(String::as_str) == Some("settled")).collect(),
